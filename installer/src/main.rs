@@ -1,0 +1,35 @@
+//! `installer`: the field engineer's tool inside the enclave. Verifies a bundle before anything
+//! else touches it.
+
+use bundle::cli::output::OutputArgs;
+use bundle::cli::verify_cmd::{self, VerifyArgs};
+use bundle::cli::Output;
+use clap::Parser;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "installer", version, about = "Verify and install air-gap bundles")]
+struct Cli {
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Check a bundle's signatures and every member against bundle.json.
+    Verify(VerifyArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Output::new(cli.output);
+    let result = match cli.command {
+        Command::Verify(args) => verify_cmd::run(&args, out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => ExitCode::from(out.failure(&error)),
+    }
+}

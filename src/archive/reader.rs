@@ -1,0 +1,129 @@
+//! Reads an archive through its seek table: any decompressed range on demand, member headers
+//! at known offsets, and every frame in order with parallel decompression.
+
+use super::frames::FrameDecompressor;
+use super::parallel::ordered_map;
+use super::tar::{MemberHeader, Parser, Visitor, BLOCK};
+use super::{ArchiveError, ReadAt, SeekTable};
+use std::ops::Range;
+
+/// An open archive: its byte source and checked seek table.
+pub struct Archive<S> {
+    src: S,
+    table: SeekTable,
+}
+
+impl<S: ReadAt> Archive<S> {
+    /// Opens `src`, reading and checking its seek table.
+    pub fn open(src: S) -> Result<Self, ArchiveError> {
+        let table = SeekTable::read(&src)?;
+        Ok(Archive { src, table })
+    }
+
+    /// The seek table.
+    pub fn table(&self) -> &SeekTable {
+        &self.table
+    }
+
+    /// The underlying byte source.
+    pub fn source(&self) -> &S {
+        &self.src
+    }
+
+    /// Reads and decompresses frame `index`.
+    pub fn frame(
+        &self,
+        index: usize,
+        dctx: &mut FrameDecompressor,
+    ) -> Result<Vec<u8>, ArchiveError> {
+        let Some(frame) = self.table.frames().get(index) else {
+            return Err(ArchiveError::Truncated(format!("no frame {index}")));
+        };
+        let mut compressed = vec![0u8; frame.compressed as usize];
+        self.src
+            .read_exact_at(&mut compressed, frame.offset)
+            .map_err(|e| ArchiveError::io(format!("reading frame {index}"), e))?;
+        dctx.decompress(index, frame, &compressed)
+    }
+
+    /// Fills `buf` with decompressed bytes starting at decompressed `offset`.
+    pub fn read_at(&self, mut offset: u64, mut buf: &mut [u8]) -> Result<(), ArchiveError> {
+        let mut dctx = new_decompressor()?;
+        while !buf.is_empty() {
+            let Some(index) = self.table.frame_at(offset) else {
+                return Err(ArchiveError::Truncated(format!(
+                    "read past the end of the archive at offset {offset}"
+                )));
+            };
+            let frame = self.table.frames()[index];
+            let data = self.frame(index, &mut dctx)?;
+            let start = (offset - frame.data_offset) as usize;
+            let take = (data.len() - start).min(buf.len());
+            buf[..take].copy_from_slice(&data[start..start + take]);
+            buf = &mut buf[take..];
+            offset += take as u64;
+        }
+        Ok(())
+    }
+
+    /// Parses the member header(s) at decompressed `offset`; `None` at the end-of-archive marker.
+    pub fn header_at(&self, offset: u64) -> Result<Option<MemberHeader>, ArchiveError> {
+        struct First(Option<MemberHeader>);
+        impl Visitor for First {
+            type Error = ArchiveError;
+            fn member(&mut self, header: &MemberHeader) -> Result<(), ArchiveError> {
+                self.0 = Some(header.clone());
+                Ok(())
+            }
+            fn data(&mut self, _: &[u8]) -> Result<(), ArchiveError> {
+                Ok(())
+            }
+            fn member_end(&mut self) -> Result<(), ArchiveError> {
+                Ok(())
+            }
+        }
+        let mut parser = Parser::at(offset);
+        let mut first = First(None);
+        let mut block = [0u8; BLOCK];
+        while first.0.is_none() && !parser.ended() {
+            self.read_at(parser.offset(), &mut block)?;
+            parser.feed(&block, &mut first)?;
+        }
+        Ok(first.0)
+    }
+
+    /// Decompresses `frames` with `threads` workers and hands each frame's bytes (or the error
+    /// reading it) to `sink` in order, with at most a few frames in memory at once.
+    pub fn for_each_frame<E>(
+        &self,
+        frames: Range<usize>,
+        threads: usize,
+        mut sink: impl FnMut(usize, Result<Vec<u8>, ArchiveError>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = frames.start;
+        let mut next = start;
+        ordered_map(
+            threads,
+            threads * 2,
+            frames.map(Ok),
+            FrameDecompressor::new,
+            |dctx, index| match dctx {
+                Ok(dctx) => self.frame(index, dctx),
+                Err(e) => Err(ArchiveError::io("creating a zstd context", clone_io(e))),
+            },
+            |data| {
+                let index = next;
+                next += 1;
+                sink(index, data)
+            },
+        )
+    }
+}
+
+fn new_decompressor() -> Result<FrameDecompressor, ArchiveError> {
+    FrameDecompressor::new().map_err(|e| ArchiveError::io("creating a zstd context", e))
+}
+
+fn clone_io(e: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), e.to_string())
+}

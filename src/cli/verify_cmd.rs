@@ -1,0 +1,74 @@
+//! `verify`: the same command in `bundle` and `installer`.
+
+use super::trust_args::TrustArgs;
+use super::Output;
+use crate::container::verify::verify;
+use crate::container::Bundle;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Arguments of `verify`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Decompression threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct VerifyJson {
+    ok: bool,
+    name: String,
+    version: String,
+    members: usize,
+    bytes: u64,
+    signers: Vec<String>,
+    ignored_unknown_signers: Vec<String>,
+}
+
+/// Checks signatures and every member of a bundle and reports who signed it.
+pub fn run(args: &VerifyArgs, out: Output) -> Result<()> {
+    let policy = args.trust.policy()?;
+    let bundle = Bundle::open_path(&args.bundle)
+        .with_context(|| format!("opening {}", args.bundle.display()))?;
+    let threads = args
+        .threads
+        .unwrap_or_else(crate::archive::parallel::default_threads);
+    let progress = out.progress();
+    let report = verify(&bundle, &policy, threads, progress.as_ref())
+        .with_context(|| format!("{} failed verification", args.bundle.display()))?;
+    let signers: Vec<String> = report.signers.trusted.iter().map(|k| k.to_string()).collect();
+    let unknown: Vec<String> = report.signers.unknown.iter().map(|k| k.to_string()).collect();
+    let mut human = format!(
+        "OK {} {}: {} members, {} bytes checked; signed by {}\n",
+        report.name,
+        report.version,
+        report.members,
+        report.bytes,
+        signers.join(", ")
+    );
+    if !unknown.is_empty() {
+        human.push_str(&format!(
+            "ignored signatures by untrusted keys: {}\n",
+            unknown.join(", ")
+        ));
+    }
+    out.result(
+        human,
+        &VerifyJson {
+            ok: true,
+            name: report.name,
+            version: report.version,
+            members: report.members,
+            bytes: report.bytes,
+            signers,
+            ignored_unknown_signers: unknown,
+        },
+    );
+    Ok(())
+}

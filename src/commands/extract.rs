@@ -1,0 +1,51 @@
+//! `bundle extract`: write a bundle's members into a directory.
+
+use anyhow::{bail, Context, Result};
+use bundle::archive::parallel::default_threads;
+use bundle::cli::trust_args::TrustArgs;
+use bundle::cli::Output;
+use bundle::container::extract::extract;
+use bundle::container::Bundle;
+use std::path::PathBuf;
+
+/// Arguments of `extract`.
+#[derive(Debug, clap::Args)]
+pub struct ExtractArgs {
+    /// The bundle file.
+    bundle: PathBuf,
+    /// The directory to create (it must be absent or empty).
+    dir: PathBuf,
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// Extract without checking signatures (member hashes are still checked).
+    #[arg(long)]
+    insecure_skip_verify: bool,
+}
+
+pub fn run(args: &ExtractArgs, out: Output) -> Result<()> {
+    let bundle = Bundle::open_path(&args.bundle)
+        .with_context(|| format!("opening {}", args.bundle.display()))?;
+    if args.insecure_skip_verify {
+        out.warn("SIGNATURES NOT CHECKED (--insecure-skip-verify): the content is only as trustworthy as the file's origin");
+    } else {
+        if args.trust.keys.is_empty() {
+            bail!("give --key KEY.pub to check signatures, or --insecure-skip-verify");
+        }
+        let policy = args.trust.policy()?;
+        let signatures = bundle
+            .signatures()
+            .map_err(|p| anyhow::anyhow!("cannot read signatures: {p}"))?;
+        let found: Vec<_> = signatures.iter().map(|(_, s)| s.clone()).collect();
+        policy
+            .check(bundle.manifest_bytes(), &found)
+            .with_context(|| format!("{} failed verification", args.bundle.display()))?;
+    }
+    let progress = out.progress();
+    let files = extract(&bundle, &args.dir, default_threads(), progress.as_ref())
+        .with_context(|| format!("extracting {}", args.bundle.display()))?;
+    out.result(
+        format!("extracted {files} files into {}\n", args.dir.display()),
+        &serde_json::json!({ "ok": true, "files": files, "dir": args.dir }),
+    );
+    Ok(())
+}

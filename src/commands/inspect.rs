@@ -1,0 +1,83 @@
+//! `bundle inspect`: list members, sizes, kinds and signers without extracting.
+
+use anyhow::{Context, Result};
+use bundle::cli::Output;
+use bundle::container::inspect::{summarize, Summary};
+use bundle::container::Bundle;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::PathBuf;
+
+/// Arguments of `inspect`.
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The bundle file.
+    bundle: PathBuf,
+    /// List every member, not only totals per kind.
+    #[arg(long)]
+    members: bool,
+}
+
+pub fn run(args: &InspectArgs, out: Output) -> Result<()> {
+    let bundle = Bundle::open_path(&args.bundle)
+        .with_context(|| format!("opening {}", args.bundle.display()))?;
+    let summary = summarize(&bundle);
+    out.result(human(&summary, args.members), &summary);
+    Ok(())
+}
+
+fn human(s: &Summary, all: bool) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "bundle   {} {}", s.name, s.version);
+    let _ = writeln!(t, "created  {} by {}", s.created, s.tool);
+    if !s.platforms.is_empty() {
+        let _ = writeln!(t, "targets  {}", s.platforms.join(", "));
+    }
+    let _ = writeln!(
+        t,
+        "size     {} bytes in the file, {} bytes of tar in {} frames",
+        s.file_size, s.tar_size, s.frames
+    );
+    let _ = writeln!(t, "manifest bundle.json sha256 {}", s.manifest_sha256);
+    let mut kinds: BTreeMap<String, (usize, u64, u64)> = BTreeMap::new();
+    for m in &s.members {
+        let kind = m.kind.map_or("manifest".into(), |k| {
+            serde_json::to_value(k)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        });
+        let e = kinds.entry(kind).or_default();
+        e.0 += 1;
+        e.1 += m.size;
+        e.2 += m.compressed;
+    }
+    let _ = writeln!(t, "members  {}", s.members.len());
+    for (kind, (n, size, compressed)) in &kinds {
+        let _ = writeln!(
+            t,
+            "  {kind:<12} {n:>6} files {size:>14} bytes ({compressed} compressed)"
+        );
+    }
+    if all {
+        for m in &s.members {
+            let _ = writeln!(t, "  {:>14}  {}", m.size, m.path);
+        }
+    }
+    if let Some(problem) = &s.signature_problem {
+        let _ = writeln!(t, "signers  unreadable: {problem}");
+    } else if s.signatures.is_empty() {
+        let _ = writeln!(t, "signers  none (unsigned)");
+    } else {
+        let _ = writeln!(t, "signers  (not verified; use `bundle verify`)");
+        for sig in &s.signatures {
+            let _ = writeln!(
+                t,
+                "  {}  {}",
+                sig.key_id.as_deref().unwrap_or("(malformed)"),
+                sig.member
+            );
+        }
+    }
+    t
+}

@@ -1,0 +1,52 @@
+//! The `bundle` subcommands, one module each.
+
+mod extract;
+mod inspect;
+mod keygen;
+mod pack;
+mod sign;
+
+use bundle::cli::verify_cmd::{self, VerifyArgs};
+use bundle::cli::Output;
+
+/// Every subcommand of `bundle`.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Create an Ed25519 signing key pair (NAME.pub in minisign format, NAME.key encrypted).
+    Keygen(keygen::KeygenArgs),
+    /// Pack a staged directory into a bundle.
+    Pack(pack::PackArgs),
+    /// Add a signature to an existing bundle (countersign) without rebuilding it.
+    Sign(sign::SignArgs),
+    /// Check a bundle's signatures and every member against bundle.json.
+    Verify(VerifyArgs),
+    /// Show what is inside a bundle without extracting it.
+    Inspect(inspect::InspectArgs),
+    /// Extract a bundle into a directory, writing each member only after its hash matched.
+    Extract(extract::ExtractArgs),
+}
+
+/// Runs one subcommand.
+pub fn run(command: Command, out: Output) -> anyhow::Result<()> {
+    match command {
+        Command::Keygen(args) => keygen::run(&args, out),
+        Command::Pack(args) => pack::run(&args, out),
+        Command::Sign(args) => sign::run(&args, out),
+        Command::Verify(args) => verify_cmd::run(&args, out),
+        Command::Inspect(args) => inspect::run(&args, out),
+        Command::Extract(args) => extract::run(&args, out),
+    }
+}
+
+/// Loads and decrypts a secret key file.
+fn load_secret_key(
+    path: &std::path::Path,
+    passphrase: &bundle::cli::secrets::PassphraseArgs,
+) -> anyhow::Result<bundle::sign::SecretKey> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading secret key {}", path.display()))?;
+    let pass = passphrase.read(false)?;
+    bundle::sign::SecretKey::parse_encrypted(&text, &pass)
+        .with_context(|| format!("opening secret key {}", path.display()))
+}

@@ -1,0 +1,259 @@
+//! Opening a bundle: seek table, `bundle.json`, where every member lies, and the signature
+//! members after them, all by random access without reading the content.
+
+use super::BundleError;
+use crate::archive::source::FileSource;
+use crate::archive::tar::{header_len, padding, END_OF_ARCHIVE};
+use crate::archive::{Archive, ArchiveError, ReadAt};
+use crate::manifest::{is_signature_path, Manifest, MANIFEST_PATH, MAX_MANIFEST_LEN};
+use sha2::{Digest, Sha256};
+use std::ops::Range;
+use std::path::Path;
+
+/// Largest signature member accepted.
+pub const MAX_SIGNATURE_LEN: u64 = 4096;
+
+/// Where one member lies in the decompressed stream and which frames hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// Path inside the bundle.
+    pub path: String,
+    /// Offset of the member's first header byte.
+    pub offset: u64,
+    /// Offset of the first data byte.
+    pub data_offset: u64,
+    /// Data size.
+    pub size: u64,
+    /// Frames holding the member (header, data and padding).
+    pub frames: Range<usize>,
+}
+
+impl Located {
+    /// Offset just past the member's padding, where the next member starts.
+    pub fn end(&self) -> u64 {
+        self.data_offset + self.size + padding(self.size)
+    }
+}
+
+/// A signature member as found in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundSignature {
+    /// Member path, e.g. `bundle.json.minisig`.
+    pub path: String,
+    /// The `.minisig` file's bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// An open bundle: checked seek table, parsed `bundle.json`, member locations and signatures.
+/// Nothing here is trusted until [`crate::container::verify`] says so.
+pub struct Bundle<S> {
+    archive: Archive<S>,
+    manifest_bytes: Vec<u8>,
+    manifest: Manifest,
+    members: Vec<Located>,
+    signatures: Result<Vec<(Located, FoundSignature)>, String>,
+}
+
+impl Bundle<FileSource> {
+    /// Opens the bundle file at `path`.
+    pub fn open_path(path: &Path) -> Result<Self, BundleError> {
+        let file = std::fs::File::open(path).map_err(|e| BundleError::io(path, e))?;
+        let src = FileSource::new(file).map_err(|e| BundleError::io(path, e))?;
+        Bundle::open(src)
+    }
+}
+
+impl<S: ReadAt> Bundle<S> {
+    /// Opens a bundle: reads the seek table and `bundle.json`, lays out the members and reads
+    /// the signature members that follow them.
+    pub fn open(src: S) -> Result<Self, BundleError> {
+        let archive = Archive::open(src)?;
+        let in_manifest = |source| BundleError::InMember {
+            path: MANIFEST_PATH.into(),
+            source,
+        };
+        let first = archive.header_at(0).map_err(in_manifest)?;
+        let first = match first {
+            Some(h) if h.path == MANIFEST_PATH => h,
+            Some(h) => return Err(BundleError::NoManifest { found: h.path }),
+            None => {
+                return Err(BundleError::NoManifest {
+                    found: "(no member)".into(),
+                })
+            }
+        };
+        if first.size > MAX_MANIFEST_LEN {
+            return Err(BundleError::Layout(format!(
+                "bundle.json claims {} bytes, more than the {MAX_MANIFEST_LEN} allowed",
+                first.size
+            )));
+        }
+        let mut manifest_bytes = vec![0u8; first.size as usize];
+        archive
+            .read_at(first.data_offset, &mut manifest_bytes)
+            .map_err(in_manifest)?;
+        let manifest = Manifest::parse(&manifest_bytes)?;
+        let mut members = Vec::with_capacity(manifest.members.len() + 1);
+        let mut offset = 0;
+        let entries = std::iter::once((MANIFEST_PATH, first.size))
+            .chain(manifest.members.iter().map(|e| (e.path.as_str(), e.size)));
+        for (path, size) in entries {
+            let data_offset = offset + header_len(path, size);
+            let end = data_offset + size + padding(size);
+            members.push(Located {
+                path: path.to_string(),
+                offset,
+                data_offset,
+                size,
+                frames: frame_range(&archive, offset, end),
+            });
+            offset = end;
+        }
+        let signatures = check_last_member(&archive, members.last())
+            .and_then(|()| locate_signatures(&archive, offset));
+        Ok(Bundle {
+            archive,
+            manifest_bytes,
+            manifest,
+            members,
+            signatures,
+        })
+    }
+
+    /// The parsed `bundle.json`.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The exact bytes of `bundle.json`, which signatures cover.
+    pub fn manifest_bytes(&self) -> &[u8] {
+        &self.manifest_bytes
+    }
+
+    /// Lower-case hex SHA-256 of `bundle.json`.
+    pub fn manifest_sha256(&self) -> String {
+        hex::encode(Sha256::digest(&self.manifest_bytes))
+    }
+
+    /// Every member with its location: `bundle.json` first, then the listed members.
+    pub fn members(&self) -> &[Located] {
+        &self.members
+    }
+
+    /// Looks up a listed member by path.
+    pub fn member(&self, path: &str) -> Option<&Located> {
+        self.members.iter().find(|m| m.path == path)
+    }
+
+    /// The signature members after the listed members, or why they could not be located (the
+    /// members are not where `bundle.json` puts them).
+    pub fn signatures(&self) -> Result<&[(Located, FoundSignature)], &str> {
+        self.signatures.as_deref().map_err(String::as_str)
+    }
+
+    /// The archive underneath.
+    pub fn archive(&self) -> &Archive<S> {
+        &self.archive
+    }
+
+    /// Number of frames before the signature members and the end marker: the frames that
+    /// `bundle.json` covers.
+    pub fn content_frames(&self) -> usize {
+        self.members.last().map_or(0, |m| m.frames.end)
+    }
+
+    /// Reads `buf.len()` bytes of `member`'s data from `offset` within the member.
+    pub fn read_member(
+        &self,
+        member: &Located,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<(), BundleError> {
+        if offset + buf.len() as u64 > member.size {
+            return Err(BundleError::Layout(format!(
+                "read past the end of member {}",
+                member.path
+            )));
+        }
+        self.archive
+            .read_at(member.data_offset + offset, buf)
+            .map_err(|source| BundleError::InMember {
+                path: member.path.clone(),
+                source,
+            })
+    }
+}
+
+/// Frames covering decompressed `[start, end)`; empty when the range is not frame-aligned.
+fn frame_range<S: ReadAt>(archive: &Archive<S>, start: u64, end: u64) -> Range<usize> {
+    let table = archive.table();
+    let first = table.frame_at(start);
+    let last = table.frame_at(end.saturating_sub(1));
+    match (first, last) {
+        (Some(a), Some(b)) if table.frames()[a].data_offset == start => a..b + 1,
+        _ => 0..0,
+    }
+}
+
+/// Checks that the last listed member is where `bundle.json` puts it, so that the place
+/// computed for the signatures can be trusted to be the end of the listed members.
+fn check_last_member<S: ReadAt>(
+    archive: &Archive<S>,
+    last: Option<&Located>,
+) -> Result<(), String> {
+    let Some(last) = last else { return Ok(()) };
+    let found = archive
+        .header_at(last.offset)
+        .map_err(|e| format!("member {}: {e}", last.path))?;
+    match found {
+        Some(h) if h.path == last.path && h.size == last.size => Ok(()),
+        _ => Err(format!(
+            "member {} is not at offset {} where bundle.json puts it",
+            last.path, last.offset
+        )),
+    }
+}
+
+fn locate_signatures<S: ReadAt>(
+    archive: &Archive<S>,
+    mut offset: u64,
+) -> Result<Vec<(Located, FoundSignature)>, String> {
+    let mut found = Vec::new();
+    let describe = |e: ArchiveError| e.to_string();
+    loop {
+        let Some(h) = archive.header_at(offset).map_err(describe)? else {
+            break;
+        };
+        if !is_signature_path(&h.path) {
+            return Err(format!(
+                "member {} follows the listed members; only signatures may",
+                h.path
+            ));
+        }
+        if h.size > MAX_SIGNATURE_LEN {
+            return Err(format!("signature {} is {} bytes long", h.path, h.size));
+        }
+        let mut bytes = vec![0u8; h.size as usize];
+        archive.read_at(h.data_offset, &mut bytes).map_err(describe)?;
+        let end = h.data_offset + h.size + padding(h.size);
+        let located = Located {
+            path: h.path.clone(),
+            offset,
+            data_offset: h.data_offset,
+            size: h.size,
+            frames: frame_range(archive, offset, end),
+        };
+        found.push((located, FoundSignature {
+            path: h.path,
+            bytes,
+        }));
+        offset = end;
+    }
+    let end = offset + END_OF_ARCHIVE.len() as u64;
+    if end != archive.table().data_len() {
+        return Err(format!(
+            "the end-of-archive marker at offset {offset} is not at the end of the stream"
+        ));
+    }
+    Ok(found)
+}

@@ -1,0 +1,8 @@
+//! The air-gap bundle library: the bundle container (format, signatures, verification) and,
+//! around it, what the online `bundle` and offline `installer` binaries share.
+
+pub mod archive;
+pub mod cli;
+pub mod container;
+pub mod manifest;
+pub mod sign;

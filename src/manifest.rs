@@ -1,0 +1,277 @@
+//! `bundle.json`: the bundle's signed table of contents, and the `SHA256SUMS` file derived
+//! from it for auditors.
+
+use crate::archive::tar::check_path;
+use serde::{Deserialize, Serialize};
+
+/// Format identifier written in, and required of, every `bundle.json`.
+pub const FORMAT: &str = "messenger-bundle/v1";
+/// Path of the manifest, always the first member.
+pub const MANIFEST_PATH: &str = "bundle.json";
+/// Path of the GNU-format checksum list, always the second member.
+pub const CHECKSUMS_PATH: &str = "SHA256SUMS";
+/// Largest `bundle.json` a reader accepts.
+pub const MAX_MANIFEST_LEN: u64 = 64 << 20;
+
+/// What a member is for; decides where `installer` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// `SHA256SUMS`.
+    Checksums,
+    /// The OCI layout's `oci-layout` and `index.json`.
+    OciLayout,
+    /// A blob of the OCI layout (`blobs/sha256/...`): layers, configs, manifests, indexes.
+    Blob,
+    /// A Helm chart archive or chart repository index.
+    Chart,
+    /// A ClamAV signature database.
+    Clamav,
+    /// Internal certificate authority material.
+    Ca,
+    /// A binary the installer needs (helm, kubectl).
+    Tool,
+    /// Documentation.
+    Doc,
+    /// Anything else.
+    File,
+}
+
+impl Kind {
+    /// The kind a member gets from its path in a staged directory.
+    pub fn of_path(path: &str) -> Kind {
+        let top = path.split('/').next().unwrap_or(path);
+        match (path, top) {
+            (CHECKSUMS_PATH, _) => Kind::Checksums,
+            ("oci-layout" | "index.json", _) => Kind::OciLayout,
+            (_, "blobs") => Kind::Blob,
+            (_, "charts") => Kind::Chart,
+            (_, "clamav") => Kind::Clamav,
+            (_, "ca") => Kind::Ca,
+            (_, "tools") => Kind::Tool,
+            (_, "docs") => Kind::Doc,
+            _ => Kind::File,
+        }
+    }
+
+    /// Sort rank of the kind's members in the archive: checksums, then the OCI layout
+    /// (`oci-layout`, `index.json`, blobs), then everything else by path.
+    pub fn rank(path: &str) -> u8 {
+        match path {
+            CHECKSUMS_PATH => 0,
+            "oci-layout" => 1,
+            "index.json" => 2,
+            _ if Kind::of_path(path) == Kind::Blob => 3,
+            _ => 4,
+        }
+    }
+}
+
+/// One member after `bundle.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Path inside the bundle.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the content.
+    pub sha256: String,
+    /// What the member is.
+    pub kind: Kind,
+}
+
+/// The content of `bundle.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Bundle name, e.g. `messenger`.
+    pub name: String,
+    /// Bundle version.
+    pub version: String,
+    /// Build time, RFC 3339 in UTC, taken from the inputs so builds are reproducible.
+    pub created: String,
+    /// The tool and version that wrote the bundle.
+    pub tool: String,
+    /// Target platforms, e.g. `linux/amd64`.
+    pub platforms: Vec<String>,
+    /// Every member after `bundle.json`, in archive order, starting with `SHA256SUMS`.
+    pub members: Vec<Entry>,
+}
+
+/// Why a `bundle.json` is not acceptable.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Not valid JSON for the model.
+    #[error("bundle.json is not valid: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Another format version.
+    #[error("bundle.json has format {found:?}; this tool reads {FORMAT:?}")]
+    Format { found: String },
+    /// A rule of the format is broken.
+    #[error("bundle.json: {0}")]
+    Invalid(String),
+}
+
+impl Manifest {
+    /// Parses and checks `bundle.json` bytes: format version, safe unique paths, well-formed
+    /// hashes, `SHA256SUMS` first, no reserved names.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let manifest: Manifest = serde_json::from_slice(bytes)?;
+        if manifest.format != FORMAT {
+            return Err(ManifestError::Format {
+                found: manifest.format,
+            });
+        }
+        let invalid = |msg: String| Err(ManifestError::Invalid(msg));
+        match manifest.members.first() {
+            Some(e) if e.path == CHECKSUMS_PATH && e.kind == Kind::Checksums => {}
+            _ => return invalid(format!("the first member must be {CHECKSUMS_PATH}")),
+        }
+        let mut seen = std::collections::HashSet::new();
+        for entry in &manifest.members {
+            if let Err(e) = check_path(&entry.path) {
+                return invalid(e.to_string());
+            }
+            if entry.path == MANIFEST_PATH || is_signature_path(&entry.path) {
+                return invalid(format!("member {:?} uses a reserved name", entry.path));
+            }
+            if !seen.insert(entry.path.as_str()) {
+                return invalid(format!("member {:?} is listed twice", entry.path));
+            }
+            if entry.sha256.len() != 64
+                || !entry
+                    .sha256
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+            {
+                return invalid(format!(
+                    "member {:?} has a malformed sha256 {:?}",
+                    entry.path, entry.sha256
+                ));
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// The canonical bytes of `bundle.json`: pretty-printed JSON and a final newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// Looks up a member by path.
+    pub fn entry(&self, path: &str) -> Option<&Entry> {
+        self.members.iter().find(|e| e.path == path)
+    }
+}
+
+/// `SHA256SUMS` in GNU coreutils format for `entries` (every member after `SHA256SUMS`).
+pub fn checksums_file<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Vec<u8> {
+    let mut out = String::new();
+    for e in entries {
+        out.push_str(&e.sha256);
+        out.push_str("  ");
+        out.push_str(&e.path);
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// Name of the signature member made by the bundle's first signer; `minisign -Vm bundle.json`
+/// finds it by default once the bundle is extracted.
+pub const FIRST_SIGNATURE_PATH: &str = "bundle.json.minisig";
+
+/// Name of the signature member of a countersigner whose key id is `key_id`.
+pub fn countersignature_path(key_id: &str) -> String {
+    format!("bundle.json.{key_id}.minisig")
+}
+
+/// Whether `path` names a signature member.
+pub fn is_signature_path(path: &str) -> bool {
+    path == FIRST_SIGNATURE_PATH
+        || path
+            .strip_prefix("bundle.json.")
+            .and_then(|rest| rest.strip_suffix(".minisig"))
+            .is_some_and(|id| id.len() == 16 && id.bytes().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Formats seconds since the epoch as RFC 3339 UTC.
+pub fn rfc3339(unix_seconds: u64) -> String {
+    let t = i64::try_from(unix_seconds)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+/// Parses an RFC 3339 time into seconds since the epoch.
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str) -> Entry {
+        Entry {
+            path: path.into(),
+            size: 1,
+            sha256: "a".repeat(64),
+            kind: Kind::of_path(path),
+        }
+    }
+
+    fn manifest(paths: &[&str]) -> Manifest {
+        Manifest {
+            format: FORMAT.into(),
+            name: "n".into(),
+            version: "1".into(),
+            created: rfc3339(0),
+            tool: "t".into(),
+            platforms: vec![],
+            members: paths.iter().map(|p| entry(p)).collect(),
+        }
+    }
+
+    #[test]
+    fn canonical_bytes_parse_back() {
+        let m = manifest(&["SHA256SUMS", "blobs/sha256/x", "docs/a.md"]);
+        assert_eq!(Manifest::parse(&m.to_bytes()).unwrap(), m);
+        assert_eq!(m.members[1].kind, Kind::Blob);
+    }
+
+    #[test]
+    fn reserved_duplicate_and_unsafe_paths_are_refused() {
+        for paths in [
+            &["SHA256SUMS", "a", "a"][..],
+            &["SHA256SUMS", "../a"],
+            &["SHA256SUMS", "bundle.json.minisig"],
+            &["SHA256SUMS", "bundle.json"],
+            &["a", "SHA256SUMS"],
+        ] {
+            let err = Manifest::parse(&manifest(paths).to_bytes()).unwrap_err();
+            assert!(matches!(err, ManifestError::Invalid(_)), "{paths:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn signature_paths() {
+        assert!(is_signature_path("bundle.json.minisig"));
+        assert!(is_signature_path(&countersignature_path("0123456789ABCDEF")));
+        assert!(!is_signature_path("bundle.json.x.minisig"));
+    }
+
+    #[test]
+    fn times_round_trip() {
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+    }
+}
