@@ -13,6 +13,9 @@ pub mod source;
 pub mod tar;
 pub mod writer;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::ArchiveError;
 pub use reader::Archive;
 pub use seek_table::{Frame, SeekTable};

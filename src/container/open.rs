@@ -220,10 +220,7 @@ fn locate_signatures<S: ReadAt>(
 ) -> Result<Vec<(Located, FoundSignature)>, String> {
     let mut found = Vec::new();
     let describe = |e: ArchiveError| e.to_string();
-    loop {
-        let Some(h) = archive.header_at(offset).map_err(describe)? else {
-            break;
-        };
+    while let Some(h) = archive.header_at(offset).map_err(describe)? {
         if !is_signature_path(&h.path) {
             return Err(format!(
                 "member {} follows the listed members; only signatures may",

@@ -1,0 +1,126 @@
+//! Shared helpers for the integration tests: running the binaries, staging sample content,
+//! test keys made by `bundle keygen`, and requiring the real tools CI installs.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Passphrase of the test keys.
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the full output unless the command succeeded.
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "command failed:\n{}\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Panics unless the command failed; returns it for assertions on the message.
+    pub fn failed(self) -> Run {
+        assert_ne!(self.code, 0, "command succeeded:\n{}\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// Runs `program` with `args` in `cwd`, the test passphrase in the environment.
+pub fn run(program: &str, args: &[&str], cwd: &Path) -> Run {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .env("BUNDLE_KEY_PASSPHRASE", PASSPHRASE)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs the `bundle` binary.
+pub fn bundle(args: &[&str], cwd: &Path) -> Run {
+    run(env!("CARGO_BIN_EXE_bundle"), args, cwd)
+}
+
+/// Runs a shell command line.
+pub fn sh(script: &str, cwd: &Path) -> Run {
+    run("sh", &["-c", script], cwd)
+}
+
+/// Fails the test with an install hint when a tool CI installs is missing.
+pub fn require(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is not on PATH: install it with `apt-get install -y {package}` (.ci/run does)"
+    );
+}
+
+/// Writes a staged directory with an OCI layout, a compressible text file, an incompressible
+/// blob and nested docs.
+pub fn stage(dir: &Path) {
+    let write = |rel: &str, data: &[u8]| {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    };
+    write("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    write("index.json", br#"{"schemaVersion":2,"manifests":[]}"#);
+    let mut noise = Vec::with_capacity(3 << 20);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while noise.len() < 3 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    write("blobs/sha256/1111", &noise);
+    write(
+        "charts/messenger-1.0.0.tgz",
+        "apiVersion: v2\nname: messenger\n".repeat(20_000).as_bytes(),
+    );
+    write("docs/quickstart.md", b"# Quickstart\n");
+    write(
+        &format!("docs/{}/deep.txt", "long-directory-name".repeat(6)),
+        b"a path longer than 100 bytes",
+    );
+}
+
+/// A key pair made by `bundle keygen` once per test process: (public key, secret key).
+pub fn test_key(name: &str) -> (PathBuf, PathBuf) {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap()).path();
+    let _guard = LOCK.lock().unwrap();
+    let public = dir.join(format!("{name}.pub"));
+    let secret = dir.join(format!("{name}.key"));
+    if !public.exists() {
+        bundle(&["keygen", "-o", name], dir).ok();
+    }
+    (public, secret)
+}
+
+/// Flips one byte of a file at `offset`.
+pub fn flip_byte(path: &Path, offset: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset as usize] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// `s` as a path string.
+pub fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
