@@ -4,23 +4,96 @@
 use super::{ArchiveError, Frame};
 use zstd::zstd_safe;
 
+/// Size of the sample that decides whether a slice is worth compressing.
+const SAMPLE_LEN: usize = 64 * 1024;
+/// A sample that does not shrink below this share of its size (in 1/1000) marks the slice as
+/// incompressible (already compressed data, such as gzip image layers).
+const INCOMPRESSIBLE_PER_MILLE: usize = 970;
+/// Largest block of a zstd frame.
+const MAX_BLOCK: usize = 128 * 1024;
+/// zstd frame magic number.
+const ZSTD_MAGIC: u32 = 0xFD2F_B528;
+
 /// A reusable compression context set up for bundle frames: content size and checksum in
-/// every frame header, so frames are self-describing and corruption is detected.
-pub struct FrameCompressor(zstd::bulk::Compressor<'static>);
+/// every frame header, so frames are self-describing and corruption is detected. Slices whose
+/// sample does not compress are stored in raw blocks, which costs a copy instead of a search.
+pub struct FrameCompressor {
+    full: zstd::bulk::Compressor<'static>,
+    probe: zstd::bulk::Compressor<'static>,
+}
 
 impl FrameCompressor {
     /// A context compressing at `level`.
     pub fn new(level: i32) -> std::io::Result<Self> {
-        let mut c = zstd::bulk::Compressor::new(level)?;
-        c.set_parameter(zstd::stream::raw::CParameter::ChecksumFlag(true))?;
-        c.set_parameter(zstd::stream::raw::CParameter::ContentSizeFlag(true))?;
-        Ok(FrameCompressor(c))
+        let mut full = zstd::bulk::Compressor::new(level)?;
+        full.set_parameter(zstd::stream::raw::CParameter::ChecksumFlag(true))?;
+        full.set_parameter(zstd::stream::raw::CParameter::ContentSizeFlag(true))?;
+        let probe = zstd::bulk::Compressor::new(1)?;
+        Ok(FrameCompressor { full, probe })
     }
 
     /// Compresses `data` into one complete zstd frame.
     pub fn compress(&mut self, data: &[u8]) -> std::io::Result<Vec<u8>> {
-        self.0.compress(data)
+        let mut out = Vec::new();
+        self.compress_into(data, &mut out)?;
+        Ok(out)
     }
+
+    /// Compresses `data` into one complete zstd frame written to `out` (which is cleared).
+    pub fn compress_into(&mut self, data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+        out.clear();
+        if data.len() >= 2 * SAMPLE_LEN {
+            let sample = &data[..SAMPLE_LEN];
+            out.reserve(zstd_safe::compress_bound(SAMPLE_LEN));
+            let probed = self.probe.compress_to_buffer(sample, out)?;
+            out.clear();
+            if probed * 1000 >= sample.len() * INCOMPRESSIBLE_PER_MILLE {
+                raw_frame_into(data, out);
+                return Ok(());
+            }
+        }
+        out.reserve(zstd_safe::compress_bound(data.len()));
+        self.full.compress_to_buffer(data, out)?;
+        Ok(())
+    }
+}
+
+/// A zstd frame holding `data` in raw (stored) blocks: single-segment header with the content
+/// size, blocks of at most 128 KiB, and the XXH64 content checksum, as RFC 8878 describes.
+pub fn raw_frame(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    raw_frame_into(data, &mut out);
+    out
+}
+
+/// [`raw_frame`] written into `out` (appended).
+pub fn raw_frame_into(data: &[u8], out: &mut Vec<u8>) {
+    let len = data.len();
+    let blocks = len.div_ceil(MAX_BLOCK).max(1);
+    out.reserve(len + 3 * blocks + 17);
+    out.extend_from_slice(&ZSTD_MAGIC.to_le_bytes());
+    // Frame header descriptor: content-size field size, single segment, checksum.
+    let (fcs_flag, fcs): (u8, Vec<u8>) = if len < 256 {
+        (0, vec![len as u8])
+    } else if len < 65536 + 256 {
+        (1, ((len - 256) as u16).to_le_bytes().to_vec())
+    } else {
+        (2, (len as u32).to_le_bytes().to_vec())
+    };
+    out.push((fcs_flag << 6) | (1 << 5) | (1 << 2));
+    out.extend_from_slice(&fcs);
+    let mut chunks = data.chunks(MAX_BLOCK).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0]);
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = u32::from(chunks.peek().is_none());
+        let header = last | ((chunk.len() as u32) << 3);
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.extend_from_slice(chunk);
+    }
+    let checksum = xxhash_rust::xxh64::xxh64(data, 0) as u32;
+    out.extend_from_slice(&checksum.to_le_bytes());
 }
 
 /// A reusable decompression context.
@@ -74,5 +147,55 @@ impl FrameDecompressor {
             return Err(fail(format!("decompressed to {n} bytes")));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x: u64 = 88172645463325252;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn raw_frames_decompress_with_libzstd_and_keep_their_checksum() {
+        for len in [0usize, 1, 255, 256, 65791, 65792, 131072, 131073, 2 << 20] {
+            let data = noise(len);
+            let frame = raw_frame(&data);
+            let back = zstd::bulk::decompress(&frame, len.max(1)).unwrap();
+            assert_eq!(back, data, "length {len}");
+            let entry = Frame {
+                offset: 0,
+                compressed: frame.len() as u32,
+                data_offset: 0,
+                decompressed: len as u32,
+            };
+            if len > 0 {
+                let mut d = FrameDecompressor::new().unwrap();
+                assert_eq!(d.decompress(0, &entry, &frame).unwrap(), data);
+                let mut bad = frame.clone();
+                let at = bad.len() / 2;
+                bad[at] ^= 1;
+                assert!(d.decompress(0, &entry, &bad).is_err(), "length {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn incompressible_slices_are_stored_and_text_is_compressed() {
+        let mut c = FrameCompressor::new(3).unwrap();
+        let data = noise(1 << 20);
+        assert_eq!(c.compress(&data).unwrap(), raw_frame(&data));
+        let text = "a line of text that repeats\n".repeat(40_000);
+        assert!(c.compress(text.as_bytes()).unwrap().len() < text.len() / 10);
     }
 }

@@ -4,6 +4,7 @@
 //! This module knows nothing of `bundle.json`: it writes and reads tar members and frames.
 //! `docs/format.md` specifies every byte.
 
+mod buffers;
 mod error;
 pub mod frames;
 pub mod parallel;

@@ -1,13 +1,54 @@
 //! Writes members as a tar stream of independent zstd frames, compressing frames in parallel
 //! and in a deterministic way, then closes the archive with the end marker and the seek table.
 
-use super::frames::FrameCompressor;
+use super::buffers::BufferPool;
+use super::frames::{raw_frame, FrameCompressor};
 use super::parallel::{default_threads, ordered_map};
 use super::tar::{member_header, padding, END_OF_ARCHIVE};
 use super::{ArchiveError, SeekTable, DEFAULT_LEVEL, FRAME_SIZE};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What [`Writer::write_members`] hands over after each frame is written. Its buffer goes
+/// back to the writer's pool when it is dropped.
+pub struct Written {
+    /// Index of the member in the list being written.
+    pub member: usize,
+    /// The frame's uncompressed bytes (header, data, padding).
+    chunk: Vec<u8>,
+    /// Where the member's data lies in `chunk`.
+    data: std::ops::Range<usize>,
+    pool: Arc<BufferPool>,
+}
+
+impl Written {
+    /// The member data the frame carried.
+    pub fn data(&self) -> &[u8] {
+        &self.chunk[self.data.clone()]
+    }
+}
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.chunk));
+    }
+}
+
+/// A member (header, data, padding) as one stored zstd frame; returns the frame and its
+/// uncompressed length. The frame's size depends only on the path and the data's length.
+pub fn stored_member_frame(
+    path: &str,
+    data: &[u8],
+    mtime: u64,
+) -> Result<(Vec<u8>, usize), ArchiveError> {
+    let mut tar = member_header(path, data.len() as u64, mtime)?;
+    tar.extend_from_slice(data);
+    tar.resize(tar.len() + padding(data.len() as u64) as usize, 0);
+    Ok((raw_frame(&tar), tar.len()))
+}
 
 /// Smallest frame size honoured, so a frame always has room for a header block and data.
 const MIN_FRAME_SIZE: usize = 4096;
@@ -90,42 +131,74 @@ impl<W: Write> Writer<W> {
         }
     }
 
-    /// Writes `members` in order; `progress` is told how many uncompressed bytes each frame
-    /// carried once the frame is written.
+    /// Writes `members` in order. After each frame is written, `written` receives it: which
+    /// member (by index in `members`) it belonged to and its uncompressed bytes. Workers read
+    /// and compress slices in parallel; this thread only writes frames out, in order.
     pub fn write_members(
         &mut self,
         members: impl IntoIterator<Item = Member>,
-        progress: &mut dyn FnMut(u64),
+        written: &mut dyn FnMut(Written),
     ) -> Result<(), ArchiveError> {
-        let chunks = Chunker {
-            members: members.into_iter(),
+        let slices = Slicer {
+            members: members.into_iter().enumerate(),
             current: None,
             options: self.options,
         };
         let level = self.options.level;
+        let window = self.options.threads * 4;
+        let pool = BufferPool::new(2 * window + 4);
         let (out, table) = (&mut self.out, &mut self.table);
         ordered_map(
             self.options.threads,
-            self.options.threads * 2,
-            chunks,
+            window,
+            slices,
             || FrameCompressor::new(level),
-            |compressor, chunk: Vec<u8>| {
-                let len = chunk.len();
-                let frame = match compressor {
-                    Ok(c) => c.compress(&chunk),
+            |compressor, slice: Slice| {
+                let chunk = slice.read(&pool)?;
+                let mut frame = pool.take(0);
+                match compressor {
+                    Ok(c) => c.compress_into(&chunk, &mut frame),
                     Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-                };
-                (len, frame)
+                }
+                .map_err(|e| ArchiveError::io("compressing a frame", e))?;
+                Ok((slice, chunk, frame))
             },
-            |(len, frame)| {
-                let frame = frame.map_err(|e| ArchiveError::io("compressing a frame", e))?;
+            |result: Result<(Slice, Vec<u8>, Vec<u8>), ArchiveError>| {
+                let (slice, chunk, frame) = result?;
                 out.write_all(&frame)
                     .map_err(|e| ArchiveError::io("writing the bundle", e))?;
-                table.push(frame.len() as u32, len as u32);
-                progress(len as u64);
+                table.push(frame.len() as u32, chunk.len() as u32);
+                pool.give(frame);
+                let start = slice.header.len();
+                written(Written {
+                    member: slice.member,
+                    chunk,
+                    data: start..start + slice.len,
+                    pool: Arc::clone(&pool),
+                });
                 Ok(())
             },
         )
+    }
+
+    /// Writes each member as one stored (uncompressed) frame, whose size depends only on the
+    /// member's path and size: the space can be overwritten later with other content of the
+    /// same size (see [`stored_member_frame`]).
+    pub fn write_stored_members(&mut self, members: &[Member]) -> Result<(), ArchiveError> {
+        for member in members {
+            let Content::Bytes(data) = &member.content else {
+                return Err(ArchiveError::io(
+                    "writing a stored member",
+                    std::io::ErrorKind::InvalidInput.into(),
+                ));
+            };
+            let (frame, len) = stored_member_frame(&member.path, data, self.options.mtime)?;
+            self.out
+                .write_all(&frame)
+                .map_err(|e| ArchiveError::io("writing the bundle", e))?;
+            self.table.push(frame.len() as u32, len as u32);
+        }
+        Ok(())
     }
 
     /// Writes the end-of-archive marker and the seek table; returns the output and the table.
@@ -147,106 +220,145 @@ impl<W: Write> Writer<W> {
     }
 }
 
+/// Where a slice's data comes from.
+enum Data {
+    Bytes(Arc<Vec<u8>>),
+    File(Arc<File>),
+}
+
+/// One frame's worth of the tar stream, described rather than read: the worker reads it.
+struct Slice {
+    member: usize,
+    path: Arc<str>,
+    header: Vec<u8>,
+    data: Data,
+    offset: u64,
+    len: usize,
+    padding: usize,
+}
+
+impl Slice {
+    /// The slice's bytes: header (if it starts the member), data, padding (if it ends it).
+    fn read(&self, pool: &BufferPool) -> Result<Vec<u8>, ArchiveError> {
+        let mut chunk = pool.take(self.header.len() + self.len + self.padding);
+        chunk.extend_from_slice(&self.header);
+        let start = chunk.len();
+        chunk.resize(start + self.len, 0);
+        match &self.data {
+            Data::Bytes(bytes) => {
+                let from = self.offset as usize;
+                chunk[start..].copy_from_slice(&bytes[from..from + self.len]);
+            }
+            Data::File(file) => file
+                .read_exact_at(&mut chunk[start..], self.offset)
+                .map_err(|e| ArchiveError::io(format!("reading {}", self.path), e))?,
+        }
+        chunk.resize(chunk.len() + self.padding, 0);
+        Ok(chunk)
+    }
+}
+
 /// Cuts members into frame-sized slices of the tar stream; a frame never spans two members.
-struct Chunker<I> {
+struct Slicer<I> {
     members: I,
     current: Option<Open>,
     options: WriterOptions,
 }
 
-/// The member being cut: its pending header, its reader and how much is left.
+/// The member being cut: its pending header, its data and how much is left.
 struct Open {
-    path: String,
-    size: u64,
+    member: usize,
+    path: Arc<str>,
     header: Vec<u8>,
-    reader: Box<dyn Read>,
-    remaining: u64,
+    data: Data,
+    size: u64,
+    offset: u64,
     padding: u64,
 }
 
-impl<I: Iterator<Item = Member>> Chunker<I> {
-    fn open(&self, member: Member) -> Result<Open, ArchiveError> {
+impl<I: Iterator<Item = (usize, Member)>> Slicer<I> {
+    fn open(&self, (index, member): (usize, Member)) -> Result<Open, ArchiveError> {
         let header = member_header(&member.path, member.size, self.options.mtime)?;
-        let reader: Box<dyn Read> = match member.content {
-            Content::Bytes(data) => Box::new(std::io::Cursor::new(data)),
-            Content::File(path) => Box::new(
-                File::open(&path)
-                    .map_err(|e| ArchiveError::io(format!("opening {}", path.display()), e))?,
-            ),
+        let data = match member.content {
+            Content::Bytes(bytes) => {
+                if bytes.len() as u64 != member.size {
+                    return Err(ArchiveError::SourceSize {
+                        path: member.path,
+                        expected: member.size,
+                        actual: bytes.len() as u64,
+                    });
+                }
+                Data::Bytes(Arc::new(bytes))
+            }
+            Content::File(path) => {
+                let file = File::open(&path)
+                    .map_err(|e| ArchiveError::io(format!("opening {}", path.display()), e))?;
+                let actual = file
+                    .metadata()
+                    .map_err(|e| ArchiveError::io(format!("reading {}", path.display()), e))?
+                    .len();
+                if actual != member.size {
+                    return Err(ArchiveError::SourceSize {
+                        path: member.path,
+                        expected: member.size,
+                        actual,
+                    });
+                }
+                Data::File(Arc::new(file))
+            }
         };
         Ok(Open {
-            path: member.path,
-            size: member.size,
+            member: index,
+            path: member.path.into(),
             header,
-            reader,
-            remaining: member.size,
+            data,
+            size: member.size,
+            offset: 0,
             padding: padding(member.size),
         })
     }
 
-    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ArchiveError> {
-        let open = match self.current.take() {
+    fn next_slice(&mut self) -> Result<Option<Slice>, ArchiveError> {
+        let mut open = match self.current.take() {
             Some(open) => open,
             None => match self.members.next() {
                 Some(member) => self.open(member)?,
                 None => return Ok(None),
             },
         };
-        let mut open = open;
         let frame_size = self.options.frame_size.max(MIN_FRAME_SIZE);
-        let mut chunk = std::mem::take(&mut open.header);
-        let room = (frame_size.saturating_sub(chunk.len()) as u64).min(open.remaining);
-        let start = chunk.len();
-        chunk.resize(start + room as usize, 0);
-        let got = read_full(&mut open.reader, &mut chunk[start..])
-            .map_err(|e| ArchiveError::io(format!("reading {}", open.path), e))?;
-        if got < room as usize {
-            return Err(ArchiveError::SourceSize {
-                path: open.path,
-                expected: open.size,
-                actual: open.size - open.remaining + got as u64,
-            });
-        }
-        open.remaining -= room;
-        if open.remaining == 0 {
-            let mut probe = [0u8; 1];
-            let extra = read_full(&mut open.reader, &mut probe)
-                .map_err(|e| ArchiveError::io(format!("reading {}", open.path), e))?;
-            if extra > 0 {
-                return Err(ArchiveError::SourceSize {
-                    path: open.path,
-                    expected: open.size,
-                    actual: open.size + 1,
-                });
-            }
-            let pad = open.padding.min(frame_size.saturating_sub(chunk.len()) as u64);
-            chunk.resize(chunk.len() + pad as usize, 0);
+        let header = std::mem::take(&mut open.header);
+        let len = (frame_size.saturating_sub(header.len()) as u64).min(open.size - open.offset);
+        let offset = open.offset;
+        open.offset += len;
+        let mut pad = 0;
+        if open.offset == open.size {
+            let used = header.len() + len as usize;
+            pad = open.padding.min(frame_size.saturating_sub(used) as u64);
             open.padding -= pad;
         }
-        if open.remaining > 0 || open.padding > 0 {
+        let slice = Slice {
+            member: open.member,
+            path: Arc::clone(&open.path),
+            header,
+            data: match &open.data {
+                Data::Bytes(b) => Data::Bytes(Arc::clone(b)),
+                Data::File(f) => Data::File(Arc::clone(f)),
+            },
+            offset,
+            len: len as usize,
+            padding: pad as usize,
+        };
+        if open.offset < open.size || open.padding > 0 {
             self.current = Some(open);
         }
-        Ok(Some(chunk))
+        Ok(Some(slice))
     }
 }
 
-impl<I: Iterator<Item = Member>> Iterator for Chunker<I> {
-    type Item = Result<Vec<u8>, ArchiveError>;
+impl<I: Iterator<Item = (usize, Member)>> Iterator for Slicer<I> {
+    type Item = Result<Slice, ArchiveError>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_chunk().transpose()
+        self.next_slice().transpose()
     }
-}
-
-/// Reads until `buf` is full or the reader ends; returns how many bytes were read.
-fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }

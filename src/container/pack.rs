@@ -4,9 +4,9 @@
 
 use super::trust::trusted_comment;
 use super::{BundleError, Progress};
-use crate::archive::parallel::ordered_map;
 use crate::archive::tar::check_path;
-use crate::archive::writer::{Content, Member};
+use crate::archive::writer::{stored_member_frame, Content, Member, Written};
+use crate::archive::ArchiveError;
 use crate::archive::{Writer, WriterOptions};
 use crate::manifest::{
     checksums_file, is_signature_path, rfc3339, Entry, Kind, Manifest, CHECKSUMS_PATH,
@@ -15,7 +15,7 @@ use crate::manifest::{
 use crate::sign::SecretKey;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Metadata and settings for a pack.
@@ -55,6 +55,10 @@ pub struct PackReport {
 
 /// Packs `dir` into the bundle file `out`, signed by `signer` if given, and writes the
 /// signature beside it as `<out>.minisig`. Nothing is left at `out` on failure.
+///
+/// One pass over the inputs: `bundle.json` and `SHA256SUMS` are first written as stored frames
+/// with placeholder hashes (their sizes do not depend on the hashes), the members are hashed as
+/// they are compressed and written, and the two stored frames are then overwritten in place.
 pub fn pack(
     dir: &Path,
     out: &Path,
@@ -66,7 +70,119 @@ pub fn pack(
     let timestamp = options
         .timestamp
         .unwrap_or_else(|| staged.iter().map(|s| s.mtime).max().unwrap_or(0));
-    let entries = hash_all(&staged, options.threads, progress)?;
+    let placeholder = "0".repeat(64);
+    let skeleton: Vec<Entry> = staged
+        .iter()
+        .map(|s| Entry {
+            path: s.path.clone(),
+            size: s.size,
+            sha256: placeholder.clone(),
+            kind: Kind::of_path(&s.path),
+        })
+        .collect();
+    let (skeleton_manifest, skeleton_sums) = describe(options, timestamp, skeleton.clone());
+    let writer_options = WriterOptions {
+        level: options.level,
+        threads: options.threads,
+        mtime: timestamp,
+        ..WriterOptions::default()
+    };
+    let total = staged.iter().map(|s| s.size).sum();
+    let mut report = None;
+    let compressed = write_atomically(out, |file| {
+        let mut writer = Writer::new(BufWriter::with_capacity(1 << 20, file), writer_options);
+        writer.write_stored_members(&[
+            Member::bytes(MANIFEST_PATH, skeleton_manifest.to_bytes()),
+            Member::bytes(CHECKSUMS_PATH, skeleton_sums.clone()),
+        ])?;
+        progress.start("pack", total);
+        let members = staged.iter().map(|s| Member {
+            path: s.path.clone(),
+            size: s.size,
+            content: Content::File(s.file.clone()),
+        });
+        let hashes = hash_alongside(staged.len(), |hash| {
+            writer.write_members(members, &mut |w| {
+                progress.advance(w.data().len() as u64);
+                hash(w);
+            })
+        })?;
+        progress.finish();
+        let mut entries = skeleton.clone();
+        for (entry, sha256) in entries.iter_mut().zip(hashes) {
+            entry.sha256 = sha256;
+        }
+        let (manifest, sums) = describe(options, timestamp, entries);
+        let manifest_bytes = manifest.to_bytes();
+        if manifest_bytes.len() != skeleton_manifest.to_bytes().len()
+            || sums.len() != skeleton_sums.len()
+        {
+            return Err(BundleError::Layout(
+                "bundle.json changed size once hashes were filled in".into(),
+            ));
+        }
+        let signature = signer.map(|key| sign_manifest(key, &manifest, &manifest_bytes));
+        if let Some(sig) = &signature {
+            let member = Member::bytes(FIRST_SIGNATURE_PATH, sig.clone().into_bytes());
+            writer.write_members([member], &mut |_| {})?;
+        }
+        let (buf, _) = writer.finish()?;
+        let mut file = buf
+            .into_inner()
+            .map_err(|e| BundleError::io(out, e.into_error()))?;
+        overwrite_stored(&mut file, out, timestamp, &[
+            (MANIFEST_PATH, &manifest_bytes),
+            (CHECKSUMS_PATH, &sums),
+        ])?;
+        report = Some((manifest, signature));
+        Ok(file)
+    })?;
+    let Some((manifest, signature)) = report else {
+        return Err(BundleError::Layout("pack produced no manifest".into()));
+    };
+    write_sidecar(out, signature.as_deref())?;
+    Ok(PackReport {
+        manifest,
+        compressed,
+    })
+}
+
+/// Runs `write`, which hands every written frame to the function it is given; a thread of
+/// its own hashes the frames' data per member meanwhile, so hashing and writing overlap.
+/// Returns each member's SHA-256 in hex.
+fn hash_alongside(
+    members: usize,
+    write: impl FnOnce(&mut dyn FnMut(Written)) -> Result<(), ArchiveError>,
+) -> Result<Vec<String>, BundleError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Written>(4);
+    std::thread::scope(|scope| {
+        let hasher = scope.spawn(move || {
+            let mut hashers = vec![Sha256::new(); members];
+            for w in rx {
+                if let Some(h) = hashers.get_mut(w.member) {
+                    h.update(w.data());
+                }
+            }
+            hashers
+                .into_iter()
+                .map(|h| hex::encode(h.finalize()))
+                .collect::<Vec<_>>()
+        });
+        let result = write(&mut |w| {
+            // The receiver lives until every sender is gone, so a send cannot fail here.
+            let _ = tx.send(w);
+        });
+        drop(tx);
+        let hashes = hasher
+            .join()
+            .map_err(|_| BundleError::Layout("the hashing thread failed".into()))?;
+        result?;
+        Ok(hashes)
+    })
+}
+
+/// `bundle.json` and `SHA256SUMS` for the staged `entries`.
+fn describe(options: &PackOptions, timestamp: u64, entries: Vec<Entry>) -> (Manifest, Vec<u8>) {
     let checksums = checksums_file(&entries);
     let mut members = vec![Entry {
         path: CHECKSUMS_PATH.into(),
@@ -84,41 +200,24 @@ pub fn pack(
         platforms: options.platforms.clone(),
         members,
     };
-    let manifest_bytes = manifest.to_bytes();
-    let signature = signer.map(|key| sign_manifest(key, &manifest, &manifest_bytes));
+    (manifest, checksums)
+}
 
-    let mut to_write = vec![
-        Member::bytes(MANIFEST_PATH, manifest_bytes),
-        Member::bytes(CHECKSUMS_PATH, checksums),
-    ];
-    to_write.extend(staged.into_iter().map(|s| Member {
-        path: s.path,
-        size: s.size,
-        content: Content::File(s.file),
-    }));
-    if let Some(sig) = &signature {
-        to_write.push(Member::bytes(FIRST_SIGNATURE_PATH, sig.clone().into_bytes()));
+/// Overwrites the stored frames at the start of `file` with `members`, which must have the
+/// sizes of the placeholders written there.
+fn overwrite_stored(
+    file: &mut File,
+    out: &Path,
+    mtime: u64,
+    members: &[(&str, &[u8])],
+) -> Result<(), BundleError> {
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| BundleError::io(out, e))?;
+    for (path, data) in members {
+        let (frame, _) = stored_member_frame(path, data, mtime)?;
+        file.write_all(&frame).map_err(|e| BundleError::io(out, e))?;
     }
-    let total = to_write.iter().map(|m| m.size).sum();
-    let writer_options = WriterOptions {
-        level: options.level,
-        threads: options.threads,
-        mtime: timestamp,
-        ..WriterOptions::default()
-    };
-    let compressed = write_atomically(out, |file| {
-        progress.start("pack", total);
-        let mut writer = Writer::new(std::io::BufWriter::new(file), writer_options);
-        writer.write_members(to_write, &mut |n| progress.advance(n))?;
-        let (buf, _) = writer.finish()?;
-        progress.finish();
-        buf.into_inner().map_err(|e| BundleError::io(out, e.into_error()))
-    })?;
-    write_sidecar(out, signature.as_deref())?;
-    Ok(PackReport {
-        manifest,
-        compressed,
-    })
+    Ok(())
 }
 
 /// Signs `bundle.json` with the bundle's trusted comment; returns the `.minisig` text.
@@ -239,54 +338,4 @@ fn input(file: &Path, reason: &str) -> BundleError {
         path: file.display().to_string(),
         reason: reason.to_string(),
     }
-}
-
-/// Hashes every staged file, several at a time.
-fn hash_all(
-    staged: &[Staged],
-    threads: usize,
-    progress: &dyn Progress,
-) -> Result<Vec<Entry>, BundleError> {
-    progress.start("hash", staged.iter().map(|s| s.size).sum());
-    let mut entries = Vec::with_capacity(staged.len());
-    ordered_map(
-        threads,
-        threads * 4,
-        staged.iter().map(Ok::<_, BundleError>),
-        || vec![0u8; 1 << 20],
-        |buf, s: &Staged| hash_file(&s.file, s.size, buf).map(|sha| (s, sha)),
-        |result| {
-            let (s, sha256) = result?;
-            progress.advance(s.size);
-            entries.push(Entry {
-                path: s.path.clone(),
-                size: s.size,
-                sha256,
-                kind: Kind::of_path(&s.path),
-            });
-            Ok(())
-        },
-    )?;
-    progress.finish();
-    Ok(entries)
-}
-
-fn hash_file(path: &Path, size: u64, buf: &mut [u8]) -> Result<String, BundleError> {
-    let mut file = File::open(path).map_err(|e| BundleError::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut total = 0u64;
-    loop {
-        let n = match file.read(buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(BundleError::io(path, e)),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    if total != size {
-        return Err(input(path, "file changed size while being packed"));
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
