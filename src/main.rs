@@ -8,7 +8,11 @@ use clap::Parser;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "bundle", version, about = "Build, sign and verify air-gap bundles")]
+#[command(
+    name = "bundle",
+    version,
+    about = "Build, sign and verify air-gap bundles"
+)]
 struct Cli {
     #[command(flatten)]
     output: OutputArgs,

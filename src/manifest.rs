@@ -265,7 +265,9 @@ mod tests {
     #[test]
     fn signature_paths() {
         assert!(is_signature_path("bundle.json.minisig"));
-        assert!(is_signature_path(&countersignature_path("0123456789ABCDEF")));
+        assert!(is_signature_path(&countersignature_path(
+            "0123456789ABCDEF"
+        )));
         assert!(!is_signature_path("bundle.json.x.minisig"));
     }
 

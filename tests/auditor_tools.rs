@@ -8,10 +8,17 @@ use std::path::Path;
 
 /// The shell block after the `audit-script` marker in docs/auditing.md.
 fn audit_script() -> String {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/auditing.md"))
-        .unwrap();
-    let after = doc.split("<!-- audit-script -->").nth(1).expect("marker in docs/auditing.md");
-    let block = after.split("```sh\n").nth(1).expect("sh block after the marker");
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/auditing.md"))
+            .unwrap();
+    let after = doc
+        .split("<!-- audit-script -->")
+        .nth(1)
+        .expect("marker in docs/auditing.md");
+    let block = after
+        .split("```sh\n")
+        .nth(1)
+        .expect("sh block after the marker");
     block.split("\n```").next().unwrap().to_string()
 }
 
@@ -25,7 +32,11 @@ fn require_tools() {
 fn packed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let (public, secret) = test_key("auditor-test");
     stage(&dir.join("stage"));
-    bundle(&["pack", "stage", "-o", "b.tar.zst", "--sign-key", p(&secret)], dir).ok();
+    bundle(
+        &["pack", "stage", "-o", "b.tar.zst", "--sign-key", p(&secret)],
+        dir,
+    )
+    .ok();
     (dir.join("b.tar.zst"), public)
 }
 
@@ -45,7 +56,12 @@ fn the_documented_audit_passes_on_a_signed_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let (file, key) = packed(dir.path());
     let run = run_audit(dir.path(), &file, &key).ok();
-    assert!(run.stdout.contains("Signature and comment signature verified"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("Signature and comment signature verified"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("bundle audited"), "{}", run.stdout);
 }
 
@@ -67,7 +83,12 @@ fn the_documented_audit_fails_on_a_file_added_to_the_tar_stream() {
     .ok();
     drop(run);
     let run = run_audit(dir.path(), &dir.path().join("tampered.tar.zst"), &key).failed();
-    assert!(run.stdout.contains("docs/evil.sh"), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("docs/evil.sh"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
 }
 
 #[test]
@@ -85,7 +106,12 @@ fn the_documented_audit_fails_on_a_changed_member() {
     )
     .ok();
     let run = run_audit(dir.path(), &dir.path().join("tampered.tar.zst"), &key).failed();
-    assert!(run.stdout.contains("docs/quickstart.md: FAILED"), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("docs/quickstart.md: FAILED"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
 }
 
 #[test]
@@ -94,13 +120,19 @@ fn stock_zstd_reads_the_frames_and_tar_sees_only_regular_root_files() {
     let dir = tempfile::tempdir().unwrap();
     let (file, _) = packed(dir.path());
     sh(&format!("zstd -tq '{}'", p(&file)), dir.path()).ok();
-    let listing = sh(&format!("zstd -dc '{}' | tar -tvf - --numeric-owner", p(&file)), dir.path())
-        .ok()
-        .stdout;
+    let listing = sh(
+        &format!("zstd -dc '{}' | tar -tvf - --numeric-owner", p(&file)),
+        dir.path(),
+    )
+    .ok()
+    .stdout;
     let lines: Vec<&str> = listing.lines().collect();
     assert!(lines[0].ends_with(" bundle.json"), "{listing}");
     assert!(lines[1].ends_with(" SHA256SUMS"), "{listing}");
-    assert!(lines.last().unwrap().ends_with(" bundle.json.minisig"), "{listing}");
+    assert!(
+        lines.last().unwrap().ends_with(" bundle.json.minisig"),
+        "{listing}"
+    );
     for line in &lines {
         assert!(line.starts_with("-rw-r--r-- 0/0 "), "{line}");
     }
@@ -113,16 +145,42 @@ fn minisign_verifies_a_countersignature_and_the_sidecar() {
     let (file, alice) = packed(dir.path());
     let (bob, bob_key) = test_key("auditor-test-2");
     bundle(&["sign", p(&file), "--key", p(&bob_key)], dir.path()).ok();
-    sh(&format!("mkdir x && zstd -dc '{}' | tar -xf - -C x", p(&file)), dir.path()).ok();
+    sh(
+        &format!("mkdir x && zstd -dc '{}' | tar -xf - -C x", p(&file)),
+        dir.path(),
+    )
+    .ok();
     let bob_id = std::fs::read_to_string(&bob).unwrap();
-    let bob_id = bob_id.lines().next().unwrap().rsplit(' ').next().unwrap().to_string();
+    let bob_id = bob_id
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
     let countersig = format!("bundle.json.{bob_id:0>16}.minisig");
     let x = dir.path().join("x");
     sh(&format!("minisign -Vm bundle.json -p '{}'", p(&alice)), &x).ok();
-    sh(&format!("minisign -Vm bundle.json -x {countersig} -p '{}'", p(&bob)), &x).ok();
-    sh(&format!("minisign -Vm bundle.json -x {countersig} -p '{}'", p(&alice)), &x).failed();
     sh(
-        &format!("minisign -Vm bundle.json -x '{}.minisig' -p '{}'", p(&file), p(&alice)),
+        &format!("minisign -Vm bundle.json -x {countersig} -p '{}'", p(&bob)),
+        &x,
+    )
+    .ok();
+    sh(
+        &format!(
+            "minisign -Vm bundle.json -x {countersig} -p '{}'",
+            p(&alice)
+        ),
+        &x,
+    )
+    .failed();
+    sh(
+        &format!(
+            "minisign -Vm bundle.json -x '{}.minisig' -p '{}'",
+            p(&file),
+            p(&alice)
+        ),
         &x,
     )
     .ok();

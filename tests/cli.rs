@@ -25,10 +25,18 @@ fn keygen_refuses_to_overwrite_and_takes_the_passphrase_from_a_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pass"), "from a file\n").unwrap();
     std::fs::write(dir.path().join("k.pub"), "existing").unwrap();
-    let run = bundle(&["keygen", "-o", "k", "--passphrase-file", "pass"], dir.path()).failed();
+    let run = bundle(
+        &["keygen", "-o", "k", "--passphrase-file", "pass"],
+        dir.path(),
+    )
+    .failed();
     assert!(run.stderr.contains("k.pub exists"), "{}", run.stderr);
     std::fs::remove_file(dir.path().join("k.pub")).unwrap();
-    bundle(&["keygen", "-o", "k", "--passphrase-file", "pass"], dir.path()).ok();
+    bundle(
+        &["keygen", "-o", "k", "--passphrase-file", "pass"],
+        dir.path(),
+    )
+    .ok();
     // The key opens with the file's passphrase, not with the environment's.
     stage(&dir.path().join("stage"));
     let args = ["pack", "stage", "-o", "b.tar.zst", "--sign-key", "k.key"];
@@ -45,18 +53,41 @@ fn pack_then_verify_reports_the_signer() {
     let dir = tempfile::tempdir().unwrap();
     stage(&dir.path().join("stage"));
     bundle(
-        &["pack", "stage", "-o", "b.tar.zst", "--sign-key", p(&secret), "--bundle-version", "2.0.0"],
+        &[
+            "pack",
+            "stage",
+            "-o",
+            "b.tar.zst",
+            "--sign-key",
+            p(&secret),
+            "--bundle-version",
+            "2.0.0",
+        ],
         dir.path(),
     )
     .ok();
     assert!(dir.path().join("b.tar.zst.minisig").is_file());
-    let run = bundle(&["--json", "verify", "b.tar.zst", "--key", p(&public)], dir.path()).ok();
+    let run = bundle(
+        &["--json", "verify", "b.tar.zst", "--key", p(&public)],
+        dir.path(),
+    )
+    .ok();
     let doc: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(doc["ok"], true);
     assert_eq!(doc["version"], "2.0.0");
     let key_id = std::fs::read_to_string(&public).unwrap();
-    let key_id = key_id.lines().next().unwrap().rsplit(' ').next().unwrap().to_string();
-    assert_eq!(doc["signers"][0].as_str().unwrap().trim_start_matches('0'), key_id.trim_start_matches('0'));
+    let key_id = key_id
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        doc["signers"][0].as_str().unwrap().trim_start_matches('0'),
+        key_id.trim_start_matches('0')
+    );
     // bundle.json, SHA256SUMS, six staged files and the signature.
     assert_eq!(doc["members"], 9);
 }
@@ -68,7 +99,16 @@ fn packing_twice_gives_byte_identical_bundles() {
     stage(&dir.path().join("stage"));
     for out in ["one.tar.zst", "two.tar.zst"] {
         bundle(
-            &["pack", "stage", "-o", out, "--sign-key", p(&secret), "--timestamp", "1700000000"],
+            &[
+                "pack",
+                "stage",
+                "-o",
+                out,
+                "--sign-key",
+                p(&secret),
+                "--timestamp",
+                "1700000000",
+            ],
             dir.path(),
         )
         .ok();
@@ -87,7 +127,16 @@ fn packing_twice_gives_byte_identical_bundles() {
         .unwrap();
     f.set_modified(later).unwrap();
     bundle(
-        &["pack", "stage", "-o", "three.tar.zst", "--sign-key", p(&secret), "--timestamp", "1700000000"],
+        &[
+            "pack",
+            "stage",
+            "-o",
+            "three.tar.zst",
+            "--sign-key",
+            p(&secret),
+            "--timestamp",
+            "1700000000",
+        ],
         dir.path(),
     )
     .ok();
@@ -108,7 +157,11 @@ fn a_failed_pack_leaves_the_previous_bundle_untouched() {
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".bundle-partial"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".bundle-partial")
+        })
         .collect();
     assert!(leftovers.is_empty(), "temporary files left behind");
 }
@@ -129,12 +182,34 @@ fn a_second_signer_countersigns_and_a_threshold_of_two_holds() {
     let (bob_pub, bob_key) = test_key("bob");
     let dir = tempfile::tempdir().unwrap();
     stage(&dir.path().join("stage"));
-    bundle(&["pack", "stage", "-o", "b.tar.zst", "--sign-key", p(&alice_key)], dir.path()).ok();
-    let two_keys = ["verify", "b.tar.zst", "--key", p(&alice_pub), "--key", p(&bob_pub)];
+    bundle(
+        &[
+            "pack",
+            "stage",
+            "-o",
+            "b.tar.zst",
+            "--sign-key",
+            p(&alice_key),
+        ],
+        dir.path(),
+    )
+    .ok();
+    let two_keys = [
+        "verify",
+        "b.tar.zst",
+        "--key",
+        p(&alice_pub),
+        "--key",
+        p(&bob_pub),
+    ];
     let mut threshold_two = two_keys.to_vec();
     threshold_two.extend(["--threshold", "2"]);
     let run = bundle(&threshold_two, dir.path()).failed();
-    assert!(run.stderr.contains("1 valid trusted signature(s)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("1 valid trusted signature(s)"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("2 required"), "{}", run.stderr);
 
     bundle(&["sign", "b.tar.zst", "--key", p(&bob_key)], dir.path()).ok();
@@ -144,7 +219,11 @@ fn a_second_signer_countersigns_and_a_threshold_of_two_holds() {
     assert_eq!(sidecar.matches("untrusted comment:").count(), 2);
     // Signing twice with the same key is refused.
     let run = bundle(&["sign", "b.tar.zst", "--key", p(&bob_key)], dir.path()).failed();
-    assert!(run.stderr.contains("already signed by key"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("already signed by key"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -155,7 +234,11 @@ fn an_unsigned_bundle_can_be_signed_later() {
     let run = bundle(&["pack", "stage", "-o", "b.tar.zst"], dir.path()).ok();
     assert!(run.stderr.contains("unsigned"), "{}", run.stderr);
     let run = bundle(&["verify", "b.tar.zst", "--key", p(&alice_pub)], dir.path()).failed();
-    assert!(run.stderr.contains("the bundle is not signed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the bundle is not signed"),
+        "{}",
+        run.stderr
+    );
     bundle(&["sign", "b.tar.zst", "--key", p(&alice_key)], dir.path()).ok();
     bundle(&["verify", "b.tar.zst", "--key", p(&alice_pub)], dir.path()).ok();
 }
@@ -165,7 +248,11 @@ fn verify_names_the_member_with_a_flipped_byte() {
     let (public, secret) = test_key("alice");
     let dir = tempfile::tempdir().unwrap();
     stage(&dir.path().join("stage"));
-    bundle(&["pack", "stage", "-o", "b.tar.zst", "--sign-key", p(&secret)], dir.path()).ok();
+    bundle(
+        &["pack", "stage", "-o", "b.tar.zst", "--sign-key", p(&secret)],
+        dir.path(),
+    )
+    .ok();
     // Find the blob's frames with inspect, then flip a byte in the middle of them.
     let run = bundle(&["--json", "inspect", "b.tar.zst"], dir.path()).ok();
     let doc: Value = serde_json::from_str(&run.stdout).unwrap();
@@ -186,7 +273,16 @@ fn inspect_lists_members_kinds_and_signers_without_a_key() {
     let dir = tempfile::tempdir().unwrap();
     stage(&dir.path().join("stage"));
     bundle(
-        &["pack", "stage", "-o", "b.tar.zst", "--sign-key", p(&secret), "--platform", "linux/amd64"],
+        &[
+            "pack",
+            "stage",
+            "-o",
+            "b.tar.zst",
+            "--sign-key",
+            p(&secret),
+            "--platform",
+            "linux/amd64",
+        ],
         dir.path(),
     )
     .ok();
@@ -198,7 +294,16 @@ fn inspect_lists_members_kinds_and_signers_without_a_key() {
         .iter()
         .map(|m| m["path"].as_str().unwrap())
         .collect();
-    assert_eq!(&paths[..5], ["bundle.json", "SHA256SUMS", "oci-layout", "index.json", "blobs/sha256/1111"]);
+    assert_eq!(
+        &paths[..5],
+        [
+            "bundle.json",
+            "SHA256SUMS",
+            "oci-layout",
+            "index.json",
+            "blobs/sha256/1111"
+        ]
+    );
     let kinds: Vec<&str> = doc["members"]
         .as_array()
         .unwrap()
@@ -217,13 +322,29 @@ fn extract_writes_exactly_the_staged_files() {
     let (public, secret) = test_key("alice");
     let dir = tempfile::tempdir().unwrap();
     stage(&dir.path().join("stage"));
-    bundle(&["pack", "stage", "-o", "b.tar.zst", "--sign-key", p(&secret)], dir.path()).ok();
+    bundle(
+        &["pack", "stage", "-o", "b.tar.zst", "--sign-key", p(&secret)],
+        dir.path(),
+    )
+    .ok();
     let run = bundle(&["extract", "b.tar.zst", "out"], dir.path()).failed();
     assert!(run.stderr.contains("--key"), "{}", run.stderr);
-    bundle(&["extract", "b.tar.zst", "out", "--key", p(&public)], dir.path()).ok();
-    let run = bundle(&["extract", "b.tar.zst", "out", "--key", p(&public)], dir.path()).failed();
+    bundle(
+        &["extract", "b.tar.zst", "out", "--key", p(&public)],
+        dir.path(),
+    )
+    .ok();
+    let run = bundle(
+        &["extract", "b.tar.zst", "out", "--key", p(&public)],
+        dir.path(),
+    )
+    .failed();
     assert!(run.stderr.contains("not empty"), "{}", run.stderr);
-    for rel in ["blobs/sha256/1111", "charts/messenger-1.0.0.tgz", "docs/quickstart.md"] {
+    for rel in [
+        "blobs/sha256/1111",
+        "charts/messenger-1.0.0.tgz",
+        "docs/quickstart.md",
+    ] {
         assert_eq!(
             std::fs::read(dir.path().join("out").join(rel)).unwrap(),
             std::fs::read(dir.path().join("stage").join(rel)).unwrap(),
@@ -231,7 +352,10 @@ fn extract_writes_exactly_the_staged_files() {
         );
     }
     for generated in ["bundle.json", "SHA256SUMS", "bundle.json.minisig"] {
-        assert!(dir.path().join("out").join(generated).is_file(), "{generated}");
+        assert!(
+            dir.path().join("out").join(generated).is_file(),
+            "{generated}"
+        );
     }
 }
 
@@ -255,7 +379,11 @@ fn extract_of_a_corrupted_bundle_writes_nothing_unverified() {
         dir.path(),
     )
     .failed();
-    assert!(run.stderr.contains("SIGNATURES NOT CHECKED"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("SIGNATURES NOT CHECKED"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("blobs/sha256/1111"), "{}", run.stderr);
     assert!(!dir.path().join("out/blobs/sha256/1111").exists());
     assert!(!dir.path().join("out/blobs/sha256/1111.partial").exists());

@@ -30,7 +30,11 @@ fn read_tree(root: &Path, rel: &str, out: &mut BTreeMap<String, Vec<u8>>) {
     for entry in std::fs::read_dir(root.join(rel)).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().into_string().unwrap();
-        let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let child = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
         if entry.file_type().unwrap().is_dir() {
             read_tree(root, &child, out);
         } else {

@@ -8,7 +8,11 @@ use clap::Parser;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "installer", version, about = "Verify and install air-gap bundles")]
+#[command(
+    name = "installer",
+    version,
+    about = "Verify and install air-gap bundles"
+)]
 struct Cli {
     #[command(flatten)]
     output: OutputArgs,

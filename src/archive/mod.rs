@@ -17,7 +17,7 @@ pub mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use error::ArchiveError;
+pub use error::{error_chain, ArchiveError};
 pub use reader::Archive;
 pub use seek_table::{Frame, SeekTable};
 pub use source::ReadAt;

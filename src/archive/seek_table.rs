@@ -43,10 +43,9 @@ pub struct SeekTable {
 impl SeekTable {
     /// Appends a frame of the given sizes after the existing ones.
     pub fn push(&mut self, compressed: u32, decompressed: u32) {
-        let (offset, data_offset) = self
-            .frames
-            .last()
-            .map_or((0, 0), |f| (f.offset + u64::from(f.compressed), f.data_end()));
+        let (offset, data_offset) = self.frames.last().map_or((0, 0), |f| {
+            (f.offset + u64::from(f.compressed), f.data_end())
+        });
         self.frames.push(Frame {
             offset,
             compressed,
@@ -204,6 +203,9 @@ mod tests {
         file.extend(t.encode());
         file.pop();
         let err = SeekTable::read(&file).unwrap_err();
-        assert!(err.to_string().contains("no seekable-format footer"), "{err}");
+        assert!(
+            err.to_string().contains("no seekable-format footer"),
+            "{err}"
+        );
     }
 }

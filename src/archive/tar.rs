@@ -74,12 +74,7 @@ pub fn member_header(path: &str, size: u64, mtime: u64) -> Result<Vec<u8>, Archi
             records.push_str(&pax_record("size", &size.to_string()));
         }
         let pax_len = records.len() as u64;
-        out.extend_from_slice(&ustar_block(
-            "PaxHeaders/member",
-            pax_len,
-            mtime,
-            b'x',
-        ));
+        out.extend_from_slice(&ustar_block("PaxHeaders/member", pax_len, mtime, b'x'));
         out.extend_from_slice(records.as_bytes());
         out.resize(out.len() + padding(pax_len) as usize, 0);
     }
@@ -624,7 +619,17 @@ mod tests {
 
     #[test]
     fn unsafe_paths_are_refused() {
-        for bad in ["/etc/passwd", "../x", "a/../../b", "a//b", "./a", "a/", "", "a\nb", "a\\b"] {
+        for bad in [
+            "/etc/passwd",
+            "../x",
+            "a/../../b",
+            "a//b",
+            "./a",
+            "a/",
+            "",
+            "a\nb",
+            "a\\b",
+        ] {
             assert!(
                 matches!(check_path(bad), Err(ArchiveError::UnsafePath { .. })),
                 "{bad:?} accepted"

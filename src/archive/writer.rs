@@ -211,7 +211,8 @@ impl<W: Write> Writer<W> {
         self.out
             .write_all(&end)
             .map_err(|e| ArchiveError::io("writing the bundle", e))?;
-        self.table.push(end.len() as u32, END_OF_ARCHIVE.len() as u32);
+        self.table
+            .push(end.len() as u32, END_OF_ARCHIVE.len() as u32);
         self.out
             .write_all(&self.table.encode())
             .and_then(|()| self.out.flush())

@@ -40,8 +40,8 @@ impl PassphraseArgs {
             bail!("an empty passphrase is not allowed");
         }
         if confirm {
-            let second = rpassword::prompt_password("Repeat passphrase: ")
-                .context("reading passphrase")?;
+            let second =
+                rpassword::prompt_password("Repeat passphrase: ").context("reading passphrase")?;
             if first != second {
                 bail!("the two passphrases differ");
             }

@@ -42,8 +42,18 @@ pub fn run(args: &VerifyArgs, out: Output) -> Result<()> {
     let progress = out.progress();
     let report = verify(&bundle, &policy, threads, progress.as_ref())
         .with_context(|| format!("{} failed verification", args.bundle.display()))?;
-    let signers: Vec<String> = report.signers.trusted.iter().map(|k| k.to_string()).collect();
-    let unknown: Vec<String> = report.signers.unknown.iter().map(|k| k.to_string()).collect();
+    let signers: Vec<String> = report
+        .signers
+        .trusted
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    let unknown: Vec<String> = report
+        .signers
+        .unknown
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
     let mut human = format!(
         "OK {} {}: {} members, {} bytes checked; signed by {}\n",
         report.name,

@@ -11,14 +11,14 @@ pub enum SignatureError {
     #[error("the bundle is not signed")]
     Unsigned,
     /// A signature member cannot be parsed (truncated, garbled).
-    #[error("signature {member}: malformed: {source}")]
+    #[error("signature {member} is malformed")]
     Malformed {
         member: String,
         #[source]
         source: SignError,
     },
     /// A trusted key's signature does not match `bundle.json`.
-    #[error("signature {member} by trusted key {key_id} does not verify: {source}")]
+    #[error("signature {member} by trusted key {key_id} does not verify")]
     BadSignature {
         member: String,
         key_id: KeyId,
@@ -76,7 +76,7 @@ pub enum BundleError {
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     /// An archive error while reading a known member.
-    #[error("member {path}: {source}")]
+    #[error("member {path}")]
     InMember {
         path: String,
         #[source]
@@ -127,7 +127,7 @@ pub enum BundleError {
     #[error("{path}: {reason}")]
     Input { path: String, reason: String },
     /// I/O on a named file.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: String,
         #[source]

@@ -4,7 +4,7 @@
 use super::BundleError;
 use crate::archive::source::FileSource;
 use crate::archive::tar::{header_len, padding, END_OF_ARCHIVE};
-use crate::archive::{Archive, ArchiveError, ReadAt};
+use crate::archive::{error_chain, Archive, ArchiveError, ReadAt};
 use crate::manifest::{is_signature_path, Manifest, MANIFEST_PATH, MAX_MANIFEST_LEN};
 use sha2::{Digest, Sha256};
 use std::ops::Range;
@@ -204,7 +204,7 @@ fn check_last_member<S: ReadAt>(
     let Some(last) = last else { return Ok(()) };
     let found = archive
         .header_at(last.offset)
-        .map_err(|e| format!("member {}: {e}", last.path))?;
+        .map_err(|e| format!("member {}: {}", last.path, error_chain(&e)))?;
     match found {
         Some(h) if h.path == last.path && h.size == last.size => Ok(()),
         _ => Err(format!(
@@ -219,7 +219,7 @@ fn locate_signatures<S: ReadAt>(
     mut offset: u64,
 ) -> Result<Vec<(Located, FoundSignature)>, String> {
     let mut found = Vec::new();
-    let describe = |e: ArchiveError| e.to_string();
+    let describe = |e: ArchiveError| error_chain(&e);
     while let Some(h) = archive.header_at(offset).map_err(describe)? {
         if !is_signature_path(&h.path) {
             return Err(format!(
@@ -231,7 +231,9 @@ fn locate_signatures<S: ReadAt>(
             return Err(format!("signature {} is {} bytes long", h.path, h.size));
         }
         let mut bytes = vec![0u8; h.size as usize];
-        archive.read_at(h.data_offset, &mut bytes).map_err(describe)?;
+        archive
+            .read_at(h.data_offset, &mut bytes)
+            .map_err(describe)?;
         let end = h.data_offset + h.size + padding(h.size);
         let located = Located {
             path: h.path.clone(),
@@ -240,10 +242,13 @@ fn locate_signatures<S: ReadAt>(
             size: h.size,
             frames: frame_range(archive, offset, end),
         };
-        found.push((located, FoundSignature {
-            path: h.path,
-            bytes,
-        }));
+        found.push((
+            located,
+            FoundSignature {
+                path: h.path,
+                bytes,
+            },
+        ));
         offset = end;
     }
     let end = offset + END_OF_ARCHIVE.len() as u64;

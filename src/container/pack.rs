@@ -6,7 +6,7 @@ use super::trust::trusted_comment;
 use super::{BundleError, Progress};
 use crate::archive::tar::check_path;
 use crate::archive::writer::{stored_member_frame, Content, Member, Written};
-use crate::archive::ArchiveError;
+use crate::archive::{error_chain, ArchiveError};
 use crate::archive::{Writer, WriterOptions};
 use crate::manifest::{
     checksums_file, is_signature_path, rfc3339, Entry, Kind, Manifest, CHECKSUMS_PATH,
@@ -130,10 +130,12 @@ pub fn pack(
         let mut file = buf
             .into_inner()
             .map_err(|e| BundleError::io(out, e.into_error()))?;
-        overwrite_stored(&mut file, out, timestamp, &[
-            (MANIFEST_PATH, &manifest_bytes),
-            (CHECKSUMS_PATH, &sums),
-        ])?;
+        overwrite_stored(
+            &mut file,
+            out,
+            timestamp,
+            &[(MANIFEST_PATH, &manifest_bytes), (CHECKSUMS_PATH, &sums)],
+        )?;
         report = Some((manifest, signature));
         Ok(file)
     })?;
@@ -215,7 +217,8 @@ fn overwrite_stored(
         .map_err(|e| BundleError::io(out, e))?;
     for (path, data) in members {
         let (frame, _) = stored_member_frame(path, data, mtime)?;
-        file.write_all(&frame).map_err(|e| BundleError::io(out, e))?;
+        file.write_all(&frame)
+            .map_err(|e| BundleError::io(out, e))?;
     }
     Ok(())
 }
@@ -246,9 +249,7 @@ pub fn write_sidecar(bundle: &Path, text: Option<&str>) -> Result<(), BundleErro
         })
         .map(|_| ()),
         None => match std::fs::remove_file(&sidecar) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(BundleError::io(&sidecar, e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BundleError::io(&sidecar, e)),
             _ => Ok(()),
         },
     }
@@ -267,15 +268,13 @@ pub fn write_atomically(
     };
     let temp = tempfile::Builder::new()
         .prefix(".bundle-partial-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(dir)
         .map_err(|e| BundleError::io(dir, e))?;
     let (file, temp_path) = temp.into_parts();
     let file = fill(file)?;
     file.sync_all().map_err(|e| BundleError::io(path, e))?;
-    let size = file
-        .metadata()
-        .map_err(|e| BundleError::io(path, e))?
-        .len();
+    let size = file.metadata().map_err(|e| BundleError::io(path, e))?.len();
     temp_path
         .persist(path)
         .map_err(|e| BundleError::io(path, e.error))?;
@@ -304,7 +303,7 @@ fn collect(dir: &Path) -> Result<Vec<Staged>, BundleError> {
             if meta.is_dir() {
                 stack.push((file, path));
             } else if meta.is_file() {
-                check_path(&path).map_err(|e| input(&file, &e.to_string()))?;
+                check_path(&path).map_err(|e| input(&file, &error_chain(&e)))?;
                 if path == MANIFEST_PATH || path == CHECKSUMS_PATH || is_signature_path(&path) {
                     return Err(input(&file, "reserved name: the bundle generates it"));
                 }

@@ -67,12 +67,17 @@ pub fn add_signature(
         let copied = std::io::copy(&mut (&mut src).take(keep_bytes), &mut out)
             .map_err(|e| BundleError::io(path, e))?;
         if copied != keep_bytes {
-            return Err(BundleError::Layout("the bundle shrank while being signed".into()));
+            return Err(BundleError::Layout(
+                "the bundle shrank while being signed".into(),
+            ));
         }
         out.seek(SeekFrom::End(0))
             .map_err(|e| BundleError::io(path, e))?;
         let mut writer = Writer::resume(out, table, options);
-        writer.write_members([Member::bytes(member.clone(), text.into_bytes())], &mut |_| {})?;
+        writer.write_members(
+            [Member::bytes(member.clone(), text.into_bytes())],
+            &mut |_| {},
+        )?;
         Ok(writer.finish()?.0)
     })?;
     write_sidecar(path, Some(&texts.concat()))?;

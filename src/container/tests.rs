@@ -45,11 +45,8 @@ fn patch_header(part: &mut Part, at: usize, value: &[u8]) {
 
 fn header_block_start(part: &Part) -> usize {
     if part.bytes[156] == b'x' {
-        let size = usize::from_str_radix(
-            std::str::from_utf8(&part.bytes[124..135]).unwrap(),
-            8,
-        )
-        .unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&part.bytes[124..135]).unwrap(), 8).unwrap();
         512 + size + padding(size as u64) as usize
     } else {
         0
@@ -143,7 +140,10 @@ fn fixture_named(name: &str, signers: &[SecretKey]) -> Fixture {
             } else {
                 countersignature_path(&k.id().to_string())
             };
-            tar_member(&path, sign_manifest(k, &manifest, &manifest_bytes).as_bytes())
+            tar_member(
+                &path,
+                sign_manifest(k, &manifest, &manifest_bytes).as_bytes(),
+            )
         })
         .collect();
     Fixture {
@@ -191,7 +191,10 @@ fn an_intact_bundle_verifies_and_names_its_signer() {
 #[test]
 fn an_unsigned_bundle_is_refused() {
     let err = check_parts(&fixture(&[]).parts()).unwrap_err();
-    assert!(matches!(err, BundleError::Signature(SignatureError::Unsigned)), "{err}");
+    assert!(
+        matches!(err, BundleError::Signature(SignatureError::Unsigned)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -217,10 +220,16 @@ fn a_bad_signature_is_refused() {
     let mut chars: Vec<char> = line2.chars().collect();
     chars[30] = if chars[30] == 'A' { 'B' } else { 'A' };
     let forged = text.replacen(line2, &chars.into_iter().collect::<String>(), 1);
-    *sig = tar_member(FIRST_SIGNATURE_PATH, forged.trim_end_matches('\0').as_bytes());
+    *sig = tar_member(
+        FIRST_SIGNATURE_PATH,
+        forged.trim_end_matches('\0').as_bytes(),
+    );
     let err = check_parts(&parts).unwrap_err();
     assert!(
-        matches!(err, BundleError::Signature(SignatureError::BadSignature { .. })),
+        matches!(
+            err,
+            BundleError::Signature(SignatureError::BadSignature { .. })
+        ),
         "{err}"
     );
 }
@@ -233,7 +242,10 @@ fn a_truncated_signature_is_refused() {
     *parts.last_mut().unwrap() = tar_member(FIRST_SIGNATURE_PATH, &text.as_bytes()[..100]);
     let err = check_parts(&parts).unwrap_err();
     assert!(
-        matches!(err, BundleError::Signature(SignatureError::Malformed { .. })),
+        matches!(
+            err,
+            BundleError::Signature(SignatureError::Malformed { .. })
+        ),
         "{err}"
     );
 }
@@ -528,7 +540,10 @@ fn a_changed_bundle_json_breaks_the_signature() {
     f.content[0] = tar_member(MANIFEST_PATH, tampered.as_bytes());
     let err = check_parts(&f.parts()).unwrap_err();
     assert!(
-        matches!(err, BundleError::Signature(SignatureError::OtherBundle { .. })),
+        matches!(
+            err,
+            BundleError::Signature(SignatureError::OtherBundle { .. })
+        ),
         "{err}"
     );
 }

@@ -75,7 +75,10 @@ impl TrustPolicy {
                 member: found.path.clone(),
                 source,
             })?;
-            if parsed.iter().any(|(_, s): &(&str, Signature)| s.key_id() == sig.key_id()) {
+            if parsed
+                .iter()
+                .any(|(_, s): &(&str, Signature)| s.key_id() == sig.key_id())
+            {
                 return Err(SignatureError::DuplicateSigner {
                     member: found.path.clone(),
                     key_id: sig.key_id(),
@@ -95,9 +98,7 @@ impl TrustPolicy {
             if let Err(source) = sig.verify(key, manifest_bytes) {
                 let signed = signed_sha256(sig.trusted_comment());
                 return Err(match signed {
-                    Some(signed)
-                        if signed != actual && sig.verify_trusted_comment(key).is_ok() =>
-                    {
+                    Some(signed) if signed != actual && sig.verify_trusted_comment(key).is_ok() => {
                         SignatureError::OtherBundle {
                             member: member.to_string(),
                             key_id: sig.key_id(),

@@ -81,12 +81,10 @@ pub fn check_members<S: ReadAt>(
         .archive()
         .for_each_frame(0..table.frames().len(), threads, |_, data| {
             let data = data.map_err(|e| checker.in_context(e))?;
-            parser
-                .feed(&data, &mut checker)
-                .map_err(|e| match e {
-                    BundleError::Archive(source) => checker.in_context(source),
-                    other => other,
-                })?;
+            parser.feed(&data, &mut checker).map_err(|e| match e {
+                BundleError::Archive(source) => checker.in_context(source),
+                other => other,
+            })?;
             progress.advance(data.len() as u64);
             Ok::<(), BundleError>(())
         })
@@ -126,10 +124,7 @@ fn first_difference(expected: &[FoundSignature], found: &[FoundSignature]) -> Op
 /// What the member being read is.
 enum Current {
     /// `bundle.json` or a listed member: hash and compare.
-    Listed {
-        index: usize,
-        hasher: Box<Sha256>,
-    },
+    Listed { index: usize, hasher: Box<Sha256> },
     /// A signature member: keep its bytes.
     Signature(FoundSignature),
     /// After a mismatch: only the sequence of paths matters now.

@@ -70,7 +70,7 @@ impl fmt::Display for AlgTag {
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -131,7 +131,7 @@ pub enum SignError {
     },
 
     /// A base64 line does not decode.
-    #[error("{kind}: {field} (line {line}) is not valid base64: {source}")]
+    #[error("{kind}: {field} (line {line}) is not valid base64")]
     Base64 {
         /// The format being parsed.
         kind: FileKind,

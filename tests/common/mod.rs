@@ -21,13 +21,21 @@ pub struct Run {
 impl Run {
     /// Panics with the full output unless the command succeeded.
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "command failed:\n{}\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed:\n{}\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// Panics unless the command failed; returns it for assertions on the message.
     pub fn failed(self) -> Run {
-        assert_ne!(self.code, 0, "command succeeded:\n{}\n{}", self.stdout, self.stderr);
+        assert_ne!(
+            self.code, 0,
+            "command succeeded:\n{}\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -90,7 +98,9 @@ pub fn stage(dir: &Path) {
     write("blobs/sha256/1111", &noise);
     write(
         "charts/messenger-1.0.0.tgz",
-        "apiVersion: v2\nname: messenger\n".repeat(20_000).as_bytes(),
+        "apiVersion: v2\nname: messenger\n"
+            .repeat(20_000)
+            .as_bytes(),
     );
     write("docs/quickstart.md", b"# Quickstart\n");
     write(

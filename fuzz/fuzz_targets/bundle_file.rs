@@ -1,0 +1,21 @@
+//! Any bytes as a bundle file: opening, summarising, checking and verifying must fail cleanly,
+//! never panic, and never allocate without bound.
+#![no_main]
+
+use bundle::container::inspect::summarize;
+use bundle::container::verify::{check_members, verify};
+use bundle::container::{Bundle, NoProgress, TrustPolicy};
+use bundle::sign::{KeyId, SecretKey};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(bundle) = Bundle::open(data.to_vec()) else {
+        return;
+    };
+    let _ = summarize(&bundle);
+    let _ = check_members(&bundle, None, 1, &NoProgress, None);
+    let key = SecretKey::from_seed(KeyId([1; 8]), &[1; 32]);
+    if let Ok(policy) = TrustPolicy::new(vec![key.public_key()], 1) {
+        let _ = verify(&bundle, &policy, 2, &NoProgress);
+    }
+});

@@ -1,0 +1,39 @@
+//! Any bytes as the decompressed tar stream of a well-framed bundle file, so the fuzzer spends
+//! its time in the tar, manifest, layout and signature logic instead of failing zstd checks.
+//! The first byte picks where frames are cut.
+#![no_main]
+
+use bundle::archive::frames::FrameCompressor;
+use bundle::archive::SeekTable;
+use bundle::container::verify::check_members;
+use bundle::container::{Bundle, NoProgress, TrustPolicy};
+use bundle::sign::{KeyId, SecretKey};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&cut, stream)) = data.split_first() else {
+        return;
+    };
+    let frame_len = 512 * (usize::from(cut % 8) + 1);
+    let Ok(mut compressor) = FrameCompressor::new(1) else {
+        return;
+    };
+    let mut file = Vec::new();
+    let mut table = SeekTable::default();
+    for chunk in stream.chunks(frame_len) {
+        let Ok(frame) = compressor.compress(chunk) else {
+            return;
+        };
+        table.push(frame.len() as u32, chunk.len() as u32);
+        file.extend(frame);
+    }
+    file.extend(table.encode());
+    let Ok(bundle) = Bundle::open(file) else {
+        return;
+    };
+    let _ = check_members(&bundle, None, 1, &NoProgress, None);
+    let key = SecretKey::from_seed(KeyId([1; 8]), &[1; 32]);
+    if let Ok(policy) = TrustPolicy::new(vec![key.public_key()], 1) {
+        let _ = bundle::container::verify::verify(&bundle, &policy, 1, &NoProgress);
+    }
+});
