@@ -9,6 +9,10 @@ command -v sha256sum >/dev/null || need+=(coreutils)
 command -v tar >/dev/null || need+=(tar)
 command -v xxd >/dev/null || need+=(xxd)
 [ -x /usr/bin/time ] || need+=(time)
+command -v openssl >/dev/null || need+=(openssl)
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v umoci >/dev/null || need+=(umoci)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -5,4 +5,5 @@ pub mod archive;
 pub mod cli;
 pub mod container;
 pub mod manifest;
+pub mod registry;
 pub mod sign;

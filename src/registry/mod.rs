@@ -1,0 +1,5 @@
+//! OCI distribution: image references and digests, and the registry client.
+
+pub mod reference;
+
+pub use reference::{Digest, Reference, ReferenceError};
