@@ -35,13 +35,17 @@ pub struct PackOptions {
     pub level: i32,
 }
 
-/// A staged file found under the input directory.
+/// One file to pack: where it goes in the bundle and where it is read from.
 #[derive(Debug, Clone)]
-struct Staged {
-    path: String,
-    file: PathBuf,
-    size: u64,
-    mtime: u64,
+pub struct Input {
+    /// Path inside the bundle.
+    pub path: String,
+    /// File to read.
+    pub file: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// Its modification time (seconds since the epoch), for the default timestamp.
+    pub mtime: u64,
 }
 
 /// Result of a pack.
@@ -66,7 +70,19 @@ pub fn pack(
     signer: Option<&SecretKey>,
     progress: &dyn Progress,
 ) -> Result<PackReport, BundleError> {
-    let staged = collect(dir)?;
+    pack_inputs(collect(dir)?, out, options, signer, progress)
+}
+
+/// Packs `inputs` (in bundle order, see [`sort_inputs`]) into the bundle file `out`, as
+/// [`pack`] does for a directory.
+pub fn pack_inputs(
+    staged: Vec<Input>,
+    out: &Path,
+    options: &PackOptions,
+    signer: Option<&SecretKey>,
+    progress: &dyn Progress,
+) -> Result<PackReport, BundleError> {
+    check_inputs(&staged)?;
     let timestamp = options
         .timestamp
         .unwrap_or_else(|| staged.iter().map(|s| s.mtime).max().unwrap_or(0));
@@ -283,7 +299,7 @@ pub fn write_atomically(
 
 /// Every regular file under `dir`, in bundle order; refuses symlinks, special files, names
 /// that are not UTF-8 or not safe, and the reserved names.
-fn collect(dir: &Path) -> Result<Vec<Staged>, BundleError> {
+fn collect(dir: &Path) -> Result<Vec<Input>, BundleError> {
     let mut out = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), String::new())];
     while let Some((abs, rel)) = stack.pop() {
@@ -303,16 +319,12 @@ fn collect(dir: &Path) -> Result<Vec<Staged>, BundleError> {
             if meta.is_dir() {
                 stack.push((file, path));
             } else if meta.is_file() {
-                check_path(&path).map_err(|e| input(&file, &error_chain(&e)))?;
-                if path == MANIFEST_PATH || path == CHECKSUMS_PATH || is_signature_path(&path) {
-                    return Err(input(&file, "reserved name: the bundle generates it"));
-                }
                 let mtime = meta
                     .modified()
                     .ok()
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .map_or(0, |d| d.as_secs());
-                out.push(Staged {
+                out.push(Input {
                     path,
                     file,
                     size: meta.len(),
@@ -326,10 +338,36 @@ fn collect(dir: &Path) -> Result<Vec<Staged>, BundleError> {
             }
         }
     }
-    out.sort_by(|a, b| {
+    sort_inputs(&mut out);
+    Ok(out)
+}
+
+/// Puts inputs in bundle order: `oci-layout`, `index.json`, blobs, then the rest by path.
+pub fn sort_inputs(inputs: &mut [Input]) {
+    inputs.sort_by(|a, b| {
         (Kind::rank(&a.path), a.path.as_bytes()).cmp(&(Kind::rank(&b.path), b.path.as_bytes()))
     });
-    Ok(out)
+}
+
+/// Refuses unsafe or reserved paths, duplicates and inputs out of bundle order.
+fn check_inputs(inputs: &[Input]) -> Result<(), BundleError> {
+    for (i, s) in inputs.iter().enumerate() {
+        check_path(&s.path).map_err(|e| input(&s.file, &error_chain(&e)))?;
+        if s.path == MANIFEST_PATH || s.path == CHECKSUMS_PATH || is_signature_path(&s.path) {
+            return Err(input(&s.file, "reserved name: the bundle generates it"));
+        }
+        if let Some(prev) = i.checked_sub(1).map(|j| &inputs[j]) {
+            let order = (Kind::rank(&prev.path), prev.path.as_bytes())
+                .cmp(&(Kind::rank(&s.path), s.path.as_bytes()));
+            if order != std::cmp::Ordering::Less {
+                return Err(input(
+                    &s.file,
+                    "duplicate path or inputs not in bundle order",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn input(file: &Path, reason: &str) -> BundleError {
