@@ -7,3 +7,4 @@ pub mod container;
 pub mod manifest;
 pub mod registry;
 pub mod sign;
+pub mod store;
