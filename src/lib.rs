@@ -7,4 +7,5 @@ pub mod container;
 pub mod manifest;
 pub mod registry;
 pub mod sign;
+pub mod spec;
 pub mod store;

@@ -3,6 +3,7 @@
 
 use crate::archive::tar::check_path;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// Format identifier written in, and required of, every `bundle.json`.
 pub const FORMAT: &str = "messenger-bundle/v1";
@@ -130,6 +131,13 @@ impl Manifest {
             Some(e) if e.path == CHECKSUMS_PATH && e.kind == Kind::Checksums => {}
             _ => return invalid(format!("the first member must be {CHECKSUMS_PATH}")),
         }
+        let listed = checksums_file(&manifest.members[1..]);
+        let sums = &manifest.members[0];
+        if sums.size != listed.len() as u64 || sums.sha256 != hex::encode(Sha256::digest(&listed)) {
+            return invalid(format!(
+                "{CHECKSUMS_PATH} as listed does not match the members bundle.json lists"
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for entry in &manifest.members {
             if let Err(e) = check_path(&entry.path) {
@@ -196,7 +204,9 @@ pub fn is_signature_path(path: &str) -> bool {
         || path
             .strip_prefix("bundle.json.")
             .and_then(|rest| rest.strip_suffix(".minisig"))
-            .is_some_and(|id| id.len() == 16 && id.bytes().all(|c| c.is_ascii_hexdigit()))
+            .is_some_and(|id| {
+                id.len() == 16 && id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'A'..=b'F'))
+            })
 }
 
 /// Formats seconds since the epoch as RFC 3339 UTC.
@@ -230,6 +240,17 @@ mod tests {
     }
 
     fn manifest(paths: &[&str]) -> Manifest {
+        let mut members: Vec<Entry> = paths.iter().map(|p| entry(p)).collect();
+        if let Some(sums) = members.iter().position(|e| e.path == CHECKSUMS_PATH) {
+            let rest: Vec<Entry> = members
+                .iter()
+                .filter(|e| e.path != CHECKSUMS_PATH)
+                .cloned()
+                .collect();
+            let listed = checksums_file(&rest);
+            members[sums].size = listed.len() as u64;
+            members[sums].sha256 = hex::encode(Sha256::digest(&listed));
+        }
         Manifest {
             format: FORMAT.into(),
             name: "n".into(),
@@ -237,8 +258,17 @@ mod tests {
             created: rfc3339(0),
             tool: "t".into(),
             platforms: vec![],
-            members: paths.iter().map(|p| entry(p)).collect(),
+            members,
         }
+    }
+
+    #[test]
+    fn a_checksum_list_that_disagrees_with_the_members_is_refused() {
+        let mut m = manifest(&["SHA256SUMS", "docs/a.md"]);
+        Manifest::parse(&m.to_bytes()).unwrap();
+        m.members[1].sha256 = "b".repeat(64);
+        let err = Manifest::parse(&m.to_bytes()).unwrap_err();
+        assert!(err.to_string().contains("SHA256SUMS as listed"), "{err}");
     }
 
     #[test]
@@ -269,6 +299,7 @@ mod tests {
             "0123456789ABCDEF"
         )));
         assert!(!is_signature_path("bundle.json.x.minisig"));
+        assert!(!is_signature_path("bundle.json.0123456789abcdef.minisig"));
     }
 
     #[test]

@@ -128,6 +128,10 @@ impl FrameDecompressor {
             }
             Err(code) => return Err(fail(zstd_safe::get_error_name(code).to_string())),
         }
+        // Frame header descriptor, after the 4-byte magic: bit 2 is the checksum flag.
+        if compressed.get(4).is_none_or(|d| d & 0x04 == 0) {
+            return Err(fail("the frame has no content checksum".into()));
+        }
         match zstd_safe::get_frame_content_size(compressed) {
             Ok(Some(n)) if n == u64::from(frame.decompressed) => {}
             Ok(Some(n)) => {
@@ -188,6 +192,23 @@ mod tests {
                 assert!(d.decompress(0, &entry, &bad).is_err(), "length {len}");
             }
         }
+    }
+
+    #[test]
+    fn a_frame_without_a_checksum_is_refused() {
+        let data = b"some data".repeat(10);
+        let frame = zstd::bulk::compress(&data, 3).unwrap();
+        let entry = Frame {
+            offset: 0,
+            compressed: frame.len() as u32,
+            data_offset: 0,
+            decompressed: data.len() as u32,
+        };
+        let err = FrameDecompressor::new()
+            .unwrap()
+            .decompress(0, &entry, &frame)
+            .unwrap_err();
+        assert!(err.to_string().contains("no content checksum"), "{err}");
     }
 
     #[test]

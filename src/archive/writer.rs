@@ -37,17 +37,21 @@ impl Drop for Written {
     }
 }
 
-/// A member (header, data, padding) as one stored zstd frame; returns the frame and its
-/// uncompressed length. The frame's size depends only on the path and the data's length.
-pub fn stored_member_frame(
+/// A member (header, data, padding) as stored zstd frames of at most [`FRAME_SIZE`]
+/// uncompressed bytes each; returns each frame with its uncompressed length. The frames' sizes
+/// depend only on the path and the data's length.
+pub fn stored_member_frames(
     path: &str,
     data: &[u8],
     mtime: u64,
-) -> Result<(Vec<u8>, usize), ArchiveError> {
+) -> Result<Vec<(Vec<u8>, usize)>, ArchiveError> {
     let mut tar = member_header(path, data.len() as u64, mtime)?;
     tar.extend_from_slice(data);
     tar.resize(tar.len() + padding(data.len() as u64) as usize, 0);
-    Ok((raw_frame(&tar), tar.len()))
+    Ok(tar
+        .chunks(FRAME_SIZE)
+        .map(|chunk| (raw_frame(chunk), chunk.len()))
+        .collect())
 }
 
 /// Smallest frame size honoured, so a frame always has room for a header block and data.
@@ -181,9 +185,9 @@ impl<W: Write> Writer<W> {
         )
     }
 
-    /// Writes each member as one stored (uncompressed) frame, whose size depends only on the
+    /// Writes each member as stored (uncompressed) frames, whose sizes depend only on the
     /// member's path and size: the space can be overwritten later with other content of the
-    /// same size (see [`stored_member_frame`]).
+    /// same size (see [`stored_member_frames`]).
     pub fn write_stored_members(&mut self, members: &[Member]) -> Result<(), ArchiveError> {
         for member in members {
             let Content::Bytes(data) = &member.content else {
@@ -192,11 +196,12 @@ impl<W: Write> Writer<W> {
                     std::io::ErrorKind::InvalidInput.into(),
                 ));
             };
-            let (frame, len) = stored_member_frame(&member.path, data, self.options.mtime)?;
-            self.out
-                .write_all(&frame)
-                .map_err(|e| ArchiveError::io("writing the bundle", e))?;
-            self.table.push(frame.len() as u32, len as u32);
+            for (frame, len) in stored_member_frames(&member.path, data, self.options.mtime)? {
+                self.out
+                    .write_all(&frame)
+                    .map_err(|e| ArchiveError::io("writing the bundle", e))?;
+                self.table.push(frame.len() as u32, len as u32);
+            }
         }
         Ok(())
     }

@@ -54,6 +54,10 @@ pub enum SignatureError {
         threshold: usize,
         signers: Vec<KeyId>,
     },
+    /// A signature member whose name does not match its place and key (the first is
+    /// `bundle.json.minisig`, each later one `bundle.json.<KEYID>.minisig`).
+    #[error("signature member {member} should be named {expected}")]
+    Misnamed { member: String, expected: String },
     /// Two signature members by the same key.
     #[error("signature {member}: key {key_id} signed twice")]
     DuplicateSigner { member: String, key_id: KeyId },

@@ -251,10 +251,12 @@ fn locate_signatures<S: ReadAt>(
         ));
         offset = end;
     }
-    let end = offset + END_OF_ARCHIVE.len() as u64;
-    if end != archive.table().data_len() {
+    let marker_alone = archive.table().frames().last().is_some_and(|f| {
+        f.data_offset == offset && f.decompressed as usize == END_OF_ARCHIVE.len()
+    });
+    if !marker_alone {
         return Err(format!(
-            "the end-of-archive marker at offset {offset} is not at the end of the stream"
+            "the end-of-archive marker at offset {offset} is not the last frame on its own"
         ));
     }
     Ok(found)

@@ -5,7 +5,7 @@
 use super::trust::trusted_comment;
 use super::{BundleError, Progress};
 use crate::archive::tar::check_path;
-use crate::archive::writer::{stored_member_frame, Content, Member, Written};
+use crate::archive::writer::{stored_member_frames, Content, Member, Written};
 use crate::archive::{error_chain, ArchiveError};
 use crate::archive::{Writer, WriterOptions};
 use crate::manifest::{
@@ -34,6 +34,9 @@ pub struct PackOptions {
     /// zstd level.
     pub level: i32,
 }
+
+/// Latest timestamp a ustar header can hold (11 octal digits), in the year 2242.
+const MAX_TIMESTAMP: u64 = 0o777_7777_7777;
 
 /// One file to pack: where it goes in the bundle and where it is read from.
 #[derive(Debug, Clone)]
@@ -86,6 +89,12 @@ pub fn pack_inputs(
     let timestamp = options
         .timestamp
         .unwrap_or_else(|| staged.iter().map(|s| s.mtime).max().unwrap_or(0));
+    if timestamp > MAX_TIMESTAMP {
+        return Err(BundleError::Input {
+            path: "timestamp".into(),
+            reason: format!("{timestamp} is past what a tar header holds ({MAX_TIMESTAMP})"),
+        });
+    }
     let placeholder = "0".repeat(64);
     let skeleton: Vec<Entry> = staged
         .iter()
@@ -140,7 +149,7 @@ pub fn pack_inputs(
         let signature = signer.map(|key| sign_manifest(key, &manifest, &manifest_bytes));
         if let Some(sig) = &signature {
             let member = Member::bytes(FIRST_SIGNATURE_PATH, sig.clone().into_bytes());
-            writer.write_members([member], &mut |_| {})?;
+            writer.write_stored_members(&[member])?;
         }
         let (buf, _) = writer.finish()?;
         let mut file = buf
@@ -232,9 +241,10 @@ fn overwrite_stored(
     file.seek(SeekFrom::Start(0))
         .map_err(|e| BundleError::io(out, e))?;
     for (path, data) in members {
-        let (frame, _) = stored_member_frame(path, data, mtime)?;
-        file.write_all(&frame)
-            .map_err(|e| BundleError::io(out, e))?;
+        for (frame, _) in stored_member_frames(path, data, mtime)? {
+            file.write_all(&frame)
+                .map_err(|e| BundleError::io(out, e))?;
+        }
     }
     Ok(())
 }

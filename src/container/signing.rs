@@ -74,10 +74,7 @@ pub fn add_signature(
         out.seek(SeekFrom::End(0))
             .map_err(|e| BundleError::io(path, e))?;
         let mut writer = Writer::resume(out, table, options);
-        writer.write_members(
-            [Member::bytes(member.clone(), text.into_bytes())],
-            &mut |_| {},
-        )?;
+        writer.write_stored_members(&[Member::bytes(member.clone(), text.into_bytes())])?;
         Ok(writer.finish()?.0)
     })?;
     write_sidecar(path, Some(&texts.concat()))?;

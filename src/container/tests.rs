@@ -549,6 +549,62 @@ fn a_changed_bundle_json_breaks_the_signature() {
 }
 
 #[test]
+fn a_countersignature_under_another_name_is_refused() {
+    let mut parts = fixture(&[key(1), key(4)]).parts();
+    let last = parts.len() - 1;
+    let text = parts[last].bytes[512..].to_vec();
+    let text = String::from_utf8(text).unwrap();
+    let misnamed = countersignature_path(&key(1).id().to_string());
+    parts[last] = tar_member(&misnamed, text.trim_end_matches('\0').as_bytes());
+    let err = check_parts(&parts).unwrap_err();
+    match err {
+        BundleError::Signature(SignatureError::Misnamed { member, expected }) => {
+            assert_eq!(member, misnamed);
+            assert_eq!(expected, countersignature_path(&key(4).id().to_string()));
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn an_end_marker_sharing_a_frame_with_a_member_is_refused() {
+    // The last signature and the end marker in one frame: countersigning such a file would
+    // cut the signature off, so the reader refuses it.
+    let mut parts = fixture(&[key(1)]).parts();
+    let mut last = parts.pop().unwrap();
+    last.bytes.extend_from_slice(&END_OF_ARCHIVE);
+    let mut file = Vec::new();
+    let mut table = SeekTable::default();
+    let mut c = FrameCompressor::new(3).unwrap();
+    for chunk in parts
+        .iter()
+        .map(|p| p.bytes.as_slice())
+        .chain([last.bytes.as_slice()])
+    {
+        let frame = c.compress(chunk).unwrap();
+        table.push(frame.len() as u32, chunk.len() as u32);
+        file.extend(frame);
+    }
+    file.extend(table.encode());
+    let err = check(file, &policy(&[&key(1)], 1)).unwrap_err();
+    assert!(matches!(err, BundleError::Layout(_)), "{err}");
+}
+
+#[test]
+fn a_member_that_does_not_start_a_frame_is_refused() {
+    let mut parts = fixture(&[key(1)]).parts();
+    let i = index_of(&parts, "docs/readme.md");
+    let readme = parts.remove(i);
+    parts[i - 1].bytes.extend(readme.bytes);
+    let err = check_parts(&parts).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("docs/readme.md does not start a frame"),
+        "{err}"
+    );
+}
+
+#[test]
 fn unknown_extra_signers_are_ignored_when_the_threshold_is_met() {
     let report = check_parts(&fixture(&[key(1), key(4)]).parts()).unwrap();
     assert_eq!(report.signers.trusted, vec![key(1).id()]);

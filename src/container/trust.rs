@@ -3,7 +3,7 @@
 
 use super::open::FoundSignature;
 use super::SignatureError;
-use crate::manifest::Manifest;
+use crate::manifest::{countersignature_path, Manifest, FIRST_SIGNATURE_PATH};
 use crate::sign::{KeyId, PublicKey, Signature};
 use sha2::{Digest, Sha256};
 
@@ -75,6 +75,17 @@ impl TrustPolicy {
                 member: found.path.clone(),
                 source,
             })?;
+            let expected_name = if parsed.is_empty() {
+                FIRST_SIGNATURE_PATH.to_string()
+            } else {
+                countersignature_path(&sig.key_id().to_string())
+            };
+            if found.path != expected_name {
+                return Err(SignatureError::Misnamed {
+                    member: found.path.clone(),
+                    expected: expected_name,
+                });
+            }
             if parsed
                 .iter()
                 .any(|(_, s): &(&str, Signature)| s.key_id() == sig.key_id())

@@ -5,7 +5,7 @@ use super::open::FoundSignature;
 use super::trust::{Signers, TrustPolicy};
 use super::{Bundle, BundleError, Progress};
 use crate::archive::tar::{MemberHeader, Parser, Visitor};
-use crate::archive::{ArchiveError, ReadAt};
+use crate::archive::{ArchiveError, ReadAt, SeekTable};
 use crate::manifest::{is_signature_path, MANIFEST_PATH};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -134,6 +134,7 @@ enum Current {
 /// Walks the tar stream and compares it with `bundle.json`.
 struct Checker<'a, 's> {
     sink: Option<&'s mut dyn MemberSink>,
+    table: &'a SeekTable,
     /// Paths and sizes in the expected order: `bundle.json`, then the listed members.
     expected: Vec<(&'a str, u64, &'a str)>,
     manifest_sha256: String,
@@ -161,6 +162,7 @@ impl<'a, 's> Checker<'a, 's> {
         );
         Checker {
             sink,
+            table: bundle.archive().table(),
             expected,
             manifest_sha256,
             next: 0,
@@ -237,6 +239,15 @@ impl Visitor for Checker<'_, '_> {
 
     fn member(&mut self, header: &MemberHeader) -> Result<(), BundleError> {
         let path = &header.path;
+        let starts_frame = self
+            .table
+            .frame_at(header.offset)
+            .is_some_and(|i| self.table.frames()[i].data_offset == header.offset);
+        if !starts_frame {
+            return Err(BundleError::Layout(format!(
+                "member {path} does not start a frame of its own"
+            )));
+        }
         if self.mismatch {
             if !is_signature_path(path) {
                 self.seen.push(path.clone());
