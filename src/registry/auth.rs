@@ -145,10 +145,13 @@ pub(crate) fn basic_header(auth: &Auth) -> String {
     )
 }
 
+/// Registry host, repository and scope.
+type TokenKey = (String, String, String);
+
 /// Tokens and per-host auth schemes learned so far, shared by every clone of a client.
 #[derive(Debug, Default)]
 pub(crate) struct AuthCache {
-    tokens: Mutex<HashMap<(String, String, String), (String, Instant)>>,
+    tokens: Mutex<HashMap<TokenKey, (String, Instant)>>,
     basic_hosts: Mutex<HashSet<String>>,
 }
 

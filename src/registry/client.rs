@@ -508,3 +508,55 @@ fn blob_call<'a>(
         headers,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_send<T: Send>(_: &T) {}
+
+    /// Callers spawn pulls on tokio's multi-threaded runtime: the futures must be `Send`.
+    #[test]
+    fn futures_are_send() {
+        let client = Client::new(ClientConfig::default()).unwrap();
+        let r = Reference::parse("127.0.0.1:1/x/y:z").unwrap();
+        let d = Digest::of(b"");
+        let mut out = Vec::new();
+        let progress = |_: u64| {};
+        is_send(&client.get_manifest(&r));
+        is_send(&client.head_manifest(&r));
+        is_send(&client.head_blob(&r, &d));
+        is_send(&client.get_blob(&r, &d, None, &mut out, &progress));
+    }
+
+    #[test]
+    fn bad_mirror_and_ca_files_are_config_errors() {
+        let mut config = ClientConfig::default();
+        config.registries.insert(
+            "docker.io".into(),
+            super::super::RegistrySettings {
+                insecure: false,
+                mirror: Some("http://mirror/path".into()),
+            },
+        );
+        assert!(matches!(
+            Client::new(config),
+            Err(RegistryError::Config { .. })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.crt");
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        for ca in [not_pem, dir.path().join("missing.crt")] {
+            let config = ClientConfig {
+                ca_files: vec![ca.clone()],
+                ..ClientConfig::default()
+            };
+            match Client::new(config) {
+                Err(e @ RegistryError::Config { .. }) => {
+                    assert!(e.to_string().contains(&ca.display().to_string()), "{e}")
+                }
+                other => panic!("expected Config error, got {other:?}"),
+            }
+        }
+    }
+}

@@ -70,20 +70,19 @@ pub(crate) fn permanent_transport_error(error: &reqwest::Error) -> bool {
         if is_certificate_error(e) {
             return true;
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| is_certificate_error(inner))
-            {
-                return true;
-            }
-        }
         current = e.source();
     }
     false
 }
 
+/// Whether `e` is a rustls certificate error, looking inside (nested) `std::io::Error`s,
+/// whose `source()` skips the error they wrap.
 fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        return io
+            .get_ref()
+            .is_some_and(|inner| is_certificate_error(inner));
+    }
     matches!(
         e.downcast_ref::<rustls::Error>(),
         Some(

@@ -52,14 +52,18 @@ pub(crate) fn endpoint(
     }
 }
 
-/// Whether `host` (a URL's `host[:port]`) is marked insecure, directly or as a mirror.
+/// Whether `host` (a URL's `host[:port]`) is marked insecure: by its own entry, or else as
+/// the mirror of an insecure registry (as [`endpoint`] decides).
 pub(crate) fn host_is_insecure(
     registries: &BTreeMap<String, RegistrySettings>,
     host: &str,
 ) -> bool {
-    registries.iter().any(|(name, s)| {
-        (name == host && s.insecure) || s.mirror.as_deref() == Some(host) && s.insecure
-    })
+    match registries.get(host) {
+        Some(settings) => settings.insecure,
+        None => registries
+            .values()
+            .any(|s| s.insecure && s.mirror.as_deref() == Some(host)),
+    }
 }
 
 /// The verified and the unverified HTTP client, built once per [`super::Client`].

@@ -134,3 +134,6 @@ pub fn flip_byte(path: &Path, offset: u64) {
 pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
+
+pub mod images;
+pub mod registry;

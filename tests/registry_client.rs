@@ -1,0 +1,1036 @@
+//! The registry client against real components: Debian's `docker-registry` (plain, and with
+//! htpasswd over TLS from a test CA), images pushed by `skopeo`, and an in-process HTTP proxy
+//! in front of the registry that injects faults (5xx, resets, 429 with `Retry-After`, cut and
+//! corrupted bodies, redirects to another host) or demands bearer tokens.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::error::Error as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bundle::registry::media;
+use bundle::registry::{
+    Client, ClientConfig, Credentials, Digest, Reference, RegistryError, RegistrySettings,
+};
+use common::images::{self, Blob, SampleImage};
+use common::registry::{free_port, RegistryOptions, TestRegistry};
+
+/// A client config with a small retry budget and short delays, `insecure` hosts marked so.
+fn fast_config(insecure: &[&str]) -> ClientConfig {
+    let registries = insecure
+        .iter()
+        .map(|host| {
+            (
+                host.to_string(),
+                RegistrySettings {
+                    insecure: true,
+                    mirror: None,
+                },
+            )
+        })
+        .collect::<BTreeMap<_, _>>();
+    ClientConfig {
+        registries,
+        max_attempts: 4,
+        base_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_secs(5),
+        ..ClientConfig::default()
+    }
+}
+
+fn reference(host: &str, name: &str) -> Reference {
+    Reference::parse(&format!("{host}/{name}")).unwrap()
+}
+
+fn digest(text: &str) -> Digest {
+    Digest::parse(text).unwrap()
+}
+
+/// The error and its sources on one line.
+fn full(e: &RegistryError) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Fetches a blob into memory, checking size, progress reports and content.
+async fn fetch_blob(client: &Client, r: &Reference, blob: &Blob) -> Vec<u8> {
+    let mut out = Vec::new();
+    let last = AtomicU64::new(0);
+    let size = blob.bytes.len() as u64;
+    let n = client
+        .get_blob(r, &digest(&blob.digest), Some(size), &mut out, &|so_far| {
+            assert!(so_far >= last.load(Ordering::SeqCst), "progress went back");
+            last.store(so_far, Ordering::SeqCst);
+        })
+        .await
+        .unwrap_or_else(|e| panic!("blob {}: {}", blob.digest, full(&e)));
+    assert_eq!(n, size);
+    assert_eq!(last.load(Ordering::SeqCst), size);
+    assert_eq!(images::sha256(&out), blob.digest);
+    assert_eq!(out, blob.bytes);
+    out
+}
+
+/// Pushes a fresh multi-arch image as `repository:v1`.
+fn pushed_multi_arch(
+    registry: &TestRegistry,
+    repository: &str,
+    seed: u64,
+) -> (tempfile::TempDir, SampleImage) {
+    let work = tempfile::tempdir().unwrap();
+    let image = images::multi_arch(&work.path().join("layout"), "v1", seed);
+    images::push(&image, registry, repository);
+    (work, image)
+}
+
+/// Pushes a fresh single-platform image as `repository:v1`.
+fn pushed_single(
+    registry: &TestRegistry,
+    repository: &str,
+    seed: u64,
+) -> (tempfile::TempDir, SampleImage) {
+    let work = tempfile::tempdir().unwrap();
+    let image = images::single(&work.path().join("layout"), "v1", seed);
+    images::push(&image, registry, repository);
+    (work, image)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_arch_index_platform_manifests_and_blobs_match_skopeo() {
+    let mut registry = TestRegistry::plain();
+    let (_work, image) = pushed_multi_arch(&registry, "team/app", 1);
+    let raw = images::inspect_raw(&registry, "team/app:v1");
+    let host = registry.host();
+    let client = Client::new(fast_config(&[&host])).unwrap();
+    let r = reference(&host, "team/app:v1");
+
+    let index = client.get_manifest(&r).await.unwrap();
+    assert_eq!(index.media_type, media::OCI_INDEX);
+    assert_eq!(
+        index.digest,
+        Digest::of(&raw),
+        "digest of skopeo's raw bytes"
+    );
+    assert_eq!(index.bytes, raw);
+    assert_eq!(
+        index.digest.as_str(),
+        image.top_digest(),
+        "skopeo kept our digest"
+    );
+    assert_eq!(
+        client.head_manifest(&r).await.unwrap(),
+        Some((
+            media::OCI_INDEX.to_string(),
+            index.digest.clone(),
+            raw.len() as u64
+        ))
+    );
+
+    let parsed: serde_json::Value = serde_json::from_slice(&index.bytes).unwrap();
+    let entries = parsed["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    let mut base_layers = Vec::new();
+    for (entry, local) in entries.iter().zip(&image.images) {
+        let platform = format!(
+            "{}/{}",
+            entry["platform"]["os"].as_str().unwrap(),
+            entry["platform"]["architecture"].as_str().unwrap()
+        );
+        assert_eq!(platform, local.platform);
+        let d = entry["digest"].as_str().unwrap();
+        let by_digest = reference(&host, &format!("team/app@{d}"));
+        let manifest = client.get_manifest(&by_digest).await.unwrap();
+        assert_eq!(manifest.media_type, media::OCI_MANIFEST);
+        assert!(media::is_manifest(&manifest.media_type));
+        assert_eq!(manifest.digest.as_str(), d);
+        assert_eq!(manifest.bytes, local.manifest.bytes);
+        let m: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
+        let descriptors = std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap());
+        for (descriptor, blob) in
+            descriptors.zip(std::iter::once(&local.config).chain(&local.layers))
+        {
+            assert_eq!(descriptor["digest"].as_str().unwrap(), blob.digest);
+            fetch_blob(&client, &r, blob).await;
+            assert_eq!(
+                client.head_blob(&r, &digest(&blob.digest)).await.unwrap(),
+                Some(blob.bytes.len() as u64)
+            );
+        }
+        base_layers.push(m["layers"][0]["digest"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        base_layers[0], base_layers[1],
+        "platforms share the base layer"
+    );
+
+    // The same client carries on after the registry restarts (stale pooled connections).
+    registry.restart();
+    let again = client.get_manifest(&r).await.unwrap();
+    assert_eq!(again.digest, index.digest);
+}
+
+/// Writes a docker `config.json` into `dir`.
+fn docker_config(dir: &std::path::Path, json: serde_json::Value) -> std::path::PathBuf {
+    let path = dir.join("config.json");
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    path
+}
+
+fn tls_login_registry() -> TestRegistry {
+    TestRegistry::start(RegistryOptions {
+        login: Some(("alice".into(), "s3cret".into())),
+        tls: true,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_htpasswd_registry_with_login_from_docker_config() {
+    let registry = tls_login_registry();
+    let (_work, image) = pushed_single(&registry, "private/app", 2);
+    let host = registry.host();
+    let ca = registry.ca.as_ref().unwrap().ca_cert.clone();
+    let r = reference(&host, "private/app:v1");
+    let dir = tempfile::tempdir().unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+    let config_json = docker_config(
+        dir.path(),
+        serde_json::json!({"auths": {format!("https://{host}"): {"auth": auth}}}),
+    );
+    let credentials = Credentials::from_files(Some(&config_json), None).unwrap();
+
+    // Verified TLS with the test CA and the login from config.json.
+    let client = Client::new(ClientConfig {
+        ca_files: vec![ca.clone()],
+        credentials: credentials.clone(),
+        ..fast_config(&[])
+    })
+    .unwrap();
+    let manifest = client.get_manifest(&r).await.unwrap();
+    assert_eq!(manifest.digest.as_str(), image.top_digest());
+    for blob in image.blobs() {
+        fetch_blob(&client, &r, blob).await;
+    }
+
+    // A wrong password is refused, naming registry, repository and user.
+    let client = Client::new(ClientConfig {
+        ca_files: vec![ca.clone()],
+        credentials: Credentials::none().with(&host, "alice", "wrong"),
+        ..fast_config(&[])
+    })
+    .unwrap();
+    match client.get_manifest(&r).await {
+        Err(e @ RegistryError::Unauthorized { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&host) && text.contains("private/app"),
+                "{text}"
+            );
+            assert!(text.contains("alice"), "{text}");
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+
+    // No login at all: Unauthorized, saying none is configured.
+    let client = Client::new(ClientConfig {
+        ca_files: vec![ca.clone()],
+        ..fast_config(&[])
+    })
+    .unwrap();
+    match client.get_manifest(&r).await {
+        Err(e @ RegistryError::Unauthorized { .. }) => {
+            assert!(e.to_string().contains("no credentials"), "{e}");
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+
+    // Without the CA the certificate is refused at once (not retried), naming the registry.
+    let client = Client::new(ClientConfig {
+        credentials: credentials.clone(),
+        max_attempts: 5,
+        base_backoff: Duration::from_secs(1),
+        ..fast_config(&[])
+    })
+    .unwrap();
+    let started = Instant::now();
+    match client.get_manifest(&r).await {
+        Err(e @ RegistryError::Unreachable { .. }) => {
+            let text = full(&e);
+            assert!(
+                text.contains(&host) && text.contains("private/app:v1"),
+                "{text}"
+            );
+            assert!(text.to_lowercase().contains("certificate"), "{text}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "certificate errors are final, took {:?}",
+        started.elapsed()
+    );
+
+    // Marked insecure: TLS without verification, still with the login.
+    let client = Client::new(ClientConfig {
+        credentials,
+        ..fast_config(&[&host])
+    })
+    .unwrap();
+    let manifest = client.get_manifest(&r).await.unwrap();
+    assert_eq!(manifest.digest.as_str(), image.top_digest());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_htpasswd_registry_with_login_from_credential_helper() {
+    let registry = tls_login_registry();
+    let (_work, image) = pushed_single(&registry, "private/app", 3);
+    let host = registry.host();
+    let ca = registry.ca.as_ref().unwrap().ca_cert.clone();
+    let r = reference(&host, "private/app:v1");
+    let dir = tempfile::tempdir().unwrap();
+    let helpers = dir.path().join("bin");
+    std::fs::create_dir_all(&helpers).unwrap();
+    let asked = dir.path().join("asked");
+    let secret = dir.path().join("secret");
+    let helper = helpers.join("docker-credential-test");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n\
+             [ \"$1\" = get ] || exit 3\n\
+             server=$(cat)\n\
+             printf '%s' \"$server\" > '{asked}'\n\
+             if [ \"$server\" = '{host}' ]; then\n\
+               printf '{{\"ServerURL\":\"%s\",\"Username\":\"alice\",\"Secret\":\"%s\"}}' \"$server\" \"$(cat '{secret}')\"\n\
+             else\n\
+               echo 'credentials not found in native keychain'; exit 1\n\
+             fi\n",
+            asked = asked.display(),
+            secret = secret.display(),
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config_json = docker_config(
+        dir.path(),
+        serde_json::json!({"credHelpers": {host.clone(): "test"}, "auths": {host.clone(): {}}}),
+    );
+    let make_client = || {
+        let credentials = Credentials::from_files(Some(&config_json), None)
+            .unwrap()
+            .with_helper_dir(&helpers);
+        Client::new(ClientConfig {
+            ca_files: vec![ca.clone()],
+            credentials,
+            ..fast_config(&[])
+        })
+        .unwrap()
+    };
+
+    std::fs::write(&secret, "s3cret").unwrap();
+    let client = make_client();
+    let manifest = client.get_manifest(&r).await.unwrap();
+    assert_eq!(manifest.digest.as_str(), image.top_digest());
+    fetch_blob(&client, &r, &image.images[0].layers[0]).await;
+    assert_eq!(
+        std::fs::read_to_string(&asked).unwrap(),
+        host,
+        "server URL on stdin"
+    );
+
+    std::fs::write(&secret, "not-the-password").unwrap();
+    match make_client().get_manifest(&r).await {
+        Err(e @ RegistryError::Unauthorized { .. }) => {
+            assert!(e.to_string().contains(&host), "{e}");
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_tag_repository_and_blob_are_not_found() {
+    let registry = TestRegistry::plain();
+    let (_work, image) = pushed_single(&registry, "team/app", 4);
+    let host = registry.host();
+    let client = Client::new(fast_config(&[&host])).unwrap();
+
+    // docker-registry 2.8 answers MANIFEST_UNKNOWN, not NAME_UNKNOWN, for a repository
+    // that does not exist.
+    for (name, code) in [
+        ("team/app:nope", "MANIFEST_UNKNOWN"),
+        ("team/ghost:v1", "_UNKNOWN"),
+    ] {
+        let r = reference(&host, name);
+        match client.get_manifest(&r).await {
+            Err(e @ RegistryError::NotFound { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains(&format!("image {host}/{name}")), "{text}");
+                assert!(text.contains(&format!("registry {host}")), "{text}");
+                assert!(text.contains(code), "{text}");
+            }
+            other => panic!("expected NotFound for {name}, got {other:?}"),
+        }
+        assert_eq!(client.head_manifest(&r).await.unwrap(), None);
+    }
+    let missing = Digest::of(b"never pushed");
+    let by_digest = reference(&host, &format!("team/app@{missing}"));
+    assert!(matches!(
+        client.get_manifest(&by_digest).await,
+        Err(RegistryError::NotFound { .. })
+    ));
+
+    let r = reference(&host, "team/app:v1");
+    let mut out = Vec::new();
+    match client.get_blob(&r, &missing, None, &mut out, &|_| {}).await {
+        Err(e @ RegistryError::NotFound { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains(&format!("blob {missing}")), "{text}");
+            assert!(
+                text.contains(&host) && text.contains("BLOB_UNKNOWN"),
+                "{text}"
+            );
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert_eq!(client.head_blob(&r, &missing).await.unwrap(), None);
+    let layer = &image.images[0].layers[0];
+    assert_eq!(
+        client.head_blob(&r, &digest(&layer.digest)).await.unwrap(),
+        Some(layer.bytes.len() as u64)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_port_is_unreachable_quickly() {
+    let host = format!("127.0.0.1:{}", free_port());
+    for insecure in [vec![], vec![host.as_str()]] {
+        let config = ClientConfig {
+            max_attempts: 2,
+            ..fast_config(&insecure)
+        };
+        let client = Client::new(config).unwrap();
+        let r = reference(&host, "team/app:v1");
+        let started = Instant::now();
+        match client.get_manifest(&r).await {
+            Err(e @ RegistryError::Unreachable { .. }) => {
+                let text = full(&e);
+                assert!(text.contains(&format!("registry {host}")), "{text}");
+                assert!(
+                    text.contains(&format!("image {host}/team/app:v1")),
+                    "{text}"
+                );
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_is_used_only_for_registries_marked_insecure() {
+    let registry = TestRegistry::plain();
+    let (_work, image) = pushed_single(&registry, "team/app", 5);
+    for host in [registry.host(), format!("localhost:{}", registry.port())] {
+        let r = reference(&host, "team/app:v1");
+        let strict = Client::new(ClientConfig {
+            max_attempts: 2,
+            ..fast_config(&[])
+        })
+        .unwrap();
+        match strict.get_manifest(&r).await {
+            Err(RegistryError::Unreachable { .. }) => {}
+            other => panic!("{host} without insecure must not downgrade, got {other:?}"),
+        }
+        let relaxed = Client::new(fast_config(&[&host])).unwrap();
+        let manifest = relaxed.get_manifest(&r).await.unwrap();
+        assert_eq!(manifest.digest.as_str(), image.top_digest());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_serves_docker_hub_repositories() {
+    let registry = TestRegistry::plain();
+    let (_work, image) = pushed_single(&registry, "team/app", 6);
+    let mirror = registry.host();
+    let mut config = fast_config(&[&mirror]);
+    config.registries.insert(
+        "docker.io".into(),
+        RegistrySettings {
+            insecure: false,
+            mirror: Some(mirror.clone()),
+        },
+    );
+    let client = Client::new(config).unwrap();
+    let r = Reference::parse("team/app:v1").unwrap();
+    assert_eq!(r.registry, "docker.io");
+    let manifest = client.get_manifest(&r).await.unwrap();
+    assert_eq!(manifest.digest.as_str(), image.top_digest());
+    fetch_blob(&client, &r, &image.images[0].layers[0]).await;
+    match client
+        .get_manifest(&Reference::parse("team/app:gone").unwrap())
+        .await
+    {
+        Err(e @ RegistryError::NotFound { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!("docker.io (mirror {mirror})")),
+                "{text}"
+            );
+            assert!(text.contains("image docker.io/team/app:gone"), "{text}");
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_faults_are_retried_and_retry_after_is_honoured() {
+    let registry = TestRegistry::plain();
+    let (_work, image) = pushed_multi_arch(&registry, "team/app", 7);
+    let proxy = fake::Proxy::start(&registry.url(), None).await;
+    let host = proxy.host();
+    let client = Client::new(fast_config(&[&host])).unwrap();
+    let r = reference(&host, "team/app:v1");
+
+    // A 500 and a reset connection, then the manifest.
+    proxy.fail("/manifests/v1", fake::Fault::Status(500));
+    proxy.fail("/manifests/v1", fake::Fault::Reset);
+    let index = client.get_manifest(&r).await.unwrap();
+    assert_eq!(index.digest.as_str(), image.top_digest());
+    assert_eq!(proxy.pending(), 0, "every fault was met");
+
+    // 429 with Retry-After: 1, then a download cut half-way: resumed with Range.
+    let layer = &image.images[0].layers[0];
+    proxy.fail(&layer.digest, fake::Fault::TooMany("1"));
+    proxy.fail(&layer.digest, fake::Fault::CutBody);
+    let started = Instant::now();
+    fetch_blob(&client, &r, layer).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(950),
+        "Retry-After ignored: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(4),
+        "waited too long: {waited:?}"
+    );
+    assert_eq!(proxy.pending(), 0);
+    let seen = proxy.seen();
+    let resumed = seen
+        .iter()
+        .filter(|s| s.path.contains(&layer.digest))
+        .filter_map(|s| s.range.clone())
+        .collect::<Vec<_>>();
+    assert_eq!(resumed.len(), 1, "{seen:#?}");
+    assert!(
+        resumed[0].starts_with("bytes=") && resumed[0] != "bytes=0-",
+        "{resumed:?}"
+    );
+
+    // A registry that keeps failing: TooManyAttempts naming registry and image.
+    for _ in 0..4 {
+        proxy.fail("/manifests/v1", fake::Fault::Status(503));
+    }
+    match client.get_manifest(&r).await {
+        Err(e @ RegistryError::TooManyAttempts { attempts: 4, .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&host) && text.contains("team/app:v1"),
+                "{text}"
+            );
+            assert!(text.contains("503"), "{text}");
+        }
+        other => panic!("expected TooManyAttempts, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_or_missized_content_is_refused() {
+    let registry = TestRegistry::plain();
+    let (_work, image) = pushed_multi_arch(&registry, "team/app", 8);
+    let proxy = fake::Proxy::start(&registry.url(), None).await;
+    let host = proxy.host();
+    let client = Client::new(fast_config(&[&host])).unwrap();
+    let r = reference(&host, "team/app:v1");
+
+    let layer = &image.images[1].layers[1];
+    proxy.fail(&layer.digest, fake::Fault::Corrupt);
+    let mut out = Vec::new();
+    let size = layer.bytes.len() as u64;
+    match client
+        .get_blob(&r, &digest(&layer.digest), Some(size), &mut out, &|_| {})
+        .await
+    {
+        Err(e @ RegistryError::DigestMismatch { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains(&format!("blob {}", layer.digest)), "{text}");
+            assert!(text.contains(&host), "{text}");
+        }
+        other => panic!("expected DigestMismatch, got {other:?}"),
+    }
+
+    // A platform manifest by digest, corrupted.
+    let platform = &image.images[0].manifest;
+    proxy.fail(&platform.digest, fake::Fault::Corrupt);
+    let by_digest = reference(&host, &format!("team/app@{}", platform.digest));
+    assert!(matches!(
+        client.get_manifest(&by_digest).await,
+        Err(RegistryError::DigestMismatch { .. })
+    ));
+    // By tag, the corrupted bytes disagree with the Docker-Content-Digest header.
+    proxy.fail("/manifests/v1", fake::Fault::Corrupt);
+    match client.get_manifest(&r).await {
+        Err(e @ RegistryError::DigestMismatch { .. }) => {
+            assert!(e.to_string().contains("Docker-Content-Digest"), "{e}");
+        }
+        other => panic!("expected DigestMismatch, got {other:?}"),
+    }
+    assert_eq!(proxy.pending(), 0);
+
+    // The size the caller expects differs from what the registry serves.
+    let mut out = Vec::new();
+    match client
+        .get_blob(
+            &r,
+            &digest(&layer.digest),
+            Some(size + 1),
+            &mut out,
+            &|_| {},
+        )
+        .await
+    {
+        Err(RegistryError::SizeMismatch {
+            expected, actual, ..
+        }) => assert_eq!((expected, actual), (size + 1, size)),
+        other => panic!("expected SizeMismatch, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_are_cached_and_kept_off_redirect_hosts() {
+    let registry = TestRegistry::plain();
+    let (_work, image) = pushed_multi_arch(&registry, "team/app", 9);
+    let cdn = fake::Proxy::start(&registry.url(), None).await;
+    let gate = fake::Proxy::start(
+        &registry.url(),
+        Some(fake::Gate {
+            user: "bob".into(),
+            password: "pw".into(),
+            token: "tok-123".into(),
+        }),
+    )
+    .await;
+    let host = gate.host();
+    let client = Client::new(ClientConfig {
+        credentials: Credentials::none().with(&host, "bob", "pw"),
+        ..fast_config(&[&host])
+    })
+    .unwrap();
+    let r = reference(&host, "team/app:v1");
+    let layer = &image.images[0].layers[0];
+    gate.fail(&layer.digest, fake::Fault::Redirect(cdn.url()));
+
+    let index = client.get_manifest(&r).await.unwrap();
+    assert_eq!(index.digest.as_str(), image.top_digest());
+    for platform in &image.images {
+        let by_digest = reference(&host, &format!("team/app@{}", platform.manifest.digest));
+        client.get_manifest(&by_digest).await.unwrap();
+    }
+    fetch_blob(&client, &r, layer).await;
+    assert_eq!(gate.pending(), 0, "the blob was redirected");
+
+    let tokens: Vec<_> = gate
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.starts_with("/token"))
+        .collect();
+    assert_eq!(tokens.len(), 1, "one token for the repository: {tokens:#?}");
+    assert!(
+        tokens[0]
+            .path
+            .contains("scope=repository%3Ateam%2Fapp%3Apull"),
+        "{tokens:?}"
+    );
+    assert!(
+        tokens[0].path.contains("service=fake-registry"),
+        "{tokens:?}"
+    );
+    let basic = base64::engine::general_purpose::STANDARD.encode("bob:pw");
+    assert_eq!(
+        tokens[0].authorization.as_deref(),
+        Some(format!("Basic {basic}").as_str())
+    );
+    let redirected: Vec<_> = gate
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "GET" && s.path.contains(&layer.digest) && s.status == 307)
+        .collect();
+    assert_eq!(redirected.len(), 1);
+    assert_eq!(
+        redirected[0].authorization.as_deref(),
+        Some("Bearer tok-123")
+    );
+    let at_cdn: Vec<_> = cdn.seen();
+    assert_eq!(at_cdn.len(), 1, "{at_cdn:#?}");
+    assert!(at_cdn[0].path.contains(&layer.digest));
+    assert_eq!(
+        at_cdn[0].authorization, None,
+        "credentials leaked to another host"
+    );
+
+    // The token service refuses a wrong password: Unauthorized naming registry and user.
+    let client = Client::new(ClientConfig {
+        credentials: Credentials::none().with(&host, "bob", "nope"),
+        ..fast_config(&[&host])
+    })
+    .unwrap();
+    match client.get_manifest(&r).await {
+        Err(e @ RegistryError::Unauthorized { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&host) && text.contains("team/app") && text.contains("bob"),
+                "{text}"
+            );
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+}
+
+/// An HTTP proxy in front of the real registry that injects faults on request, optionally
+/// guarding `/v2/` with bearer tokens from its own `/token` endpoint.
+mod fake {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use base64::Engine as _;
+    use bytes::Bytes;
+    use futures_util::StreamExt as _;
+    use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+    use hyper::body::{Frame, Incoming};
+    use hyper::service::service_fn;
+    use hyper::{Method, Request, Response, StatusCode};
+    use hyper_util::rt::TokioIo;
+
+    type Body = BoxBody<Bytes, std::io::Error>;
+    type Failure = std::io::Error;
+
+    /// What to do to the next matching GET instead of forwarding it faithfully.
+    #[derive(Debug, Clone)]
+    pub enum Fault {
+        /// Answer with this status and an OCI error body.
+        Status(u16),
+        /// Answer 429 with this `Retry-After`.
+        TooMany(&'static str),
+        /// Drop the connection (RST) without answering.
+        Reset,
+        /// Forward, but break the connection half-way through the body.
+        CutBody,
+        /// Forward with one byte of the body flipped.
+        Corrupt,
+        /// Redirect (307) to the same path on this base URL.
+        Redirect(String),
+    }
+
+    /// Bearer-token guard: `/token` hands `token` to `user`/`password` (Basic).
+    #[derive(Debug, Clone)]
+    pub struct Gate {
+        pub user: String,
+        pub password: String,
+        pub token: String,
+    }
+
+    /// One request the proxy saw.
+    #[derive(Debug, Clone)]
+    pub struct Seen {
+        pub method: String,
+        pub path: String,
+        pub authorization: Option<String>,
+        pub range: Option<String>,
+        pub status: u16,
+    }
+
+    struct State {
+        upstream: String,
+        addr: SocketAddr,
+        http: reqwest::Client,
+        rules: Mutex<Vec<(String, Fault)>>,
+        seen: Mutex<Vec<Seen>>,
+        gate: Option<Gate>,
+    }
+
+    pub struct Proxy {
+        state: Arc<State>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for Proxy {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    impl Proxy {
+        /// Listens on a free loopback port, forwarding to `upstream` (`http://host:port`).
+        pub async fn start(upstream: &str, gate: Option<Gate>) -> Proxy {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let state = Arc::new(State {
+                upstream: upstream.trim_end_matches('/').to_string(),
+                addr: listener.local_addr().unwrap(),
+                http: reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap(),
+                rules: Mutex::new(Vec::new()),
+                seen: Mutex::new(Vec::new()),
+                gate,
+            });
+            let task = tokio::spawn(serve(listener, state.clone()));
+            Proxy { state, task }
+        }
+
+        pub fn host(&self) -> String {
+            self.state.addr.to_string()
+        }
+
+        pub fn url(&self) -> String {
+            format!("http://{}", self.state.addr)
+        }
+
+        /// Queues `fault` for the next GET whose path contains `pattern`.
+        pub fn fail(&self, pattern: &str, fault: Fault) {
+            self.state
+                .rules
+                .lock()
+                .unwrap()
+                .push((pattern.to_string(), fault));
+        }
+
+        /// Faults not met yet.
+        pub fn pending(&self) -> usize {
+            self.state.rules.lock().unwrap().len()
+        }
+
+        /// Every request seen so far (except TLS probes, which never parse as HTTP).
+        pub fn seen(&self) -> Vec<Seen> {
+            self.state.seen.lock().unwrap().clone()
+        }
+    }
+
+    async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let state = state.clone();
+            tokio::spawn(async move {
+                // Keep a second handle on the socket to close it with RST on a Reset fault.
+                let Ok(std_stream) = stream.into_std() else {
+                    return;
+                };
+                let Ok(keep) = std_stream.try_clone() else {
+                    return;
+                };
+                let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
+                    return;
+                };
+                let reset = Arc::new(AtomicBool::new(false));
+                let flag = reset.clone();
+                let service = service_fn(move |request| {
+                    let state = state.clone();
+                    let flag = flag.clone();
+                    async move { handle(state, request, flag).await }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+                if reset.load(Ordering::SeqCst) {
+                    let _ = socket2::SockRef::from(&keep).set_linger(Some(Duration::ZERO));
+                }
+                drop(keep);
+            });
+        }
+    }
+
+    fn boxed(error: impl std::error::Error + Send + Sync + 'static) -> Failure {
+        std::io::Error::other(error)
+    }
+
+    fn full(bytes: impl Into<Bytes>) -> Body {
+        Full::new(bytes.into())
+            .map_err(|never| match never {})
+            .boxed()
+    }
+
+    fn error_response(status: u16, code: &str, message: &str) -> Response<Body> {
+        let body = serde_json::json!({"errors": [{"code": code, "message": message}]});
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(full(serde_json::to_vec(&body).unwrap()))
+            .unwrap()
+    }
+
+    async fn handle(
+        state: Arc<State>,
+        request: Request<Incoming>,
+        reset: Arc<AtomicBool>,
+    ) -> Result<Response<Body>, Failure> {
+        let method = request.method().clone();
+        let path = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let authorization = header("authorization");
+        let range = header("range");
+        let record = |status: u16| {
+            state.seen.lock().unwrap().push(Seen {
+                method: method.to_string(),
+                path: path.clone(),
+                authorization: authorization.clone(),
+                range: range.clone(),
+                status,
+            });
+        };
+
+        if let Some(gate) = &state.gate {
+            if request.uri().path() == "/token" {
+                let expected = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{}:{}", gate.user, gate.password))
+                );
+                if authorization.as_deref() == Some(expected.as_str()) {
+                    record(200);
+                    let body = serde_json::json!({"token": gate.token, "expires_in": 300});
+                    return Ok(Response::builder()
+                        .header("content-type", "application/json")
+                        .body(full(serde_json::to_vec(&body).unwrap()))
+                        .unwrap());
+                }
+                record(401);
+                return Ok(error_response(401, "UNAUTHORIZED", "bad login"));
+            }
+            let bearer = format!("Bearer {}", gate.token);
+            if authorization.as_deref() != Some(bearer.as_str()) {
+                record(401);
+                let repository = ["/manifests/", "/blobs/"]
+                    .iter()
+                    .find_map(|m| path.find(m).map(|i| path["/v2/".len()..i].to_string()))
+                    .unwrap_or_default();
+                let mut response = error_response(401, "UNAUTHORIZED", "authentication required");
+                let challenge = format!(
+                    "Bearer realm=\"http://{}/token\",service=\"fake-registry\",scope=\"repository:{repository}:pull\"",
+                    state.addr
+                );
+                response
+                    .headers_mut()
+                    .insert("www-authenticate", challenge.parse().unwrap());
+                return Ok(response);
+            }
+        }
+
+        let fault = if method == Method::GET {
+            let mut rules = state.rules.lock().unwrap();
+            rules
+                .iter()
+                .position(|(pattern, _)| path.contains(pattern.as_str()))
+                .map(|i| rules.remove(i).1)
+        } else {
+            None
+        };
+        match &fault {
+            Some(Fault::Status(code)) => {
+                record(*code);
+                return Ok(error_response(*code, "UNAVAILABLE", "injected failure"));
+            }
+            Some(Fault::TooMany(after)) => {
+                record(429);
+                let mut response = error_response(429, "TOOMANYREQUESTS", "slow down");
+                response
+                    .headers_mut()
+                    .insert("retry-after", after.parse().unwrap());
+                return Ok(response);
+            }
+            Some(Fault::Reset) => {
+                record(0);
+                reset.store(true, Ordering::SeqCst);
+                return Err(std::io::Error::other("injected reset"));
+            }
+            Some(Fault::Redirect(base)) => {
+                record(307);
+                return Ok(Response::builder()
+                    .status(StatusCode::TEMPORARY_REDIRECT)
+                    .header("location", format!("{base}{path}"))
+                    .body(full(Bytes::new()))
+                    .unwrap());
+            }
+            _ => {}
+        }
+
+        let mut forward = state
+            .http
+            .request(method.clone(), format!("{}{path}", state.upstream));
+        for (name, value) in request.headers() {
+            let guarded = state.gate.is_some() && name.as_str() == "authorization";
+            if !guarded && !matches!(name.as_str(), "host" | "connection") {
+                forward = forward.header(name, value);
+            }
+        }
+        let upstream = forward.send().await.map_err(boxed)?;
+        let status = upstream.status();
+        record(status.as_u16());
+        let mut response = Response::builder().status(status.as_u16());
+        for (name, value) in upstream.headers() {
+            if !matches!(
+                name.as_str(),
+                "connection" | "transfer-encoding" | "keep-alive"
+            ) {
+                response = response.header(name, value);
+            }
+        }
+        let mut body = upstream.bytes().await.map_err(boxed)?.to_vec();
+        match fault {
+            Some(Fault::Corrupt) if !body.is_empty() => {
+                let middle = body.len() / 2;
+                body[middle] ^= 0x20;
+                response.body(full(body)).map_err(boxed)
+            }
+            Some(Fault::CutBody) => {
+                let half = Bytes::from(body[..body.len() / 2].to_vec());
+                // Let the first half reach the client before the connection breaks.
+                let frames = futures_util::stream::iter(vec![Ok(Frame::data(half))]).chain(
+                    futures_util::stream::once(async {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Err(std::io::Error::other("injected cut"))
+                    }),
+                );
+                response
+                    .body(BodyExt::boxed(StreamBody::new(frames)))
+                    .map_err(boxed)
+            }
+            _ => response.body(full(body)).map_err(boxed),
+        }
+    }
+}
