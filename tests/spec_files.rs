@@ -1,0 +1,172 @@
+//! The repository's own spec files: `images.toml` loads, is well-formed, and lists every
+//! component the stack needs.
+
+use std::path::PathBuf;
+
+use bundle::spec::{ImagesFile, Platform};
+
+fn images_toml() -> ImagesFile {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("images.toml");
+    match ImagesFile::load(&path) {
+        Ok(file) => file,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Every component the stack runs, as a repository path (the part after the registry). An
+/// image matches when its repository is this path or ends with `/` and this path.
+const COMPONENTS: &[&str] = &[
+    // Matrix
+    "matrixdotorg/synapse",
+    "vectorim/element-web",
+    "synapse-admin",
+    "library/haproxy",
+    // Calls
+    "livekit/livekit-server",
+    "element-hq/lk-jwt-service",
+    "coturn/coturn",
+    // Antivirus
+    "clamav/clamav",
+    "vectorim/matrix-content-scanner",
+    // Data
+    "cloudnative-pg/cloudnative-pg",
+    "cloudnative-pg/postgresql",
+    "cloudnative-pg/pgbouncer",
+    "cloudnative-pg/plugin-barman-cloud",
+    "cloudnative-pg/plugin-barman-cloud-sidecar",
+    "dxflrs/garage",
+    "valkey/valkey",
+    "rclone/rclone",
+    // Monitoring
+    "prometheus/prometheus",
+    "prometheus/alertmanager",
+    "prometheus-operator/prometheus-operator",
+    "prometheus-operator/prometheus-config-reloader",
+    "grafana/grafana",
+    "kiwigrid/k8s-sidecar",
+    "grafana/loki",
+    "grafana/alloy",
+    "kube-state-metrics/kube-state-metrics",
+    "prometheus/node-exporter",
+    // Certificates
+    "jetstack/cert-manager-controller",
+    "jetstack/cert-manager-webhook",
+    "jetstack/cert-manager-cainjector",
+    "jetstack/cert-manager-acmesolver",
+    "jetstack/cert-manager-startupapicheck",
+    // Gateway API
+    "envoyproxy/gateway",
+    "envoyproxy/envoy",
+    // Cluster
+    "pause",
+];
+
+fn matches(repository: &str, component: &str) -> bool {
+    repository == component || repository.ends_with(&format!("/{component}"))
+}
+
+#[test]
+fn images_toml_loads() {
+    let file = images_toml();
+    assert!(!file.images.is_empty());
+    assert_eq!(
+        file.platforms,
+        vec![Platform::linux("amd64"), Platform::linux("arm64")],
+        "the default platforms are amd64 and arm64"
+    );
+}
+
+#[test]
+fn images_toml_has_no_duplicates() {
+    // Parsing refuses duplicates already; check the normalised references once more so a
+    // change in that rule cannot let two entries for one image through unnoticed.
+    let file = images_toml();
+    let mut seen = std::collections::BTreeMap::new();
+    for image in &file.images {
+        if let Some(first) = seen.insert(image.reference.to_string(), image.line) {
+            panic!(
+                "images.toml:{}: {} duplicates line {first}",
+                image.line, image.reference
+            );
+        }
+    }
+}
+
+#[test]
+fn every_image_has_a_platform_and_a_pinned_tag() {
+    let file = images_toml();
+    for image in &file.images {
+        assert!(
+            !image.platforms.is_empty(),
+            "images.toml:{}: {} has no platform",
+            image.line,
+            image.written
+        );
+        assert!(
+            image.platforms.contains(&Platform::linux("amd64")),
+            "images.toml:{}: {} lacks linux/amd64",
+            image.line,
+            image.written
+        );
+        let tag = image.reference.tag.as_deref().unwrap_or("");
+        assert!(
+            !tag.is_empty() && tag != "latest",
+            "images.toml:{}: {} must name a release tag",
+            image.line,
+            image.written
+        );
+        // Written fully qualified, so nobody has to know Docker's defaults to read the file.
+        assert_eq!(
+            image.written,
+            image.reference.to_string(),
+            "images.toml:{}: write the normalised reference",
+            image.line
+        );
+    }
+}
+
+#[test]
+fn every_component_is_listed() {
+    let file = images_toml();
+    let missing: Vec<&str> = COMPONENTS
+        .iter()
+        .copied()
+        .filter(|c| {
+            !file
+                .images
+                .iter()
+                .any(|i| matches(&i.reference.repository, c))
+        })
+        .collect();
+    assert!(missing.is_empty(), "images.toml lacks: {missing:?}");
+}
+
+#[test]
+fn clamav_carries_no_databases() {
+    // Signatures come from the bundle's signature-database image, never from the clamd image.
+    let file = images_toml();
+    for image in file
+        .images
+        .iter()
+        .filter(|i| matches(&i.reference.repository, "clamav/clamav"))
+    {
+        let tag = image.reference.tag.as_deref().unwrap_or("");
+        assert!(
+            tag.ends_with("_base"),
+            "{} is not a _base tag",
+            image.written
+        );
+    }
+}
+
+#[test]
+fn images_can_be_found_by_repository() {
+    let file = images_toml();
+    for name in [
+        "docker.io/matrixdotorg/synapse",
+        "haproxy",
+        "registry.k8s.io/pause",
+    ] {
+        assert!(file.find(name).is_some(), "{name}");
+    }
+}
