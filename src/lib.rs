@@ -2,6 +2,7 @@
 //! around it, what the online `bundle` and offline `installer` binaries share.
 
 pub mod archive;
+pub mod build;
 pub mod cli;
 pub mod container;
 pub mod manifest;

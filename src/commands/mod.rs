@@ -1,8 +1,12 @@
 //! The `bundle` subcommands, one module each.
 
+mod build;
+mod events;
 mod extract;
+mod images_args;
 mod inspect;
 mod keygen;
+mod lock;
 mod pack;
 mod sign;
 
@@ -14,6 +18,10 @@ use bundle::cli::Output;
 pub enum Command {
     /// Create an Ed25519 signing key pair (NAME.pub in minisign format, NAME.key encrypted).
     Keygen(keygen::KeygenArgs),
+    /// Resolve images.toml to digests and write manifests.lock.
+    Lock(lock::LockArgs),
+    /// Fetch every locked image and pack (and sign) the bundle.
+    Build(build::BuildArgs),
     /// Pack a staged directory into a bundle.
     Pack(pack::PackArgs),
     /// Add a signature to an existing bundle (countersign) without rebuilding it.
@@ -30,6 +38,8 @@ pub enum Command {
 pub fn run(command: Command, out: Output) -> anyhow::Result<()> {
     match command {
         Command::Keygen(args) => keygen::run(&args, out),
+        Command::Lock(args) => lock::run(&args, out),
+        Command::Build(args) => build::run(&args, out),
         Command::Pack(args) => pack::run(&args, out),
         Command::Sign(args) => sign::run(&args, out),
         Command::Verify(args) => verify_cmd::run(&args, out),

@@ -1,0 +1,111 @@
+//! `bundle build`: lock (or check the lock), fetch every image into the cache, pack and sign.
+
+use super::events::{human, CliEvents};
+use super::images_args::{runtime, ImagesArgs};
+use anyhow::{Context, Result};
+use bundle::archive::parallel::default_threads;
+use bundle::archive::DEFAULT_LEVEL;
+use bundle::build::{build, lock_for_build, BuildEvent, BuildEvents, BuildOutput};
+use bundle::cli::secrets::PassphraseArgs;
+use bundle::cli::Output;
+use bundle::container::pack::PackOptions;
+use bundle::store::BlobCache;
+use std::path::PathBuf;
+
+/// Arguments of `build`.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    images: ImagesArgs,
+    /// Refuse to build when manifests.lock and images.toml disagree (instead of updating it).
+    #[arg(long)]
+    locked: bool,
+    /// The bundle file to write.
+    #[arg(short, long, value_name = "B.tar.zst")]
+    output: PathBuf,
+    /// Sign with this secret key.
+    #[arg(long, value_name = "NAME.key")]
+    sign_key: Option<PathBuf>,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+    /// Blob cache directory (default: BUNDLE_CACHE_DIR, else the user's cache directory).
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Bundle name.
+    #[arg(long, default_value = "messenger")]
+    name: String,
+    /// Bundle version.
+    #[arg(long = "bundle-version", default_value = "0.0.0")]
+    version: String,
+}
+
+pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
+    let images = args.images.load_images()?;
+    let key = match &args.sign_key {
+        Some(path) => Some(super::load_secret_key(path, &args.passphrase)?),
+        None => None,
+    };
+    let cache = BlobCache::open(args.cache.clone().unwrap_or_else(BlobCache::default_root))?;
+    let client = args.images.client(&images)?;
+    let events = CliEvents::new(&out, false);
+    let progress = out.progress();
+    let rt = runtime()?;
+    let lock = rt.block_on(lock_for_build(
+        &images,
+        &args.images.lock,
+        args.locked,
+        &client,
+        args.images.jobs,
+    ))?;
+    let output = BuildOutput {
+        path: &args.output,
+        pack: PackOptions {
+            name: args.name.clone(),
+            version: args.version.clone(),
+            platforms: images.platforms.iter().map(ToString::to_string).collect(),
+            timestamp: None,
+            threads: default_threads(),
+            level: DEFAULT_LEVEL,
+        },
+        signer: key.as_ref(),
+    };
+    let (packed, fetched) = rt
+        .block_on(build(
+            &images,
+            &lock,
+            &client,
+            &cache,
+            args.images.jobs,
+            output,
+            &events,
+            progress.as_ref(),
+        ))
+        .with_context(|| format!("building {}", args.output.display()))?;
+    events.event(BuildEvent::Done {
+        bundle: args.output.display().to_string(),
+        bytes: packed.compressed,
+        downloaded_blobs: fetched.downloaded_blobs,
+        downloaded_bytes: fetched.downloaded_bytes,
+        cached_blobs: fetched.cached_blobs,
+        cached_bytes: fetched.cached_bytes,
+    });
+    if !out.json() {
+        out.result(
+            format!(
+                "wrote {} ({}): {} images, {} blobs downloaded ({}), {} from the cache ({}){}\n",
+                args.output.display(),
+                human(packed.compressed),
+                lock.images.len(),
+                fetched.downloaded_blobs,
+                human(fetched.downloaded_bytes),
+                fetched.cached_blobs,
+                human(fetched.cached_bytes),
+                key.as_ref()
+                    .map(|k| format!(", signed by {}", k.id()))
+                    .unwrap_or_default()
+            ),
+            &(),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! Options shared by the commands that read images.toml and talk to registries.
+
+use anyhow::{Context, Result};
+use bundle::build::client_config;
+use bundle::registry::{Client, Credentials};
+use bundle::spec::ImagesFile;
+use std::path::PathBuf;
+
+/// Input files and registry access.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImagesArgs {
+    /// The image list.
+    #[arg(long, default_value = "images.toml", value_name = "FILE")]
+    pub images: PathBuf,
+    /// The lock file.
+    #[arg(long, default_value = "manifests.lock", value_name = "FILE")]
+    pub lock: PathBuf,
+    /// Talk to this registry (HOST[:PORT]) over plain HTTP or unverified TLS (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure: Vec<String>,
+    /// Trust this PEM CA certificate for registries, beside the system's (repeatable).
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_files: Vec<PathBuf>,
+    /// Requests and downloads in flight.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub jobs: usize,
+}
+
+impl ImagesArgs {
+    /// Loads images.toml.
+    pub fn load_images(&self) -> Result<ImagesFile> {
+        Ok(ImagesFile::load(&self.images)?)
+    }
+
+    /// A registry client for `images`, with logins from docker's and podman's files.
+    pub fn client(&self, images: &ImagesFile) -> Result<Client> {
+        let credentials = Credentials::from_environment().context("reading registry logins")?;
+        let config = client_config(images, &self.ca_files, &self.insecure, credentials);
+        Ok(Client::new(config)?)
+    }
+}
+
+/// A runtime for the async commands: two worker threads suit the machines this runs on, the
+/// CPU-heavy packing runs on its own threads.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

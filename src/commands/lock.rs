@@ -1,0 +1,75 @@
+//! `bundle lock`: resolve images.toml to digests and write manifests.lock.
+
+use super::images_args::{runtime, ImagesArgs};
+use anyhow::{bail, Result};
+use bundle::build::{load_lock, resolve::resolve, write_lock};
+use bundle::cli::Output;
+
+/// Arguments of `lock`.
+#[derive(Debug, clap::Args)]
+pub struct LockArgs {
+    #[command(flatten)]
+    images: ImagesArgs,
+    /// Refresh only this image (by reference or repository name); others keep their entries.
+    #[arg(long, value_name = "NAME")]
+    update: Option<String>,
+}
+
+pub fn run(args: &LockArgs, out: Output) -> Result<()> {
+    let images = args.images.load_images()?;
+    let previous = load_lock(&args.images.lock)?;
+    let only = match &args.update {
+        Some(name) => match images.find(name) {
+            Some(spec) => Some(spec.reference.clone()),
+            None => bail!("{name} is not in {}", args.images.images.display()),
+        },
+        None => None,
+    };
+    let client = args.images.client(&images)?;
+    let lock = runtime()?.block_on(resolve(
+        &images,
+        previous.as_ref(),
+        &|spec| only.as_ref().is_none_or(|r| *r == spec.reference),
+        &client,
+        args.images.jobs,
+        &args.images.lock,
+    ))?;
+    let changed = previous.as_ref() != Some(&lock);
+    if changed {
+        write_lock(&lock)?;
+    }
+    let mut human = String::new();
+    for image in &lock.images {
+        human.push_str(&format!(
+            "{} -> {} ({})\n",
+            image.reference,
+            image.root_digest(),
+            image
+                .platform_list()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    human.push_str(&format!(
+        "{} {} ({} images)\n",
+        if changed { "wrote" } else { "unchanged:" },
+        args.images.lock.display(),
+        lock.images.len()
+    ));
+    out.result(
+        human,
+        &serde_json::json!({
+            "ok": true,
+            "lock": args.images.lock,
+            "changed": changed,
+            "images": lock.images.iter().map(|i| serde_json::json!({
+                "ref": i.reference.to_string(),
+                "digest": i.root_digest().to_string(),
+                "platforms": i.platform_list().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        }),
+    );
+    Ok(())
+}
