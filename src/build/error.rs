@@ -14,7 +14,7 @@ pub enum BuildError {
         location: String,
         image: String,
         #[source]
-        source: RegistryError,
+        source: Box<RegistryError>,
     },
     /// The image's index has no manifest for a requested platform.
     #[error("{location}: {image} has no {platform} image (the registry offers {available})")]

@@ -205,7 +205,7 @@ fn registry_error(
     BuildError::Registry {
         location,
         image: reference.to_string(),
-        source,
+        source: Box::new(source),
     }
 }
 

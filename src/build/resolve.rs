@@ -72,7 +72,7 @@ pub async fn resolve_image(
     let registry = |source| BuildError::Registry {
         location: location.clone(),
         image: image.clone(),
-        source,
+        source: Box::new(source),
     };
     let root = client
         .get_manifest(&spec.reference)
