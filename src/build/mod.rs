@@ -117,17 +117,31 @@ pub struct BuildOutput<'a> {
     pub signer: Option<&'a SecretKey>,
 }
 
-/// Fetches everything `lock` names into `cache` and packs the bundle.
+/// Where blobs come from and go: the registry client, the cache, and how many downloads run
+/// at once.
+pub struct Sources<'a> {
+    /// The registry client.
+    pub client: &'a Client,
+    /// The blob cache.
+    pub cache: &'a BlobCache,
+    /// Downloads in flight.
+    pub jobs: usize,
+}
+
+/// Fetches everything `lock` names into the cache and packs the bundle.
 pub async fn build(
     images: &ImagesFile,
     lock: &Lock,
-    client: &Client,
-    cache: &BlobCache,
-    jobs: usize,
+    sources: Sources<'_>,
     output: BuildOutput<'_>,
     events: &dyn BuildEvents,
     progress: &dyn Progress,
 ) -> Result<(PackReport, fetch::FetchReport), BuildError> {
+    let Sources {
+        client,
+        cache,
+        jobs,
+    } = sources;
     let (contents, report) = fetch::fetch(images, lock, client, cache, jobs, events).await?;
     let staging = tempfile::tempdir().map_err(|e| BuildError::io(&std::env::temp_dir(), e))?;
     let mut options = output.pack;

@@ -5,7 +5,7 @@ use super::images_args::{runtime, ImagesArgs};
 use anyhow::{Context, Result};
 use bundle::archive::parallel::default_threads;
 use bundle::archive::DEFAULT_LEVEL;
-use bundle::build::{build, lock_for_build, BuildEvent, BuildEvents, BuildOutput};
+use bundle::build::{build, lock_for_build, BuildEvent, BuildEvents, BuildOutput, Sources};
 use bundle::cli::secrets::PassphraseArgs;
 use bundle::cli::Output;
 use bundle::container::pack::PackOptions;
@@ -73,9 +73,11 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
         .block_on(build(
             &images,
             &lock,
-            &client,
-            &cache,
-            args.images.jobs,
+            Sources {
+                client: &client,
+                cache: &cache,
+                jobs: args.images.jobs,
+            },
             output,
             &events,
             progress.as_ref(),
