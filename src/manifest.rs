@@ -177,6 +177,21 @@ impl Manifest {
     }
 }
 
+/// The member list of a bundle: the `SHA256SUMS` entry for `entries`, then `entries`; and
+/// the `SHA256SUMS` bytes themselves.
+pub fn with_checksums(entries: Vec<Entry>) -> (Vec<Entry>, Vec<u8>) {
+    let checksums = checksums_file(&entries);
+    let mut members = Vec::with_capacity(entries.len() + 1);
+    members.push(Entry {
+        path: CHECKSUMS_PATH.into(),
+        size: checksums.len() as u64,
+        sha256: hex::encode(Sha256::digest(&checksums)),
+        kind: Kind::Checksums,
+    });
+    members.extend(entries);
+    (members, checksums)
+}
+
 /// `SHA256SUMS` in GNU coreutils format for `entries` (every member after `SHA256SUMS`).
 pub fn checksums_file<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Vec<u8> {
     let mut out = String::new();
@@ -239,18 +254,26 @@ mod tests {
         }
     }
 
+    /// A manifest listing `paths`; `SHA256SUMS`, where `paths` names it, is computed from the
+    /// other entries and kept in the place `paths` gives it.
     fn manifest(paths: &[&str]) -> Manifest {
-        let mut members: Vec<Entry> = paths.iter().map(|p| entry(p)).collect();
-        if let Some(sums) = members.iter().position(|e| e.path == CHECKSUMS_PATH) {
-            let rest: Vec<Entry> = members
-                .iter()
-                .filter(|e| e.path != CHECKSUMS_PATH)
-                .cloned()
-                .collect();
-            let listed = checksums_file(&rest);
-            members[sums].size = listed.len() as u64;
-            members[sums].sha256 = hex::encode(Sha256::digest(&listed));
-        }
+        let rest: Vec<Entry> = paths
+            .iter()
+            .filter(|p| **p != CHECKSUMS_PATH)
+            .map(|p| entry(p))
+            .collect();
+        let (mut listed, _) = with_checksums(rest);
+        let sums = listed.remove(0);
+        let members = paths
+            .iter()
+            .map(|p| {
+                if *p == CHECKSUMS_PATH {
+                    sums.clone()
+                } else {
+                    listed.remove(0)
+                }
+            })
+            .collect();
         Manifest {
             format: FORMAT.into(),
             name: "n".into(),

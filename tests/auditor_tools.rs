@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bundle, p, require, sh, stage, test_key};
+use common::{bundle, key_id, p, require, sh, stage, test_key};
 use std::path::Path;
 
 /// The shell block after the `audit-script` marker in docs/auditing.md.
@@ -150,16 +150,7 @@ fn minisign_verifies_a_countersignature_and_the_sidecar() {
         dir.path(),
     )
     .ok();
-    let bob_id = std::fs::read_to_string(&bob).unwrap();
-    let bob_id = bob_id
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_string();
-    let countersig = format!("bundle.json.{bob_id:0>16}.minisig");
+    let countersig = format!("bundle.json.{}.minisig", key_id(&bob));
     let x = dir.path().join("x");
     sh(&format!("minisign -Vm bundle.json -p '{}'", p(&alice)), &x).ok();
     sh(

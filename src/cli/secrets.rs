@@ -1,6 +1,7 @@
 //! Passphrases for secret keys: from `--passphrase-file`, from `BUNDLE_KEY_PASSPHRASE`, or
 //! typed at a prompt; never from the command line.
 
+use crate::sign::SecretKey;
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -48,6 +49,35 @@ impl PassphraseArgs {
         }
         Ok(first)
     }
+}
+
+/// The signing options of commands that can sign what they write.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SigningArgs {
+    /// Sign with this secret key (NAME.key from `bundle keygen`).
+    #[arg(long, value_name = "NAME.key")]
+    pub sign_key: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+impl SigningArgs {
+    /// The decrypted key, if one was given.
+    pub fn load(&self) -> Result<Option<SecretKey>> {
+        self.sign_key
+            .as_deref()
+            .map(|path| load_secret_key(path, &self.passphrase))
+            .transpose()
+    }
+}
+
+/// Reads and decrypts a secret key file, asking for its passphrase as `passphrase` says.
+pub fn load_secret_key(path: &Path, passphrase: &PassphraseArgs) -> Result<SecretKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading secret key {}", path.display()))?;
+    let pass = passphrase.read(false)?;
+    SecretKey::parse_encrypted(&text, &pass)
+        .with_context(|| format!("opening secret key {}", path.display()))
 }
 
 fn from_file(path: &Path) -> Result<String> {

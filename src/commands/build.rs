@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use bundle::archive::parallel::default_threads;
 use bundle::archive::DEFAULT_LEVEL;
 use bundle::build::{build, lock_for_build, BuildEvent, BuildEvents, BuildOutput, Sources};
-use bundle::cli::secrets::PassphraseArgs;
+use bundle::cli::secrets::SigningArgs;
 use bundle::cli::Output;
 use bundle::container::pack::PackOptions;
 use bundle::store::BlobCache;
@@ -23,11 +23,8 @@ pub struct BuildArgs {
     /// The bundle file to write.
     #[arg(short, long, value_name = "B.tar.zst")]
     output: PathBuf,
-    /// Sign with this secret key.
-    #[arg(long, value_name = "NAME.key")]
-    sign_key: Option<PathBuf>,
     #[command(flatten)]
-    passphrase: PassphraseArgs,
+    signing: SigningArgs,
     /// Blob cache directory (default: BUNDLE_CACHE_DIR, else the user's cache directory).
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
@@ -41,10 +38,7 @@ pub struct BuildArgs {
 
 pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
     let images = args.images.load_images()?;
-    let key = match &args.sign_key {
-        Some(path) => Some(super::load_secret_key(path, &args.passphrase)?),
-        None => None,
-    };
+    let key = args.signing.load()?;
     let cache = BlobCache::open(args.cache.clone().unwrap_or_else(BlobCache::default_root))?;
     let client = args.images.client(&images)?;
     let events = CliEvents::new(&out, false);

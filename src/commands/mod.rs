@@ -47,16 +47,3 @@ pub fn run(command: Command, out: Output) -> anyhow::Result<()> {
         Command::Extract(args) => extract::run(&args, out),
     }
 }
-
-/// Loads and decrypts a secret key file.
-fn load_secret_key(
-    path: &std::path::Path,
-    passphrase: &bundle::cli::secrets::PassphraseArgs,
-) -> anyhow::Result<bundle::sign::SecretKey> {
-    use anyhow::Context;
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading secret key {}", path.display()))?;
-    let pass = passphrase.read(false)?;
-    bundle::sign::SecretKey::parse_encrypted(&text, &pass)
-        .with_context(|| format!("opening secret key {}", path.display()))
-}

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use bundle::archive::parallel::default_threads;
 use bundle::archive::DEFAULT_LEVEL;
-use bundle::cli::secrets::PassphraseArgs;
+use bundle::cli::secrets::SigningArgs;
 use bundle::cli::Output;
 use bundle::container::pack::{pack, PackOptions};
 use std::path::PathBuf;
@@ -16,11 +16,8 @@ pub struct PackArgs {
     /// The bundle file to write.
     #[arg(short, long, value_name = "B.tar.zst")]
     output: PathBuf,
-    /// Sign with this secret key (NAME.key from `bundle keygen`).
-    #[arg(long, value_name = "NAME.key")]
-    sign_key: Option<PathBuf>,
     #[command(flatten)]
-    passphrase: PassphraseArgs,
+    signing: SigningArgs,
     /// Bundle name recorded in bundle.json (default: the directory's name).
     #[arg(long)]
     name: Option<String>,
@@ -43,10 +40,7 @@ pub struct PackArgs {
 }
 
 pub fn run(args: &PackArgs, out: Output) -> Result<()> {
-    let key = match &args.sign_key {
-        Some(path) => Some(super::load_secret_key(path, &args.passphrase)?),
-        None => None,
-    };
+    let key = args.signing.load()?;
     if key.is_none() {
         out.warn("packing an unsigned bundle: installers refuse it until `bundle sign` signs it");
     }

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use bundle::archive::parallel::default_threads;
-use bundle::cli::secrets::PassphraseArgs;
+use bundle::cli::secrets::{load_secret_key, PassphraseArgs};
 use bundle::cli::Output;
 use bundle::container::signing::add_signature;
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ pub struct SignArgs {
 }
 
 pub fn run(args: &SignArgs, out: Output) -> Result<()> {
-    let key = super::load_secret_key(&args.key, &args.passphrase)?;
+    let key = load_secret_key(&args.key, &args.passphrase)?;
     let progress = out.progress();
     let member = add_signature(&args.bundle, &key, default_threads(), progress.as_ref())
         .with_context(|| format!("signing {}", args.bundle.display()))?;

@@ -9,7 +9,7 @@ use crate::archive::writer::{stored_member_frames, Content, Member, Written};
 use crate::archive::{error_chain, ArchiveError};
 use crate::archive::{Writer, WriterOptions};
 use crate::manifest::{
-    checksums_file, is_signature_path, rfc3339, Entry, Kind, Manifest, CHECKSUMS_PATH,
+    is_signature_path, rfc3339, with_checksums, Entry, Kind, Manifest, CHECKSUMS_PATH,
     FIRST_SIGNATURE_PATH, FORMAT, MANIFEST_PATH,
 };
 use crate::sign::SecretKey;
@@ -210,14 +210,7 @@ fn hash_alongside(
 
 /// `bundle.json` and `SHA256SUMS` for the staged `entries`.
 fn describe(options: &PackOptions, timestamp: u64, entries: Vec<Entry>) -> (Manifest, Vec<u8>) {
-    let checksums = checksums_file(&entries);
-    let mut members = vec![Entry {
-        path: CHECKSUMS_PATH.into(),
-        size: checksums.len() as u64,
-        sha256: hex::encode(Sha256::digest(&checksums)),
-        kind: Kind::Checksums,
-    }];
-    members.extend(entries);
+    let (members, checksums) = with_checksums(entries);
     let manifest = Manifest {
         format: FORMAT.into(),
         name: options.name.clone(),

@@ -10,7 +10,7 @@ use crate::archive::tar::{member_header, padding, END_OF_ARCHIVE};
 use crate::archive::{ArchiveError, SeekTable};
 use crate::container::pack::sign_manifest;
 use crate::manifest::{
-    checksums_file, countersignature_path, rfc3339, Entry, Kind, Manifest, CHECKSUMS_PATH,
+    countersignature_path, rfc3339, with_checksums, Entry, Kind, Manifest, CHECKSUMS_PATH,
     FIRST_SIGNATURE_PATH, FORMAT, MANIFEST_PATH,
 };
 use crate::sign::{KeyId, SecretKey};
@@ -55,13 +55,18 @@ fn header_block_start(part: &Part) -> usize {
 
 /// The file: every part compressed as its own frame, then the end marker and the seek table.
 fn assemble(parts: &[Part]) -> Vec<u8> {
-    let mut c = FrameCompressor::new(3).unwrap();
-    let mut table = SeekTable::default();
-    let mut out = Vec::new();
     let chunks = parts
         .iter()
         .map(|p| p.bytes.as_slice())
         .chain(std::iter::once(&END_OF_ARCHIVE[..]));
+    frame_chunks(chunks)
+}
+
+/// Each chunk compressed as one frame, then the seek table.
+fn frame_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut c = FrameCompressor::new(3).unwrap();
+    let mut table = SeekTable::default();
+    let mut out = Vec::new();
     for chunk in chunks {
         let frame = c.compress(chunk).unwrap();
         table.push(frame.len() as u32, chunk.len() as u32);
@@ -93,14 +98,7 @@ fn manifest_for(name: &str, files: &[(&str, &[u8])]) -> (Manifest, Vec<u8>) {
             kind: Kind::of_path(path),
         })
         .collect();
-    let sums = checksums_file(&entries);
-    let mut members = vec![Entry {
-        path: CHECKSUMS_PATH.into(),
-        size: sums.len() as u64,
-        sha256: hex::encode(Sha256::digest(&sums)),
-        kind: Kind::Checksums,
-    }];
-    members.extend(entries);
+    let (members, sums) = with_checksums(entries);
     let manifest = Manifest {
         format: FORMAT.into(),
         name: name.into(),
@@ -573,19 +571,8 @@ fn an_end_marker_sharing_a_frame_with_a_member_is_refused() {
     let mut parts = fixture(&[key(1)]).parts();
     let mut last = parts.pop().unwrap();
     last.bytes.extend_from_slice(&END_OF_ARCHIVE);
-    let mut file = Vec::new();
-    let mut table = SeekTable::default();
-    let mut c = FrameCompressor::new(3).unwrap();
-    for chunk in parts
-        .iter()
-        .map(|p| p.bytes.as_slice())
-        .chain([last.bytes.as_slice()])
-    {
-        let frame = c.compress(chunk).unwrap();
-        table.push(frame.len() as u32, chunk.len() as u32);
-        file.extend(frame);
-    }
-    file.extend(table.encode());
+    let chunks = parts.iter().chain([&last]).map(|p| p.bytes.as_slice());
+    let file = frame_chunks(chunks);
     let err = check(file, &policy(&[&key(1)], 1)).unwrap_err();
     assert!(matches!(err, BundleError::Layout(_)), "{err}");
 }

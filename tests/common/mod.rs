@@ -123,6 +123,26 @@ pub fn test_key(name: &str) -> (PathBuf, PathBuf) {
     (public, secret)
 }
 
+/// The 16-digit key id of a minisign public key file (the tool writes it unpadded).
+pub fn key_id(public: &Path) -> String {
+    let text = std::fs::read_to_string(public).unwrap();
+    let id = text.lines().next().unwrap().rsplit(' ').next().unwrap();
+    format!("{id:0>16}")
+}
+
+/// Where `member`'s frames start in the bundle file, from `bundle inspect --json`.
+pub fn file_offset_of(dir: &Path, bundle_file: &str, member: &str) -> u64 {
+    let run = bundle(&["--json", "inspect", bundle_file], dir).ok();
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    doc["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take_while(|m| m["path"] != member)
+        .map(|m| m["compressed"].as_u64().unwrap())
+        .sum()
+}
+
 /// Flips one byte of a file at `offset`.
 pub fn flip_byte(path: &Path, offset: u64) {
     let mut bytes = std::fs::read(path).unwrap();
@@ -135,5 +155,6 @@ pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+pub mod fault_proxy;
 pub mod images;
 pub mod registry;
