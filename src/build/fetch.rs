@@ -47,8 +47,11 @@ pub async fn fetch(
     events: &dyn BuildEvents,
 ) -> Result<(Vec<ImageContent>, FetchReport), BuildError> {
     let mut contents = Vec::with_capacity(lock.images.len());
+    // Manifests downloaded while listing the blobs: the blob pass below finds them cached,
+    // but they count as downloaded.
+    let mut fetched_manifests = std::collections::BTreeSet::new();
     for locked in &lock.images {
-        contents.push(manifests(images, locked, client, cache).await?);
+        contents.push(manifests(images, locked, client, cache, &mut fetched_manifests).await?);
     }
     // Each distinct blob once, fetched from the first image that names it.
     let mut needed: BTreeMap<Digest, (Reference, u64)> = BTreeMap::new();
@@ -68,9 +71,11 @@ pub async fn fetch(
     stream::iter(needed.iter())
         .map(|(digest, (reference, size))| {
             let (report, downloaded_by_digest) = (&report, &downloaded_by_digest);
+            let fetched_manifests = &fetched_manifests;
             async move {
                 let downloaded =
-                    fetch_blob(images, client, cache, reference, digest, *size, events).await?;
+                    fetch_blob(images, client, cache, reference, digest, *size, events).await?
+                        || fetched_manifests.contains(digest);
                 if let Ok(mut r) = report.lock() {
                     if downloaded {
                         r.downloaded_blobs += 1;
@@ -114,10 +119,11 @@ async fn manifests(
     locked: &LockedImage,
     client: &Client,
     cache: &BlobCache,
+    fetched: &mut std::collections::BTreeSet<Digest>,
 ) -> Result<ImageContent, BuildError> {
     let image = locked.reference.to_string();
     let root = locked.root.descriptor();
-    let root_bytes = manifest_bytes(images, locked, client, cache, &root.digest).await?;
+    let root_bytes = manifest_bytes(images, locked, client, cache, &root.digest, fetched).await?;
     let mut blobs = vec![(root.digest.clone(), root.size)];
     let mut bundled_root = root.clone();
     if let Some(filtered) = &locked.filtered_index {
@@ -149,7 +155,15 @@ async fn manifests(
             root_bytes.clone()
         } else {
             blobs.push((platform.manifest.digest.clone(), platform.manifest.size));
-            manifest_bytes(images, locked, client, cache, &platform.manifest.digest).await?
+            manifest_bytes(
+                images,
+                locked,
+                client,
+                cache,
+                &platform.manifest.digest,
+                fetched,
+            )
+            .await?
         };
         let parsed = image_manifest(&image, &bytes)?;
         blobs.push((parsed.config.digest, parsed.config.size));
@@ -164,13 +178,14 @@ async fn manifests(
     })
 }
 
-/// A manifest's bytes, from the cache or the registry (then cached).
+/// A manifest's bytes, from the cache or the registry (then cached, and added to `fetched`).
 async fn manifest_bytes(
     images: &ImagesFile,
     locked: &LockedImage,
     client: &Client,
     cache: &BlobCache,
     digest: &Digest,
+    fetched: &mut std::collections::BTreeSet<Digest>,
 ) -> Result<Vec<u8>, BuildError> {
     let path = cache.blob_path(digest);
     if cache.verify(digest, None)? {
@@ -181,12 +196,13 @@ async fn manifest_bytes(
         digest: Some(digest.clone()),
         ..locked.reference.clone()
     };
-    let fetched = client
+    let manifest = client
         .get_manifest(&pinned)
         .await
         .map_err(|source| registry_error(images, &locked.reference, source))?;
-    cache.put_bytes(&fetched.bytes)?;
-    Ok(fetched.bytes)
+    cache.put_bytes(&manifest.bytes)?;
+    fetched.insert(digest.clone());
+    Ok(manifest.bytes)
 }
 
 fn registry_error(

@@ -41,12 +41,36 @@ pub async fn resolve(
         lock.clamav = previous.clamav.clone();
         lock.tools = previous.tools.clone();
     }
-    if lock.resolved_at.is_none() || previous.is_none_or(|p| p.images != resolved) {
+    // Unchanged images keep the previous lock as it was (with its `line`s, which the
+    // resolved entries lack), so callers see no change and resolved_at stays.
+    match previous.filter(|p| same_images(&p.images, &resolved)) {
+        Some(previous) => lock.images = previous.images.clone(),
+        None => {
+            lock.resolved_at = Some(crate::manifest::rfc3339(now()));
+            lock.images = resolved;
+            lock.images.sort_by(|a, b| a.reference.cmp(&b.reference));
+        }
+    }
+    if lock.resolved_at.is_none() {
         lock.resolved_at = Some(crate::manifest::rfc3339(now()));
     }
-    lock.images = resolved;
-    lock.images.sort_by(|a, b| a.reference.cmp(&b.reference));
     Ok(lock)
+}
+
+/// Whether two lists hold the same images, whatever their order and lines in a file.
+fn same_images(a: &[LockedImage], b: &[LockedImage]) -> bool {
+    let normal = |list: &[LockedImage]| {
+        let mut list: Vec<LockedImage> = list
+            .iter()
+            .map(|i| LockedImage {
+                line: 0,
+                ..i.clone()
+            })
+            .collect();
+        list.sort_by_cached_key(|i| i.reference.to_string());
+        list
+    };
+    normal(a) == normal(b)
 }
 
 fn now() -> u64 {

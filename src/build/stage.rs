@@ -10,7 +10,11 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The annotation `skopeo copy oci:DIR:NAME` and other OCI tools look images up by.
+/// The annotation `skopeo copy oci:DIR:NAME` and other OCI tools look images up by. Its value
+/// is the image's full normalised reference, so after `bundle extract B DIR` an image is
+/// `oci:DIR:127.0.0.1:5000/team/app:v1` or `oci:DIR:docker.io/library/haproxy:3.2-alpine`:
+/// skopeo (1.9 included) splits `oci:` references at the first ':', so DIR must not contain
+/// one, while NAME may contain ':', '/' and '@' (a pinned `NAME:TAG@sha256:...` too).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// `index.json` of the layout: one descriptor per image, sorted by reference.

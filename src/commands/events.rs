@@ -11,6 +11,7 @@ use std::sync::Mutex;
 pub struct CliEvents {
     mode: Mode,
     bar: Mutex<Option<ProgressBar>>,
+    out: Output,
 }
 
 enum Mode {
@@ -35,6 +36,7 @@ impl CliEvents {
         CliEvents {
             mode,
             bar: Mutex::new(None),
+            out: *out,
         }
     }
 
@@ -44,7 +46,8 @@ impl CliEvents {
                 Some(bar) => bar.println(text),
                 None => eprintln!("{text}"),
             },
-            Mode::Lines => eprintln!("{text}"),
+            // Through `info`, which `-q` silences.
+            Mode::Lines => self.out.info(text),
             _ => {}
         }
     }
