@@ -124,8 +124,13 @@ async fn manifests(
     let image = locked.reference.to_string();
     let root = locked.root.descriptor();
     let root_bytes = manifest_bytes(images, locked, client, cache, &root.digest, fetched).await?;
-    let mut blobs = vec![(root.digest.clone(), root.size)];
+    // The bundle carries the index it points at: the registry's, or the filtered one alone
+    // (the original would reference manifests the bundle does not carry).
+    let mut blobs = Vec::new();
     let mut bundled_root = root.clone();
+    if locked.filtered_index.is_none() {
+        blobs.push((root.digest.clone(), root.size));
+    }
     if let Some(filtered) = &locked.filtered_index {
         let keep: Vec<Digest> = locked
             .platforms

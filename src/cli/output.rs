@@ -35,6 +35,11 @@ impl Output {
         self.args.json
     }
 
+    /// Whether only errors may be printed.
+    pub fn quiet(&self) -> bool {
+        self.args.quiet
+    }
+
     /// A progress reporter: a bar on a terminal, nothing in JSON or quiet mode or in CI.
     pub fn progress(&self) -> Box<dyn Progress> {
         let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();

@@ -41,7 +41,7 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
     let key = args.signing.load()?;
     let cache = BlobCache::open(args.cache.clone().unwrap_or_else(BlobCache::default_root))?;
     let client = args.images.client(&images)?;
-    let events = CliEvents::new(&out, false);
+    let events = CliEvents::new(&out);
     let progress = out.progress();
     let rt = runtime()?;
     let lock = rt.block_on(lock_for_build(

@@ -23,10 +23,10 @@ enum Mode {
 
 impl CliEvents {
     /// Events for `out`'s mode.
-    pub fn new(out: &Output, quiet: bool) -> Self {
+    pub fn new(out: &Output) -> Self {
         let mode = if out.json() {
             Mode::Json
-        } else if quiet {
+        } else if out.quiet() {
             Mode::Quiet
         } else if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
             Mode::Terminal

@@ -7,6 +7,9 @@ use sha2::{Digest as _, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// Age after which a partial download in the cache's `tmp/` is taken as abandoned.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Environment variable overriding the cache location.
 pub const CACHE_DIR_ENV: &str = "BUNDLE_CACHE_DIR";
 
@@ -52,11 +55,25 @@ impl BlobCache {
         base.join("messenger-bundle")
     }
 
-    /// Opens (creating) the cache at `root`.
+    /// Opens (creating) the cache at `root`, removing partial downloads that an interrupted
+    /// build left more than [`STALE_AFTER`] ago (a running build's are younger).
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
         for dir in [root.join("blobs/sha256"), root.join("tmp")] {
             std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        }
+        let tmp = root.join("tmp");
+        let entries = std::fs::read_dir(&tmp).map_err(|e| io(&tmp, e))?;
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_AFTER);
+            if stale {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
         Ok(BlobCache { root })
     }
