@@ -18,7 +18,7 @@ pub mod writer;
 mod tests;
 
 pub use error::{error_chain, ArchiveError};
-pub use reader::Archive;
+pub use reader::{Archive, RangeReader};
 pub use seek_table::{Frame, SeekTable};
 pub use source::ReadAt;
 pub use writer::{Writer, WriterOptions};

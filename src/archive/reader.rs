@@ -66,6 +66,18 @@ impl<S: ReadAt> Archive<S> {
         Ok(())
     }
 
+    /// A reader of decompressed bytes `[start, start + len)`, decompressing one frame at a
+    /// time as it goes (memory: one frame).
+    pub fn range_reader(&self, start: u64, len: u64) -> RangeReader<'_, S> {
+        RangeReader {
+            archive: self,
+            position: start,
+            end: start.saturating_add(len),
+            frame: None,
+            dctx: None,
+        }
+    }
+
     /// Parses the member header(s) at decompressed `offset`; `None` at the end-of-archive marker.
     pub fn header_at(&self, offset: u64) -> Result<Option<MemberHeader>, ArchiveError> {
         struct First(Option<MemberHeader>);
@@ -117,6 +129,64 @@ impl<S: ReadAt> Archive<S> {
                 sink(index, data)
             },
         )
+    }
+}
+
+/// Sequential reads of a decompressed range; see [`Archive::range_reader`].
+pub struct RangeReader<'a, S> {
+    archive: &'a Archive<S>,
+    position: u64,
+    end: u64,
+    /// The frame holding `position`: its decompressed offset and bytes.
+    frame: Option<(u64, Vec<u8>)>,
+    dctx: Option<FrameDecompressor>,
+}
+
+impl<S: ReadAt> RangeReader<'_, S> {
+    /// Bytes left to read.
+    pub fn remaining(&self) -> u64 {
+        self.end - self.position
+    }
+
+    fn fill(&mut self) -> Result<(), ArchiveError> {
+        let current = self.frame.as_ref().is_some_and(|(start, data)| {
+            self.position >= *start && self.position < start + data.len() as u64
+        });
+        if current {
+            return Ok(());
+        }
+        let Some(index) = self.archive.table.frame_at(self.position) else {
+            return Err(ArchiveError::Truncated(format!(
+                "read past the end of the archive at offset {}",
+                self.position
+            )));
+        };
+        let dctx = match self.dctx.as_mut() {
+            Some(d) => d,
+            None => self.dctx.insert(new_decompressor()?),
+        };
+        let data = self.archive.frame(index, dctx)?;
+        self.frame = Some((self.archive.table.frames()[index].data_offset, data));
+        Ok(())
+    }
+}
+
+impl<S: ReadAt> std::io::Read for RangeReader<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.position >= self.end || buf.is_empty() {
+            return Ok(0);
+        }
+        self.fill().map_err(std::io::Error::other)?;
+        let Some((start, data)) = self.frame.as_ref() else {
+            return Ok(0);
+        };
+        let from = (self.position - start) as usize;
+        let take = (data.len() - from)
+            .min(buf.len())
+            .min((self.end - self.position) as usize);
+        buf[..take].copy_from_slice(&data[from..from + take]);
+        self.position += take as u64;
+        Ok(take)
     }
 }
 

@@ -92,6 +92,13 @@ proptest! {
             let again = archive.header_at(header.offset).unwrap();
             prop_assert_eq!(again.as_ref(), Some(header));
         }
+        // A range reader agrees with the stream, across frames.
+        let from = stream.len() / 5;
+        let len = 9000.min(stream.len() - from);
+        let mut via_reader = Vec::new();
+        let mut reader = archive.range_reader(from as u64, len as u64);
+        std::io::Read::read_to_end(&mut reader, &mut via_reader).unwrap();
+        prop_assert_eq!(&via_reader[..], &stream[from..from + len]);
         // Random access agrees with the stream.
         for (start, len) in [(0usize, 10usize), (stream.len() / 3, 5000), (stream.len().saturating_sub(700), 700)] {
             let len = len.min(stream.len() - start);

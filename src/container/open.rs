@@ -4,7 +4,7 @@
 use super::BundleError;
 use crate::archive::source::FileSource;
 use crate::archive::tar::{header_len, padding, END_OF_ARCHIVE};
-use crate::archive::{error_chain, Archive, ArchiveError, ReadAt};
+use crate::archive::{error_chain, Archive, ArchiveError, RangeReader, ReadAt};
 use crate::manifest::{is_signature_path, Manifest, MANIFEST_PATH, MAX_MANIFEST_LEN};
 use sha2::{Digest, Sha256};
 use std::ops::Range;
@@ -160,6 +160,14 @@ impl<S: ReadAt> Bundle<S> {
     /// `bundle.json` covers.
     pub fn content_frames(&self) -> usize {
         self.members.last().map_or(0, |m| m.frames.end)
+    }
+
+    /// A reader of `member`'s data from `offset` within it for `len` bytes (clamped to the
+    /// member), decompressing a frame at a time.
+    pub fn member_reader(&self, member: &Located, offset: u64, len: u64) -> RangeReader<'_, S> {
+        let offset = offset.min(member.size);
+        let len = len.min(member.size - offset);
+        self.archive.range_reader(member.data_offset + offset, len)
     }
 
     /// Reads `buf.len()` bytes of `member`'s data from `offset` within the member.
