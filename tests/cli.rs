@@ -372,3 +372,53 @@ fn verify_without_a_key_is_refused() {
     let run = bundle(&["verify", "b.tar.zst"], dir.path()).failed();
     assert!(run.stderr.contains("no trusted key"), "{}", run.stderr);
 }
+
+#[test]
+fn a_bundle_split_into_volumes_verifies_inspects_and_extracts_from_its_parts() {
+    let (public, secret) = test_key("alice");
+    let dir = tempfile::tempdir().unwrap();
+    stage(&dir.path().join("stage"));
+    bundle(
+        &["pack", "stage", "-o", "b.tar.zst", "--sign-key", p(&secret)],
+        dir.path(),
+    )
+    .ok();
+    let whole = std::fs::read(dir.path().join("b.tar.zst")).unwrap();
+    bundle(&["split", "b.tar.zst", "--size", "1M"], dir.path()).ok();
+    let parts: Vec<_> = (1..)
+        .map(|n| dir.path().join(format!("b.tar.zst.{n:03}")))
+        .take_while(|p| p.exists())
+        .collect();
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    for part in &parts {
+        assert!(std::fs::metadata(part).unwrap().len() <= 1 << 20);
+    }
+    // Every medium checks on its own; the parts join back to the bundle.
+    common::sh("sha256sum --check --strict b.tar.zst.sha256", dir.path()).ok();
+    let joined: Vec<u8> = parts
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert!(joined == whole, "parts do not join to the bundle");
+    // Readers take the parts without joining them on disk.
+    std::fs::remove_file(dir.path().join("b.tar.zst")).unwrap();
+    for name in ["b.tar.zst", "b.tar.zst.001"] {
+        bundle(&["verify", name, "--key", p(&public)], dir.path()).ok();
+    }
+    bundle(&["inspect", "b.tar.zst.001"], dir.path()).ok();
+    bundle(
+        &["extract", "b.tar.zst", "out", "--key", p(&public)],
+        dir.path(),
+    )
+    .ok();
+    assert_eq!(
+        std::fs::read(dir.path().join("out/blobs/sha256/1111")).unwrap(),
+        std::fs::read(dir.path().join("stage/blobs/sha256/1111")).unwrap()
+    );
+    // A damaged part is caught, naming the member it holds.
+    let middle = &parts[parts.len() / 2];
+    let len = std::fs::metadata(middle).unwrap().len();
+    flip_byte(middle, len / 2);
+    let run = bundle(&["verify", "b.tar.zst", "--key", p(&public)], dir.path()).failed();
+    assert!(run.stderr.contains("member "), "{}", run.stderr);
+}

@@ -31,6 +31,56 @@ struct VerifyJson {
     ignored_unknown_signers: Vec<String>,
 }
 
+/// How commands that use a bundle's content decide to trust it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrustedBundleArgs {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Use the bundle WITHOUT checking its signatures (member hashes are still checked).
+    #[arg(long)]
+    pub insecure_skip_verify: bool,
+}
+
+/// Opens the bundle and verifies it (signatures, then every member) before anything uses it;
+/// with `--insecure-skip-verify` it still checks every member against bundle.json and says
+/// loudly that the signatures were not checked.
+pub fn open_verified(
+    args: &TrustedBundleArgs,
+    out: Output,
+) -> Result<Bundle<crate::archive::source::FileSource>> {
+    let bundle = Bundle::open_path(&args.bundle)
+        .with_context(|| format!("opening {}", args.bundle.display()))?;
+    let threads = crate::archive::parallel::default_threads();
+    let progress = out.progress();
+    if args.insecure_skip_verify {
+        out.warn(
+            "SIGNATURES NOT CHECKED (--insecure-skip-verify): nothing proves who made this bundle",
+        );
+        crate::container::verify::check_members(&bundle, None, threads, progress.as_ref(), None)
+            .with_context(|| format!("{} failed verification", args.bundle.display()))?;
+        return Ok(bundle);
+    }
+    let policy = args.trust.policy()?;
+    let report = verify(&bundle, &policy, threads, progress.as_ref())
+        .with_context(|| format!("{} failed verification", args.bundle.display()))?;
+    out.info(format!(
+        "verified {} {}: {} members; signed by {}",
+        report.name,
+        report.version,
+        report.members,
+        report
+            .signers
+            .trusted
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok(bundle)
+}
+
 /// Checks signatures and every member of a bundle and reports who signed it.
 pub fn run(args: &VerifyArgs, out: Output) -> Result<()> {
     let policy = args.trust.policy()?;

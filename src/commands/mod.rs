@@ -9,6 +9,7 @@ mod keygen;
 mod lock;
 mod pack;
 mod sign;
+mod split;
 
 use bundle::cli::verify_cmd::{self, VerifyArgs};
 use bundle::cli::Output;
@@ -28,6 +29,8 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Check a bundle's signatures and every member against bundle.json.
     Verify(VerifyArgs),
+    /// Split a bundle into volumes for removable media (B.001, B.002, ... and B.sha256).
+    Split(split::SplitArgs),
     /// Show what is inside a bundle without extracting it.
     Inspect(inspect::InspectArgs),
     /// Extract a bundle into a directory, writing each member only after its hash matched.
@@ -43,6 +46,7 @@ pub fn run(command: Command, out: Output) -> anyhow::Result<()> {
         Command::Pack(args) => pack::run(&args, out),
         Command::Sign(args) => sign::run(&args, out),
         Command::Verify(args) => verify_cmd::run(&args, out),
+        Command::Split(args) => split::run(&args, out),
         Command::Inspect(args) => inspect::run(&args, out),
         Command::Extract(args) => extract::run(&args, out),
     }

@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod open;
 pub mod pack;
 pub mod signing;
+pub mod split;
 pub mod trust;
 pub mod verify;
 

@@ -55,10 +55,10 @@ pub struct Bundle<S> {
 }
 
 impl Bundle<FileSource> {
-    /// Opens the bundle file at `path`.
+    /// Opens the bundle file at `path`, or its split volumes (`path` naming the first part,
+    /// `B.001`, or a bundle that exists only as parts).
     pub fn open_path(path: &Path) -> Result<Self, BundleError> {
-        let file = std::fs::File::open(path).map_err(|e| BundleError::io(path, e))?;
-        let src = FileSource::new(file).map_err(|e| BundleError::io(path, e))?;
+        let src = FileSource::open(path).map_err(|e| BundleError::io(path, e))?;
         Bundle::open(src)
     }
 }
