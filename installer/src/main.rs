@@ -1,6 +1,9 @@
 //! `installer`: the field engineer's tool inside the enclave. Verifies a bundle before anything
 //! else touches it.
 
+mod load;
+mod serve;
+
 use bundle::cli::output::OutputArgs;
 use bundle::cli::verify_cmd::{self, VerifyArgs};
 use bundle::cli::Output;
@@ -24,6 +27,10 @@ struct Cli {
 enum Command {
     /// Check a bundle's signatures and every member against bundle.json.
     Verify(VerifyArgs),
+    /// Verify a bundle, then push its images and charts into a registry.
+    Load(load::Args),
+    /// Verify a bundle, then serve it as a read-only OCI registry.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +38,8 @@ fn main() -> ExitCode {
     let out = Output::new(cli.output);
     let result = match cli.command {
         Command::Verify(args) => verify_cmd::run(&args, out),
+        Command::Load(args) => load::run(&args, out),
+        Command::Serve(args) => serve::run(&args, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -132,6 +132,11 @@ impl Client {
         })
     }
 
+    /// What clones share, for the push half of the client.
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     fn endpoint(&self, reference: &Reference) -> Endpoint {
         endpoint(&self.inner.config.registries, reference)
     }
@@ -488,6 +493,8 @@ fn manifest_call<'a>(
             reference.manifest_reference()
         ),
         headers,
+        body: None,
+        push: false,
     }
 }
 
@@ -506,6 +513,8 @@ fn blob_call<'a>(
         method,
         path: format!("/v2/{}/blobs/{digest}", reference.repository),
         headers,
+        body: None,
+        push: false,
     }
 }
 

@@ -38,11 +38,18 @@ pub(crate) struct Call<'a> {
     pub path: String,
     /// Extra headers (`Accept`, `Range`).
     pub headers: HeaderMap,
+    /// Request body, replayed as is on every attempt (pushes only).
+    pub body: Option<bytes::Bytes>,
+    /// Whether the token scope must allow pushing (`pull,push`).
+    pub push: bool,
 }
 
 impl Call<'_> {
     /// The pull scope asked of token services.
     fn scope(&self) -> String {
+        if self.push {
+            return format!("repository:{}:pull,push", self.repository);
+        }
         format!("repository:{}:pull", self.repository)
     }
 }
@@ -351,6 +358,9 @@ impl Inner {
                         .headers(call.headers.clone());
                     if let (true, Some(value)) = (same_origin, authorization) {
                         request = request.header(AUTHORIZATION, value);
+                    }
+                    if let Some(body) = &call.body {
+                        request = request.body(body.clone());
                     }
                     request
                 })

@@ -157,4 +157,5 @@ pub fn p(path: &Path) -> &str {
 
 pub mod fault_proxy;
 pub mod images;
+pub mod push_proxy;
 pub mod registry;

@@ -1,0 +1,80 @@
+//! `installer serve`: verify a bundle, then answer pulls of its images as a read-only OCI
+//! registry straight from the bundle file, until SIGINT or SIGTERM.
+
+use anyhow::{Context, Result};
+use bundle::cli::verify_cmd::{self, TrustedBundleArgs};
+use bundle::cli::Output;
+use bundle::serve::{self, Server};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Arguments of `serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub bundle: TrustedBundleArgs,
+    /// Address to listen on, e.g. 0.0.0.0:5000 or 127.0.0.1:5000.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+    /// TLS certificate chain (PEM); serve HTTPS with --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+pub fn run(args: &Args, out: Output) -> Result<()> {
+    let bundle = verify_cmd::open_verified(&args.bundle, out)?;
+    let server = Server::new(bundle, out)
+        .with_context(|| format!("cataloguing the images of {}", args.bundle.bundle.display()))?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(serve::tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let address = listener.local_addr().context("the listening address")?;
+        let catalog = server.catalog();
+        out.info(format!(
+            "serving {} images ({} tags, {} repository names) on {}://{address}",
+            catalog.images,
+            catalog.tags,
+            catalog.repositories.len(),
+            if tls.is_some() { "https" } else { "http" },
+        ));
+        serve::serve(Arc::new(server), listener, tls, shutdown_signal()).await;
+        out.info("stopped");
+        Ok(())
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

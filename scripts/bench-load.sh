@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Benchmark of `installer load` against the standard tools, in one run: the same bundle of
+# IMAGES (default 20) images, about SIZE_MIB (default 1024) distinct MiB, loaded into an empty
+# local docker-registry
+#   ours:     installer load BUNDLE --registry A              (straight from the compressed file)
+#   standard: zstd -d < BUNDLE | tar x  &&  skopeo copy --all oci:DIR:REF docker://B/... per image
+# then `installer load` again on the complete registry (nothing may be re-sent).
+# Prints times, ratio, our peak memory and temporary disk use. Targets: at least 2x faster end
+# to end, zero bytes re-sent on the second run, peak memory < 128 MiB, no temporary disk use
+# beyond a few MiB.
+set -euo pipefail
+SIZE_MIB=${SIZE_MIB:-1024}
+IMAGES=${IMAGES:-20}
+cd "$(dirname "$0")/.."
+for tool in docker-registry skopeo zstd python3; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing: scripts/setup.sh installs it" >&2; exit 1; }
+done
+command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+cargo build --release -q --workspace
+BIN=$PWD/target/release/bundle
+INSTALLER=$PWD/target/release/installer
+WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/bench-load.XXXXXX")
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+SKOPEO=(env HOME="$WORK/home" skopeo --insecure-policy)
+
+start_registry() { # name -> prints HOST:PORT
+  local port
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  printf 'version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+    "$WORK/$1" "$port" > "$WORK/$1.yml"
+  docker-registry serve "$WORK/$1.yml" > "$WORK/$1.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+  echo "127.0.0.1:$port"
+}
+SOURCE=$(start_registry source)
+OURS=$(start_registry ours)
+THEIRS=$(start_registry theirs)
+
+echo "generating and pushing $IMAGES images of about $SIZE_MIB MiB, building the bundle ..."
+python3 scripts/gen-bench-images.py "$WORK/layout" "$SIZE_MIB" "$IMAGES"
+printf 'platforms = ["linux/amd64"]\n\n[registries."%s"]\ninsecure = true\n' "$SOURCE" > "$WORK/images.toml"
+for i in $(seq -f '%02g' 0 $((IMAGES - 1))); do
+  "${SKOPEO[@]}" copy -q --preserve-digests --dest-tls-verify=false \
+    "oci:$WORK/layout:img-$i" "docker://$SOURCE/bench/img-$i:v1"
+  printf '\n[[images]]\nref = "%s/bench/img-%s:v1"\n' "$SOURCE" "$i" >> "$WORK/images.toml"
+done
+rm -rf "$WORK/layout"
+export BUNDLE_KEY_PASSPHRASE=bench
+"$BIN" -q keygen -o "$WORK/k"
+"$BIN" -q lock --images "$WORK/images.toml" --lock "$WORK/manifests.lock"
+"$BIN" -q build --images "$WORK/images.toml" --lock "$WORK/manifests.lock" --locked \
+  --cache "$WORK/cache" -o "$WORK/b.tar.zst" --sign-key "$WORK/k.key"
+rm -rf "$WORK/cache"
+ls -l "$WORK/b.tar.zst"
+
+measure() { # name, command... -> seconds and peak RSS (KiB) in $SECS / $RSS
+  local log="$WORK/time.log"
+  sync
+  /usr/bin/time -f '%e %M' -o "$log" "${@:2}"
+  read -r SECS RSS < "$log"
+  printf '  %-44s %7.2f s  %8d KiB peak RSS\n' "$1" "$SECS" "$RSS"
+}
+
+mkdir "$WORK/tmp"
+echo "load into an empty registry:"
+measure "installer load" env TMPDIR="$WORK/tmp" sh -c \
+  "'$INSTALLER' --json load '$WORK/b.tar.zst' --registry '$OURS' --insecure-registry --key '$WORK/k.pub' > '$WORK/first.json'"
+OUR_SECS=$SECS; OUR_RSS=$RSS
+TMP_USE=$(du -sk "$WORK/tmp" | cut -f1)
+STANDARD="mkdir -p '$WORK/x' && zstd -dc '$WORK/b.tar.zst' | tar -xf - -C '$WORK/x' && for i in \$(seq -f '%02g' 0 $((IMAGES - 1))); do \
+  env HOME='$WORK/home' skopeo --insecure-policy copy -q --all --preserve-digests --dest-tls-verify=false \
+  \"oci:$WORK/x:$SOURCE/bench/img-\$i:v1\" \"docker://$THEIRS/bench/img-\$i:v1\" || exit 1; done"
+measure "zstd -d | tar x && skopeo copy per image" sh -c "$STANDARD"
+REF_SECS=$SECS
+EXTRACTED=$(du -sk "$WORK/x" | cut -f1)
+echo "load again into the complete registry:"
+measure "installer load (second run)" sh -c \
+  "'$INSTALLER' --json load '$WORK/b.tar.zst' --registry '$OURS' --insecure-registry --key '$WORK/k.pub' > '$WORK/second.json'"
+python3 - "$REF_SECS" "$OUR_SECS" "$OUR_RSS" "$TMP_USE" "$EXTRACTED" "$WORK/second.json" <<'PY'
+import json, sys
+ref, ours, rss, tmp_kib, extracted_kib = map(float, sys.argv[1:6])
+second = json.load(open(sys.argv[6]))
+ratio = ref / ours
+resent = second.get("bytes_pushed", -1)
+def verdict(ok):
+    return "OK" if ok else "MISSED"
+print(f"load speed vs extract + skopeo copy:   {ratio:6.2f}x  (target >= 2.00x) {verdict(ratio >= 2)}")
+print(f"bytes re-sent on the second run:      {resent:8d}  (target 0) {verdict(resent == 0)}")
+print(f"peak memory of installer load:        {rss / 1024:6.1f} MiB (target < 128 MiB) {verdict(rss < 128 * 1024)}")
+print(f"temporary disk use of installer load: {tmp_kib / 1024:6.1f} MiB (the standard pipeline extracted {extracted_kib / 1024:.0f} MiB)")
+PY

@@ -1,0 +1,266 @@
+//! The executor: per image, every blob (HEAD first; mounted from another repository this run
+//! already pushed it to; else uploaded) with several in flight, then the manifests by digest
+//! (HEAD first), then the tag.
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use futures_util::stream::{self, StreamExt as _};
+use serde::Serialize;
+
+use super::plan::{blob_path, ImagePlan};
+use crate::archive::ReadAt;
+use crate::container::{Bundle, Progress};
+use crate::registry::{BlobSource, Client, Digest, Reference};
+
+/// How to load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Blobs in flight at once (at least 1).
+    pub jobs: usize,
+    /// Blobs larger than this go up in chunks of this size ([`crate::registry::CHUNK_SIZE`]
+    /// by default).
+    pub chunk_size: u64,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Images in the bundle.
+    pub images: usize,
+    /// Images whose tag now points at a complete image.
+    pub images_loaded: usize,
+    /// Blobs uploaded.
+    pub blobs_pushed: u64,
+    /// Blobs the registry already had.
+    pub blobs_skipped: u64,
+    /// Blobs mounted from another repository.
+    pub blobs_mounted: u64,
+    /// Bytes uploaded.
+    pub bytes_pushed: u64,
+    /// Bytes not uploaded because the registry had them or mounted them.
+    pub bytes_skipped: u64,
+    /// Manifests and indexes pushed by digest.
+    pub manifests_pushed: u64,
+    /// Manifests and indexes the registry already had.
+    pub manifests_skipped: u64,
+    /// Tags set (or moved).
+    pub tags_pushed: u64,
+    /// Seconds the load took.
+    pub seconds: f64,
+    /// Images that failed, with why.
+    pub failures: Vec<Failure>,
+}
+
+/// One image that could not be loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// The image's reference in the bundle.
+    pub image: String,
+    /// Why.
+    pub error: String,
+}
+
+#[derive(Default)]
+struct Counters {
+    blobs_pushed: AtomicU64,
+    blobs_skipped: AtomicU64,
+    blobs_mounted: AtomicU64,
+    bytes_pushed: AtomicU64,
+    bytes_skipped: AtomicU64,
+}
+
+/// A blob of the bundle, read a range at a time from the compressed file.
+struct MemberBlob<S> {
+    bundle: Arc<Bundle<S>>,
+    path: String,
+}
+
+impl<S: ReadAt> BlobSource for MemberBlob<S> {
+    fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let member = self.bundle.member(&self.path).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("the bundle has no {}", self.path),
+            )
+        })?;
+        let mut data = vec![0; len];
+        self.bundle
+            .member_reader(member, offset, len as u64)
+            .read_exact(&mut data)?;
+        Ok(data)
+    }
+}
+
+/// Pushes every planned image into the registry, with `progress` counting bytes (pushed and
+/// skipped). Failed images are listed in the summary; the others are still loaded. Must run
+/// on a multi-threaded tokio runtime (bundle reads block in place).
+pub async fn load<S: ReadAt + 'static>(
+    client: &Client,
+    bundle: Arc<Bundle<S>>,
+    plans: &[ImagePlan],
+    options: &LoadOptions,
+    progress: &dyn Progress,
+) -> Summary {
+    let started = Instant::now();
+    let total: u64 = plans
+        .iter()
+        .flat_map(|p| p.blobs.iter().map(|(_, size)| size))
+        .sum();
+    progress.start("pushing", total);
+    let counters = Counters::default();
+    // Where each blob is known to be in the target registry (for cross-repository mounts).
+    let known: Mutex<HashMap<Digest, String>> = Mutex::new(HashMap::new());
+    let mut summary = Summary {
+        images: plans.len(),
+        ..Summary::default()
+    };
+    for plan in plans {
+        match load_image(client, &bundle, plan, options, progress, &counters, &known).await {
+            Ok((pushed, skipped, tagged)) => {
+                summary.manifests_pushed += pushed;
+                summary.manifests_skipped += skipped;
+                summary.tags_pushed += tagged;
+                summary.images_loaded += 1;
+            }
+            Err(error) => summary.failures.push(Failure {
+                image: plan.source.clone(),
+                error: format!("{error:#}"),
+            }),
+        }
+    }
+    progress.finish();
+    summary.blobs_pushed = counters.blobs_pushed.load(Ordering::Relaxed);
+    summary.blobs_skipped = counters.blobs_skipped.load(Ordering::Relaxed);
+    summary.blobs_mounted = counters.blobs_mounted.load(Ordering::Relaxed);
+    summary.bytes_pushed = counters.bytes_pushed.load(Ordering::Relaxed);
+    summary.bytes_skipped = counters.bytes_skipped.load(Ordering::Relaxed);
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary
+}
+
+/// Loads one image; returns manifests pushed, manifests skipped, tags set.
+async fn load_image<S: ReadAt + 'static>(
+    client: &Client,
+    bundle: &Arc<Bundle<S>>,
+    plan: &ImagePlan,
+    options: &LoadOptions,
+    progress: &dyn Progress,
+    counters: &Counters,
+    known: &Mutex<HashMap<Digest, String>>,
+) -> Result<(u64, u64, u64)> {
+    let target = &plan.target;
+    let results: Vec<Result<()>> = stream::iter(plan.blobs.iter())
+        .map(|(digest, size)| async move {
+            push_blob(
+                client, bundle, target, digest, *size, options, progress, counters, known,
+            )
+            .await
+            .with_context(|| format!("pushing blob {digest} to {}", target.name()))
+        })
+        .buffer_unordered(options.jobs.max(1))
+        .collect()
+        .await;
+    for result in results {
+        result?;
+    }
+    let (mut pushed, mut skipped) = (0, 0);
+    for manifest in &plan.manifests {
+        let by_digest = Reference {
+            tag: None,
+            digest: Some(manifest.digest.clone()),
+            ..target.clone()
+        };
+        let present = client
+            .head_manifest(&by_digest)
+            .await
+            .with_context(|| format!("checking {by_digest}"))?;
+        if present.is_some() {
+            skipped += 1;
+            continue;
+        }
+        client
+            .put_manifest(&by_digest, &manifest.media_type, manifest.bytes.clone())
+            .await
+            .with_context(|| format!("pushing manifest {by_digest}"))?;
+        pushed += 1;
+    }
+    let mut tagged = 0;
+    if target.tag.is_some() {
+        let root = plan.root();
+        let current = client
+            .head_manifest(target)
+            .await
+            .with_context(|| format!("checking {target}"))?;
+        if current.map(|(_, digest, _)| digest) != Some(root.digest.clone()) {
+            client
+                .put_manifest(target, &root.media_type, root.bytes.clone())
+                .await
+                .with_context(|| format!("tagging {target}"))?;
+            tagged = 1;
+        }
+    }
+    Ok((pushed, skipped, tagged))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn push_blob<S: ReadAt + 'static>(
+    client: &Client,
+    bundle: &Arc<Bundle<S>>,
+    target: &Reference,
+    digest: &Digest,
+    size: u64,
+    options: &LoadOptions,
+    progress: &dyn Progress,
+    counters: &Counters,
+    known: &Mutex<HashMap<Digest, String>>,
+) -> Result<()> {
+    let remember = || {
+        known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(digest.clone(), target.repository.clone());
+    };
+    if client.head_blob(target, digest).await?.is_some() {
+        counters.blobs_skipped.fetch_add(1, Ordering::Relaxed);
+        counters.bytes_skipped.fetch_add(size, Ordering::Relaxed);
+        progress.advance(size);
+        remember();
+        return Ok(());
+    }
+    let elsewhere = known
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(digest)
+        .filter(|repo| **repo != target.repository)
+        .cloned();
+    if let Some(from) = elsewhere {
+        if client.mount_blob(target, digest, &from).await? {
+            counters.blobs_mounted.fetch_add(1, Ordering::Relaxed);
+            counters.bytes_skipped.fetch_add(size, Ordering::Relaxed);
+            progress.advance(size);
+            remember();
+            return Ok(());
+        }
+    }
+    let source = MemberBlob {
+        bundle: Arc::clone(bundle),
+        path: blob_path(digest),
+    };
+    let sent = AtomicU64::new(0);
+    let report = |n: u64| {
+        sent.fetch_add(n, Ordering::Relaxed);
+        progress.advance(n);
+    };
+    client
+        .upload_blob(target, digest, size, options.chunk_size, &source, &report)
+        .await?;
+    counters.blobs_pushed.fetch_add(1, Ordering::Relaxed);
+    counters.bytes_pushed.fetch_add(size, Ordering::Relaxed);
+    remember();
+    Ok(())
+}

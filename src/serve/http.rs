@@ -1,0 +1,529 @@
+//! The hyper service answering the read-only distribution API from the bundle, the accept
+//! loop (one task per connection, optional TLS) and clean shutdown.
+
+use super::catalog::{blob_path, read_small, Catalog, Repository};
+use super::errors::{self, Code};
+use super::routes::{self, ByteRange, Route};
+use crate::archive::source::FileSource;
+use crate::cli::Output;
+use crate::container::open::Located;
+use crate::container::Bundle;
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::header::{HeaderValue, ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+
+/// Largest chunk a blob body is read in.
+pub const CHUNK: usize = 1 << 20;
+/// Chunks buffered per streaming response.
+const CHANNEL_CHUNKS: usize = 4;
+/// How long in-flight requests get to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// What the service serves: the verified bundle, its catalog and where each blob lies.
+pub struct Server {
+    bundle: Arc<Bundle<FileSource>>,
+    catalog: Catalog,
+    blobs: HashMap<String, Located>,
+    out: Output,
+}
+
+impl Server {
+    /// A server for an already verified bundle: builds the catalog from `index.json`.
+    pub fn new(bundle: Bundle<FileSource>, out: Output) -> Result<Server> {
+        let catalog = Catalog::build(&bundle)?;
+        let blobs = bundle
+            .members()
+            .iter()
+            .filter_map(|m| {
+                let hex = m.path.strip_prefix("blobs/sha256/")?;
+                Some((format!("sha256:{hex}"), m.clone()))
+            })
+            .collect();
+        Ok(Server {
+            bundle: Arc::new(bundle),
+            catalog,
+            blobs,
+            out,
+        })
+    }
+
+    /// The catalog served.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+}
+
+/// A response body: bytes in memory or chunks streamed from a blocking reader.
+pub enum Body {
+    /// The whole body (taken when sent).
+    Full(Option<Bytes>),
+    /// Chunks from a reader thread.
+    Stream(mpsc::Receiver<std::io::Result<Bytes>>, u64),
+}
+
+impl Body {
+    fn empty() -> Body {
+        Body::Full(None)
+    }
+
+    fn bytes(bytes: impl Into<Bytes>) -> Body {
+        Body::Full(Some(bytes.into()))
+    }
+}
+
+impl HttpBody for Body {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut() {
+            Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Body::Stream(rx, _) => rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Body::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::Stream(_, len) => SizeHint::with_exact(*len),
+        }
+    }
+}
+
+fn error(code: Code, message: &str, detail: &str) -> Response<Body> {
+    let mut response = Response::new(Body::bytes(errors::body(code, message, detail)));
+    *response.status_mut() = StatusCode::from_u16(code.status()).expect("valid status");
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn json(value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::bytes(
+        serde_json::to_vec(value).expect("serialising JSON"),
+    ));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn header(value: &str) -> HeaderValue {
+    HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// Parses `n` and `last` from a query string.
+fn pagination(query: Option<&str>) -> Result<(Option<usize>, Option<String>), ()> {
+    let mut n = None;
+    let mut last = None;
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "n" => n = Some(value.parse::<usize>().map_err(|_| ())?),
+            "last" => last = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    Ok((n, last))
+}
+
+/// A page of `items` after `last`, at most `n`, and the `Link` to the next page.
+fn page<'a>(
+    items: impl Iterator<Item = &'a str>,
+    n: Option<usize>,
+    last: Option<&str>,
+    path: &str,
+) -> (Vec<String>, Option<String>) {
+    let mut rest = items.filter(|item| last.is_none_or(|last| *item > last));
+    let take = n.unwrap_or(usize::MAX);
+    let page: Vec<String> = rest.by_ref().take(take).map(str::to_string).collect();
+    let link = match (n, page.last()) {
+        (Some(n), Some(final_item)) if rest.next().is_some() => {
+            Some(format!("<{path}?n={n}&last={final_item}>; rel=\"next\""))
+        }
+        _ => None,
+    };
+    (page, link)
+}
+
+impl Server {
+    fn repository(&self, name: &str) -> Option<&Repository> {
+        self.catalog.repositories.get(name)
+    }
+
+    async fn respond(
+        self: &Arc<Self>,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        range: Option<&str>,
+    ) -> Response<Body> {
+        let route = routes::parse(path);
+        if route == Route::NotV2 {
+            let mut response = Response::new(Body::bytes("404 page not found\n"));
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            return response;
+        }
+        if method != Method::GET && method != Method::HEAD {
+            let mut response = error(
+                Code::Unsupported,
+                "this registry is read-only",
+                &format!("{method} is not supported"),
+            );
+            response
+                .headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        let head = method == Method::HEAD;
+        let mut response = match route {
+            Route::Base | Route::NotV2 => json(&serde_json::json!({})),
+            Route::Catalog => match pagination(query) {
+                Err(()) => error(Code::PaginationNumberInvalid, "invalid n", ""),
+                Ok((n, last)) => {
+                    let (names, link) =
+                        page(self.catalog.names(), n, last.as_deref(), "/v2/_catalog");
+                    let mut r = json(&serde_json::json!({ "repositories": names }));
+                    if let Some(link) = link {
+                        r.headers_mut().insert("Link", header(&link));
+                    }
+                    r
+                }
+            },
+            Route::Tags(name) => match (self.repository(&name), pagination(query)) {
+                (None, _) => error(
+                    Code::NameUnknown,
+                    "repository name not known to registry",
+                    &name,
+                ),
+                (_, Err(())) => error(Code::PaginationNumberInvalid, "invalid n", ""),
+                (Some(repo), Ok((n, last))) => {
+                    let path = format!("/v2/{name}/tags/list");
+                    let (tags, link) = page(
+                        repo.tags.keys().map(String::as_str),
+                        n,
+                        last.as_deref(),
+                        &path,
+                    );
+                    let mut r = json(&serde_json::json!({ "name": name, "tags": tags }));
+                    if let Some(link) = link {
+                        r.headers_mut().insert("Link", header(&link));
+                    }
+                    r
+                }
+            },
+            Route::Manifest(name, reference) => self.manifest(&name, &reference, head).await,
+            Route::Blob(name, digest) => self.blob(&name, &digest, head, range),
+            Route::Other => error(
+                Code::Unsupported,
+                "not supported by this read-only registry",
+                path,
+            ),
+        };
+        response.headers_mut().insert(
+            "Docker-Distribution-API-Version",
+            HeaderValue::from_static("registry/2.0"),
+        );
+        if !response.headers().contains_key(CONTENT_LENGTH) {
+            if let Body::Full(bytes) = response.body() {
+                let len = bytes.as_ref().map_or(0, |b| b.len());
+                response
+                    .headers_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from(len));
+            }
+        }
+        if head {
+            *response.body_mut() = Body::empty();
+        }
+        response
+    }
+
+    async fn manifest(self: &Arc<Self>, name: &str, reference: &str, head: bool) -> Response<Body> {
+        let Some(repo) = self.repository(name) else {
+            return error(
+                Code::NameUnknown,
+                "repository name not known to registry",
+                name,
+            );
+        };
+        let digest = if reference.contains(':') {
+            reference
+        } else {
+            match repo.tags.get(reference) {
+                Some(digest) => digest.as_str(),
+                None => {
+                    return error(
+                        Code::ManifestUnknown,
+                        "manifest unknown",
+                        &format!("{name}:{reference}"),
+                    )
+                }
+            }
+        };
+        let (Some(entry), Some(path)) = (repo.manifests.get(digest), blob_path(digest)) else {
+            return error(
+                Code::ManifestUnknown,
+                "manifest unknown",
+                &format!("{name}@{reference}"),
+            );
+        };
+        let body = if head {
+            Body::empty()
+        } else {
+            let server = self.clone();
+            match tokio::task::spawn_blocking(move || read_small(&server.bundle, &path)).await {
+                Ok(Ok(bytes)) => Body::bytes(bytes),
+                Ok(Err(e)) => {
+                    return error(
+                        Code::Internal,
+                        "reading the bundle failed",
+                        &format!("{e:#}"),
+                    )
+                }
+                Err(e) => {
+                    return error(Code::Internal, "reading the bundle failed", &e.to_string())
+                }
+            }
+        };
+        let mut response = Response::new(body);
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, header(&entry.media_type));
+        headers.insert("Docker-Content-Digest", header(&entry.digest));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(entry.size));
+        headers.insert("ETag", header(&format!("\"{}\"", entry.digest)));
+        response
+    }
+
+    fn blob(
+        self: &Arc<Self>,
+        name: &str,
+        digest: &str,
+        head: bool,
+        range: Option<&str>,
+    ) -> Response<Body> {
+        let Some(repo) = self.repository(name) else {
+            return error(
+                Code::NameUnknown,
+                "repository name not known to registry",
+                name,
+            );
+        };
+        if blob_path(digest).is_none() {
+            return error(
+                Code::DigestInvalid,
+                "provided digest is not a sha256 digest",
+                digest,
+            );
+        }
+        let member = match (repo.blobs.contains(digest), self.blobs.get(digest)) {
+            (true, Some(member)) => member.clone(),
+            _ => return error(Code::BlobUnknown, "blob unknown to registry", digest),
+        };
+        let size = member.size;
+        let (status, start, len) = match routes::byte_range(range, size) {
+            ByteRange::Whole => (StatusCode::OK, 0, size),
+            ByteRange::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+            ByteRange::Unsatisfiable => {
+                let mut r = error(
+                    Code::RangeInvalid,
+                    "requested range not satisfiable",
+                    &format!("blob is {size} bytes"),
+                );
+                r.headers_mut()
+                    .insert(CONTENT_RANGE, header(&format!("bytes */{size}")));
+                return r;
+            }
+        };
+        let body = if head || len == 0 {
+            Body::empty()
+        } else {
+            self.stream(member, start, len)
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        headers.insert("Docker-Content-Digest", header(digest));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert("ETag", header(&format!("\"{digest}\"")));
+        if status == StatusCode::PARTIAL_CONTENT {
+            headers.insert(
+                CONTENT_RANGE,
+                header(&format!("bytes {start}-{}/{size}", start + len - 1)),
+            );
+        }
+        response
+    }
+
+    /// Streams `len` bytes of `member` from `start`: a blocking thread reads chunks of at most
+    /// [`CHUNK`] into a bounded channel, so memory stays bounded whatever the blob size.
+    fn stream(self: &Arc<Self>, member: Located, start: u64, len: u64) -> Body {
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let bundle = self.bundle.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut reader = bundle.member_reader(&member, start, len);
+            let mut remaining = len;
+            while remaining > 0 {
+                let mut chunk = vec![0; remaining.min(CHUNK as u64) as usize];
+                let result = reader.read_exact(&mut chunk).map(|()| Bytes::from(chunk));
+                let failed = result.is_err();
+                remaining = remaining.saturating_sub(CHUNK as u64);
+                if tx.blocking_send(result).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Body::Stream(rx, len)
+    }
+
+    async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, Infallible> {
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let query = request.uri().query().map(str::to_string);
+        let range = request
+            .headers()
+            .get(hyper::header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let response = self
+            .respond(&method, &path, query.as_deref(), range.as_deref())
+            .await;
+        let length = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        self.out.info(format!(
+            "{peer} {method} {path}{} {} {length}",
+            query.map(|q| format!("?{q}")).unwrap_or_default(),
+            response.status().as_u16()
+        ));
+        Ok(response)
+    }
+}
+
+/// A TLS acceptor from PEM certificate chain and private key files (rustls on ring).
+pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading certificates from {}", cert.display()))?;
+    anyhow::ensure!(!certs.is_empty(), "{} holds no certificate", cert.display());
+    let private = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading the private key from {}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, private)
+        .context("the TLS certificate and key do not fit together")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn connection<IO>(
+    server: Arc<Server>,
+    io: IO,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| server.clone().handle(request, peer));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Accepts connections on `listener` (each its own task, through `tls` when given) until
+/// `shutdown` completes, then lets in-flight requests finish (for a while) and returns.
+pub async fn serve(
+    server: Arc<Server>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        server.out.warn(format!("accept failed: {e}"));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let server = server.clone();
+                let tls = tls.clone();
+                let stop = stop_rx.clone();
+                tasks.spawn(async move {
+                    match tls {
+                        None => connection(server, stream, peer, stop).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => connection(server, stream, peer, stop).await,
+                            Err(e) => server.out.info(format!("{peer} TLS handshake failed: {e}")),
+                        },
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained =
+        tokio::time::timeout(DRAIN, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tasks.abort_all();
+    }
+}
