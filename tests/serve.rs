@@ -611,3 +611,56 @@ fn tampered_or_ambiguous_bundles_are_refused() {
     let stderr = serve_fails(&ambiguous, &f.public);
     assert!(stderr.contains("two images claim team/app:v1"), "{stderr}");
 }
+
+#[test]
+fn a_bundle_split_into_volumes_is_served_from_its_parts() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("b.tar.zst");
+    std::fs::copy(&f.bundle, &copy).unwrap();
+    let part = (std::fs::metadata(&copy).unwrap().len() / 4 + 1).to_string();
+    let split = std::process::Command::new(env!("CARGO_BIN_EXE_bundle"))
+        .args(["split", copy.to_str().unwrap(), "--size", &part])
+        .output()
+        .unwrap();
+    assert!(
+        split.status.success(),
+        "{}",
+        String::from_utf8_lossy(&split.stderr)
+    );
+    std::fs::remove_file(&copy).unwrap();
+    let first = dir.path().join("b.tar.zst.001");
+    assert!(
+        dir.path().join("b.tar.zst.004").exists(),
+        "expected four parts"
+    );
+    let server = Serve::start(&first, &f.public, None);
+    let index = f.synapse.index.as_ref().unwrap();
+    let raw = skopeo_ok(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/matrixdotorg/synapse:v1.142.0", server.host()),
+    ]);
+    assert_eq!(raw, index.bytes);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("dir");
+    skopeo_ok(&[
+        "copy",
+        "--all",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{}/matrixdotorg/synapse:v1.142.0", server.host()),
+        &format!("dir:{}", dest.display()),
+    ]);
+    for entry in std::fs::read_dir(&dest).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.len() == 64 {
+            assert_eq!(
+                sha256(&std::fs::read(entry.path()).unwrap()),
+                format!("sha256:{name}")
+            );
+        }
+    }
+}
