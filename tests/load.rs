@@ -729,3 +729,83 @@ fn bearer_token_registry_gets_push_scope() {
     );
     assert_digests(&target, "");
 }
+
+#[test]
+fn a_bundle_split_into_volumes_loads_from_its_parts() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("b.tar.zst");
+    std::fs::copy(f.signed(), &copy).unwrap();
+    let part = (std::fs::metadata(&copy).unwrap().len() / 3 + 1).to_string();
+    bundle_cmd(dir.path(), &["split", "b.tar.zst", "--size", &part]).ok();
+    std::fs::remove_file(&copy).unwrap();
+    assert!(
+        dir.path().join("b.tar.zst.003").exists(),
+        "expected three parts"
+    );
+    let target = TestRegistry::plain();
+    let first = dir.path().join("b.tar.zst.001");
+    let (first, key, host) = (common::p(&first), f.key(), target.host());
+    let run = installer(&[
+        "--json",
+        "load",
+        first,
+        "--key",
+        &key,
+        "--registry",
+        &host,
+        "--insecure-registry",
+    ])
+    .ok();
+    let summary: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert!(n(&summary, "blobs_pushed") > 0);
+    assert_digests(&target, "");
+}
+
+#[test]
+fn a_registry_restarted_mid_load_is_survived() {
+    let f = fixture();
+    let (bundle, key) = (f.signed(), f.key());
+    let mut target = TestRegistry::plain();
+    let host = target.host();
+    let mut child = installer_command(
+        &[
+            "--json",
+            "load",
+            &bundle,
+            "--key",
+            &key,
+            "--registry",
+            &host,
+            "--insecure-registry",
+            "--jobs",
+            "2",
+            "--chunk-size",
+            "8192",
+        ],
+        None,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let started = Instant::now();
+    while stored_blobs(&target) < 3 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(stored_blobs(&target) >= 3, "the load never got going");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the load ended before the registry could be restarted under it"
+    );
+    // Down and up again on the same port while uploads are in flight.
+    target.restart();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "load failed across the restart: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_digests(&target, "");
+    assert_eq!(check_storage(&target).len(), IMAGES);
+}
