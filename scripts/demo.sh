@@ -4,7 +4,8 @@
 # builds and signs the bundle (twice: the second from the cache, byte-identical), inspects it,
 # verifies it with `bundle` and `installer`, audits it with stock tools only, reads an image
 # from the extracted layout with skopeo, and shows that a one-byte change is caught. Prints what
-# it does; leaves nothing behind. (Loading into a target registry comes with `installer load`.)
+# it does; leaves nothing behind. It also loads the bundle into a second registry with
+# `installer load`, twice (the second run uploads nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -14,8 +15,9 @@ BUNDLE=$PWD/target/release/bundle
 INSTALLER=$PWD/target/release/installer
 WORK=$(mktemp -d)
 REGISTRY_PID=
+TARGET_PID=
 cleanup() {
-  [ -n "$REGISTRY_PID" ] && { kill "$REGISTRY_PID" 2>/dev/null || true; wait "$REGISTRY_PID" 2>/dev/null || true; }
+  for pid in $REGISTRY_PID $TARGET_PID; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -75,6 +77,19 @@ mkdir "$WORK/audit"
 (cd "$WORK/audit" && BUNDLE="$WORK/sample.tar.zst" KEY="$WORK/release.pub" \
   sh -c "$(sed -n '/<!-- audit-script -->/,$p' "$OLDPWD/docs/auditing.md" | sed -n '/^```sh$/,/^```$/p' | sed '1d;$d')")
 
+step "installer load into a second, empty registry (the enclave's), straight from the bundle"
+TPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+TARGET=127.0.0.1:$TPORT
+printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
+  "$WORK/target" "$TARGET" > "$WORK/target.yml"
+docker-registry serve "$WORK/target.yml" > "$WORK/target.log" 2>&1 &
+TARGET_PID=$!
+for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$TPORT") 2>/dev/null && break; sleep 0.05; done
+"$INSTALLER" load "$WORK/sample.tar.zst" --registry "$TARGET" --insecure-registry --key "$WORK/release.pub"
+echo "loaded digest: $(HOME="$WORK" skopeo --insecure-policy inspect --raw --tls-verify=false \
+  "docker://$TARGET/demo/homeserver:v1" | sha256sum | cut -d' ' -f1)"
+"$INSTALLER" load "$WORK/sample.tar.zst" --registry "$TARGET" --insecure-registry --key "$WORK/release.pub"
+
 step "an extracted bundle is an OCI layout: skopeo reads the images from it"
 "$BUNDLE" extract "$WORK/sample.tar.zst" "$WORK/extracted" --key "$WORK/release.pub"
 HOME="$WORK" skopeo --insecure-policy inspect --raw "oci:$WORK/extracted:$HOST/demo/homeserver:v1" | head -c 300; echo
@@ -85,4 +100,4 @@ printf '\xff' | dd of="$WORK/tampered.tar.zst" bs=1 seek=$((6 << 20)) conv=notru
 if "$BUNDLE" verify "$WORK/tampered.tar.zst" --key "$WORK/release.pub"; then
   echo "tampered bundle was accepted" >&2; exit 1
 fi
-printf '\ndemo complete: locked, built, signed, inspected, verified twice, audited, read by skopeo, tamper refused\n'
+printf '\ndemo complete: locked, built, signed, inspected, verified twice, audited, loaded (twice: the second uploads nothing), read by skopeo, tamper refused\n'

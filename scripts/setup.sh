@@ -13,6 +13,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v umoci >/dev/null || need+=(umoci)
+command -v sigtool >/dev/null || need+=(clamav)
+command -v kubernetes-validate >/dev/null || pip install -q kubernetes-validate
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -3,6 +3,8 @@
 
 pub mod archive;
 pub mod build;
+pub mod ca;
+pub mod clamav;
 pub mod cli;
 pub mod container;
 pub mod load;
