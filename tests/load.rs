@@ -177,6 +177,28 @@ fn installer_command(args: &[&str], docker_config: Option<&Path>) -> Command {
     command
 }
 
+/// A load of `bundle` into `host` made slow on purpose (two uploads at a time, 8 KiB chunks),
+/// so a test can act on it half-way; `mode` is `-q` or `--json`.
+fn slow_load(bundle: &str, key: &str, host: &str, mode: &str) -> Command {
+    installer_command(
+        &[
+            mode,
+            "load",
+            bundle,
+            "--key",
+            key,
+            "--registry",
+            host,
+            "--insecure-registry",
+            "--jobs",
+            "2",
+            "--chunk-size",
+            "8192",
+        ],
+        None,
+    )
+}
+
 fn installer(args: &[&str]) -> Run {
     finish(
         installer_command(args, None)
@@ -563,27 +585,11 @@ fn killed_loads_never_leave_broken_tags_and_resume() {
     for (i, point) in points.into_iter().enumerate() {
         let target = TestRegistry::plain();
         let host = target.host();
-        let mut child = installer_command(
-            &[
-                "-q",
-                "load",
-                &bundle,
-                "--key",
-                &key,
-                "--registry",
-                &host,
-                "--insecure-registry",
-                "--jobs",
-                "2",
-                "--chunk-size",
-                "8192",
-            ],
-            None,
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        let mut child = slow_load(&bundle, &key, &host, "-q")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let started = Instant::now();
         let mut finished = false;
         loop {
@@ -768,27 +774,11 @@ fn a_registry_restarted_mid_load_is_survived() {
     let (bundle, key) = (f.signed(), f.key());
     let mut target = TestRegistry::plain();
     let host = target.host();
-    let mut child = installer_command(
-        &[
-            "--json",
-            "load",
-            &bundle,
-            "--key",
-            &key,
-            "--registry",
-            &host,
-            "--insecure-registry",
-            "--jobs",
-            "2",
-            "--chunk-size",
-            "8192",
-        ],
-        None,
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = slow_load(&bundle, &key, &host, "--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     while stored_blobs(&target) < 3 && started.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(2));
