@@ -21,6 +21,14 @@ fn testdata() -> PathBuf {
         .expect("shared/testdata/clamav must lie beside the repository (as in CI)")
 }
 
+/// Writes `data` as `name` in the scratch directory and returns why it fails verification.
+fn verify_err(s: &Scratch, name: &str, data: &[u8]) -> ClamavError {
+    Cvd::read(s.write(name, data))
+        .unwrap()
+        .verify(&s.opts())
+        .unwrap_err()
+}
+
 /// A scratch directory with copies of the databases (and `.sign` files), plus cert dirs
 /// `test-certs/` (clamav-test.crt) and `root-certs/` (clamav-root.crt).
 struct Scratch {
@@ -132,10 +140,7 @@ fn flipped_header_field_fails() {
         // A different but valid version: caught against the signed copy in .info.
         let mut data = orig.clone();
         data[r.start] = if data[r.start] == b'7' { b'8' } else { b'7' };
-        let err = Cvd::read(s.write("hdr.cvd", &data))
-            .unwrap()
-            .verify(&s.opts())
-            .unwrap_err();
+        let err = verify_err(&s, "hdr.cvd", &data);
         assert!(
             matches!(
                 err,
@@ -150,10 +155,7 @@ fn flipped_header_field_fails() {
         let mut data = orig.clone();
         let r = header_field_range(&data, 7);
         data[r.start] ^= 0x01;
-        let err = Cvd::read(s.write("hdr.cvd", &data))
-            .unwrap()
-            .verify(&s.opts())
-            .unwrap_err();
+        let err = verify_err(&s, "hdr.cvd", &data);
         assert!(
             matches!(
                 err,
@@ -176,10 +178,7 @@ fn flipped_dsig_fails() {
         let r = header_field_range(&data, 6);
         let i = r.start + r.len() / 2;
         data[i] = if data[i] == b'a' { b'b' } else { b'a' };
-        let err = Cvd::read(s.write("dsig.cvd", &data))
-            .unwrap()
-            .verify(&s.opts())
-            .unwrap_err();
+        let err = verify_err(&s, "dsig.cvd", &data);
         assert!(
             matches!(err, ClamavError::HeaderSignature { .. }),
             "{db}: {err}"
@@ -195,10 +194,7 @@ fn flipped_body_byte_fails() {
         let mut data = std::fs::read(s.path(db)).unwrap();
         let i = HEADER_LEN + (data.len() - HEADER_LEN) / 2;
         data[i] ^= 0x40;
-        let err = Cvd::read(s.write("body.cvd", &data))
-            .unwrap()
-            .verify(&s.opts())
-            .unwrap_err();
+        let err = verify_err(&s, "body.cvd", &data);
         assert!(
             matches!(err, ClamavError::BodyMd5Mismatch { .. }),
             "{db}: {err}"
@@ -246,10 +242,7 @@ fn flipped_info_byte_fails() {
         let orig = std::fs::read(s.path(db)).unwrap();
         // Unchanged re-pack still passes the .info check (and fails only the header dsig).
         let same = repack(&orig, |_, _| {});
-        let err = Cvd::read(s.write("info.cvd", &same))
-            .unwrap()
-            .verify(&s.opts())
-            .unwrap_err();
+        let err = verify_err(&s, "info.cvd", &same);
         assert!(
             matches!(err, ClamavError::HeaderSignature { .. }),
             "{db}: {err}"
@@ -262,10 +255,7 @@ fn flipped_info_byte_fails() {
                 content[i] = if content[i] == b'0' { b'1' } else { b'0' };
             }
         });
-        let err = Cvd::read(s.write("info.cvd", &data))
-            .unwrap()
-            .verify(&s.opts())
-            .unwrap_err();
+        let err = verify_err(&s, "info.cvd", &data);
         assert!(
             matches!(err, ClamavError::InfoSignature { .. }),
             "{db}: {err}"
@@ -276,10 +266,7 @@ fn flipped_info_byte_fails() {
                 content[0] ^= 0x01;
             }
         });
-        let err = Cvd::read(s.write("info.cvd", &data))
-            .unwrap()
-            .verify(&s.opts())
-            .unwrap_err();
+        let err = verify_err(&s, "info.cvd", &data);
         assert!(
             matches!(err, ClamavError::InfoMismatch { .. }),
             "{db}: {err}"
@@ -290,10 +277,7 @@ fn flipped_info_byte_fails() {
                 content.clear();
             }
         });
-        let err = Cvd::read(s.write("info.cvd", &data))
-            .unwrap()
-            .verify(&s.opts())
-            .unwrap_err();
+        let err = verify_err(&s, "info.cvd", &data);
         assert!(
             matches!(err, ClamavError::InfoSignatureMissing { .. }),
             "{db}: {err}"
