@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bundle, key_id, p, require, sh, stage, test_key};
+use common::{bundle, key_id, p, pack_signed, require, sh, stage, test_key};
 use std::path::Path;
 
 /// The shell block after the `audit-script` marker in docs/auditing.md.
@@ -32,11 +32,7 @@ fn require_tools() {
 fn packed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let (public, secret) = test_key("auditor-test");
     stage(&dir.join("stage"));
-    bundle(
-        &["pack", "stage", "-o", "b.tar.zst", "--sign-key", p(&secret)],
-        dir,
-    )
-    .ok();
+    pack_signed(dir, "b.tar.zst", &secret, &[]);
     (dir.join("b.tar.zst"), public)
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bundle, file_offset_of, flip_byte, key_id, p, stage, test_key};
+use common::{bundle, file_offset_of, flip_byte, key_id, p, pack_signed, stage, test_key};
 use serde_json::Value;
 
 #[test]
@@ -52,20 +52,12 @@ fn pack_then_verify_reports_the_signer() {
     let (public, secret) = test_key("alice");
     let dir = tempfile::tempdir().unwrap();
     stage(&dir.path().join("stage"));
-    bundle(
-        &[
-            "pack",
-            "stage",
-            "-o",
-            "b.tar.zst",
-            "--sign-key",
-            p(&secret),
-            "--bundle-version",
-            "2.0.0",
-        ],
+    pack_signed(
         dir.path(),
-    )
-    .ok();
+        "b.tar.zst",
+        &secret,
+        &["--bundle-version", "2.0.0"],
+    );
     assert!(dir.path().join("b.tar.zst.minisig").is_file());
     let run = bundle(
         &["--json", "verify", "b.tar.zst", "--key", p(&public)],
@@ -86,20 +78,7 @@ fn packing_twice_gives_byte_identical_bundles() {
     let dir = tempfile::tempdir().unwrap();
     stage(&dir.path().join("stage"));
     for out in ["one.tar.zst", "two.tar.zst"] {
-        bundle(
-            &[
-                "pack",
-                "stage",
-                "-o",
-                out,
-                "--sign-key",
-                p(&secret),
-                "--timestamp",
-                "1700000000",
-            ],
-            dir.path(),
-        )
-        .ok();
+        pack_signed(dir.path(), out, &secret, &["--timestamp", "1700000000"]);
     }
     let one = std::fs::read(dir.path().join("one.tar.zst")).unwrap();
     let two = std::fs::read(dir.path().join("two.tar.zst")).unwrap();
@@ -114,20 +93,12 @@ fn packing_twice_gives_byte_identical_bundles() {
         .open(dir.path().join("stage/docs/quickstart.md"))
         .unwrap();
     f.set_modified(later).unwrap();
-    bundle(
-        &[
-            "pack",
-            "stage",
-            "-o",
-            "three.tar.zst",
-            "--sign-key",
-            p(&secret),
-            "--timestamp",
-            "1700000000",
-        ],
+    pack_signed(
         dir.path(),
-    )
-    .ok();
+        "three.tar.zst",
+        &secret,
+        &["--timestamp", "1700000000"],
+    );
     assert!(one == std::fs::read(dir.path().join("three.tar.zst")).unwrap());
 }
 
@@ -170,18 +141,7 @@ fn a_second_signer_countersigns_and_a_threshold_of_two_holds() {
     let (bob_pub, bob_key) = test_key("bob");
     let dir = tempfile::tempdir().unwrap();
     stage(&dir.path().join("stage"));
-    bundle(
-        &[
-            "pack",
-            "stage",
-            "-o",
-            "b.tar.zst",
-            "--sign-key",
-            p(&alice_key),
-        ],
-        dir.path(),
-    )
-    .ok();
+    pack_signed(dir.path(), "b.tar.zst", &alice_key, &[]);
     let two_keys = [
         "verify",
         "b.tar.zst",
@@ -236,11 +196,7 @@ fn verify_names_the_member_with_a_flipped_byte() {
     let (public, secret) = test_key("alice");
     let dir = tempfile::tempdir().unwrap();
     stage(&dir.path().join("stage"));
-    bundle(
-        &["pack", "stage", "-o", "b.tar.zst", "--sign-key", p(&secret)],
-        dir.path(),
-    )
-    .ok();
+    pack_signed(dir.path(), "b.tar.zst", &secret, &[]);
     // Find the blob's frames with inspect, then flip a byte in the middle of them.
     let before = file_offset_of(dir.path(), "b.tar.zst", "blobs/sha256/1111");
     flip_byte(&dir.path().join("b.tar.zst"), before + 1_000_000);
@@ -253,20 +209,12 @@ fn inspect_lists_members_kinds_and_signers_without_a_key() {
     let (_, secret) = test_key("alice");
     let dir = tempfile::tempdir().unwrap();
     stage(&dir.path().join("stage"));
-    bundle(
-        &[
-            "pack",
-            "stage",
-            "-o",
-            "b.tar.zst",
-            "--sign-key",
-            p(&secret),
-            "--platform",
-            "linux/amd64",
-        ],
+    pack_signed(
         dir.path(),
-    )
-    .ok();
+        "b.tar.zst",
+        &secret,
+        &["--platform", "linux/amd64"],
+    );
     let run = bundle(&["--json", "inspect", "b.tar.zst"], dir.path()).ok();
     let doc: Value = serde_json::from_str(&run.stdout).unwrap();
     let paths: Vec<&str> = doc["members"]
@@ -303,11 +251,7 @@ fn extract_writes_exactly_the_staged_files() {
     let (public, secret) = test_key("alice");
     let dir = tempfile::tempdir().unwrap();
     stage(&dir.path().join("stage"));
-    bundle(
-        &["pack", "stage", "-o", "b.tar.zst", "--sign-key", p(&secret)],
-        dir.path(),
-    )
-    .ok();
+    pack_signed(dir.path(), "b.tar.zst", &secret, &[]);
     let run = bundle(&["extract", "b.tar.zst", "out"], dir.path()).failed();
     assert!(run.stderr.contains("--key"), "{}", run.stderr);
     bundle(
@@ -378,11 +322,7 @@ fn a_bundle_split_into_volumes_verifies_inspects_and_extracts_from_its_parts() {
     let (public, secret) = test_key("alice");
     let dir = tempfile::tempdir().unwrap();
     stage(&dir.path().join("stage"));
-    bundle(
-        &["pack", "stage", "-o", "b.tar.zst", "--sign-key", p(&secret)],
-        dir.path(),
-    )
-    .ok();
+    pack_signed(dir.path(), "b.tar.zst", &secret, &[]);
     let whole = std::fs::read(dir.path().join("b.tar.zst")).unwrap();
     bundle(&["split", "b.tar.zst", "--size", "1M"], dir.path()).ok();
     let parts: Vec<_> = (1..)

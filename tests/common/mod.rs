@@ -143,6 +143,14 @@ pub fn file_offset_of(dir: &Path, bundle_file: &str, member: &str) -> u64 {
         .sum()
 }
 
+/// Packs `dir/stage` into `dir/out` signed with `key` (extra arguments appended); panics with
+/// the output unless it succeeds.
+pub fn pack_signed(dir: &Path, out: &str, key: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["pack", "stage", "-o", out, "--sign-key", p(key)];
+    args.extend(extra);
+    bundle(&args, dir).ok()
+}
+
 /// Flips one byte of a file at `offset`.
 pub fn flip_byte(path: &Path, offset: u64) {
     let mut bytes = std::fs::read(path).unwrap();
