@@ -170,6 +170,20 @@ impl Drop for Background {
 }
 
 async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
+    serve_resettable(listener, state, handle).await
+}
+
+/// Accepts connections on `listener` and answers each request with `handle(state, request,
+/// reset)`; a handler that sets `reset` gets its connection closed with a TCP RST.
+pub async fn serve_resettable<S, F, Fut>(
+    listener: tokio::net::TcpListener,
+    state: Arc<S>,
+    handle: F,
+) where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>, Request<Incoming>, Arc<AtomicBool>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<Body>, Failure>> + Send + 'static,
+{
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -188,11 +202,7 @@ async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
             };
             let reset = Arc::new(AtomicBool::new(false));
             let flag = reset.clone();
-            let service = service_fn(move |request| {
-                let state = state.clone();
-                let flag = flag.clone();
-                async move { handle(state, request, flag).await }
-            });
+            let service = service_fn(move |request| handle(state.clone(), request, flag.clone()));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

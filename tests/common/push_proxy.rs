@@ -6,14 +6,11 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -124,37 +121,7 @@ impl Drop for PushProxy {
 }
 
 async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let Ok(std_stream) = stream.into_std() else {
-                return;
-            };
-            let Ok(keep) = std_stream.try_clone() else {
-                return;
-            };
-            let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
-                return;
-            };
-            let reset = Arc::new(AtomicBool::new(false));
-            let flag = reset.clone();
-            let service = service_fn(move |request| {
-                let state = state.clone();
-                let flag = flag.clone();
-                async move { handle(state, request, flag).await }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            if reset.load(Ordering::SeqCst) {
-                let _ = socket2::SockRef::from(&keep).set_linger(Some(Duration::ZERO));
-            }
-            drop(keep);
-        });
-    }
+    super::fault_proxy::serve_resettable(listener, state, handle).await
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
