@@ -7,6 +7,7 @@ pub mod ca;
 pub mod clamav;
 pub mod cli;
 pub mod container;
+pub mod discover;
 pub mod load;
 pub mod manifest;
 pub mod registry;
