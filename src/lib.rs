@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod build;
 pub mod ca;
+pub mod chart;
 pub mod clamav;
 pub mod cli;
 pub mod container;
