@@ -1,0 +1,102 @@
+{{/*
+Shared partials: names, labels, hosts, pod and container security, generated secrets.
+*/}}
+
+{{- define "messenger.name" -}}
+{{- printf "%s-%s" .root.Release.Name .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "messenger.labels" -}}
+app.kubernetes.io/name: {{ .component }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/part-of: messenger
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+{{- end -}}
+
+{{- define "messenger.selector" -}}
+app.kubernetes.io/name: {{ .component }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end -}}
+
+{{/* A host name under the site domain: (dict "root" $ "host" "matrix") */}}
+{{- define "messenger.host" -}}
+{{- printf "%s.%s" (index .root.Values.hosts .host) .root.Values.domain -}}
+{{- end -}}
+
+{{- define "messenger.svcHost" -}}
+{{- printf "%s.%s.svc.cluster.local" .name .root.Release.Namespace -}}
+{{- end -}}
+
+{{/* Pod-level security context: restricted Pod Security. (dict "uid" 991) */}}
+{{- define "messenger.podSecurity" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+fsGroup: {{ .uid }}
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "messenger.containerSecurity" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+privileged: false
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Spreads replicas of one component over nodes. */}}
+{{- define "messenger.spread" -}}
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "messenger.selector" . | nindent 8 }}
+{{- end -}}
+
+{{/*
+The release's secrets, generated once per render and memoised in .Values so every template
+sees the same values. Order of precedence: provided in values (by the installer), already in
+the cluster (the `<release>-generated` Secret), random.
+*/}}
+{{- define "messenger.secrets" -}}
+{{- if not (hasKey .Values "__secrets") -}}
+{{- $existing := dict -}}
+{{- $found := lookup "v1" "Secret" .Release.Namespace (printf "%s-generated" .Release.Name) -}}
+{{- if $found -}}{{- $existing = $found.data | default dict -}}{{- end -}}
+{{- $out := dict -}}
+{{- $lengths := dict "registrationSharedSecret" 64 "macaroonSecretKey" 64 "formSecret" 64 "turnSharedSecret" 48 "postgresPassword" 40 "valkeyPassword" 40 "garageRpcSecret" 0 "garageAdminToken" 48 "s3AccessKeyId" 0 "s3SecretAccessKey" 0 "signingKey" 0 -}}
+{{- range $key, $len := $lengths -}}
+{{- $provided := index $.Values.secrets $key | default "" -}}
+{{- if $provided -}}
+{{- $_ := set $out $key $provided -}}
+{{- else if hasKey $existing $key -}}
+{{- $_ := set $out $key (index $existing $key | b64dec) -}}
+{{- else if eq $key "garageRpcSecret" -}}
+{{- $_ := set $out $key (sha256sum (randAlphaNum 64)) -}}
+{{- else if eq $key "s3AccessKeyId" -}}
+{{- $_ := set $out $key (printf "GK%s" (sha256sum (randAlphaNum 64) | trunc 24)) -}}
+{{- else if eq $key "s3SecretAccessKey" -}}
+{{- $_ := set $out $key (sha256sum (randAlphaNum 64)) -}}
+{{- else if eq $key "signingKey" -}}
+{{- $_ := set $out $key (printf "ed25519 a_%s %s" (randAlphaNum 4) (randAlphaNum 32 | b64enc | trimSuffix "=")) -}}
+{{- else -}}
+{{- $_ := set $out $key (randAlphaNum $len) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set .Values "__secrets" $out -}}
+{{- end -}}
+{{- toYaml (index .Values "__secrets") -}}
+{{- end -}}
+
+{{/* Annotation that restarts pods when a rendered config changes. */}}
+{{- define "messenger.checksum" -}}
+checksum/config: {{ . | sha256sum }}
+{{- end -}}

@@ -1,0 +1,60 @@
+{{/*
+Cross-field checks the schema cannot express, gathered in one place: the chart fails with
+every problem at once.
+*/}}
+
+{{/* Database connections: every Synapse process's cp_max, plus headroom for admin tasks. */}}
+{{- define "messenger.dbClients" -}}
+{{- $t := include "messenger.topology" . | fromYaml -}}
+{{- $sum := int .Values.synapse.main.db.cpMax -}}
+{{- range $t.pools }}{{ $sum = add $sum (mul (int .replicas) (int .db.cpMax)) }}{{ end -}}
+{{- add $sum 10 -}}
+{{- end -}}
+
+{{- define "messenger.validate" -}}
+{{- $errors := list -}}
+{{- $v := .Values -}}
+{{- if ne (toString $v.profile) (toString $v.sizing.profile) -}}
+{{- $errors = append $errors (printf "profile: the site asks for profile %q but the sizing values are for %q: layer charts/messenger/profiles/%s.yaml after the site file" (toString $v.profile) (toString $v.sizing.profile) (toString $v.profile)) -}}
+{{- end -}}
+{{- $clients := int (include "messenger.dbClients" .) -}}
+{{- $budget := sub (int $v.postgres.maxConnections) (int $v.sizing.postgresReserve) -}}
+{{- if gt $clients (int $budget) -}}
+{{- $errors = append $errors (printf "postgres.maxConnections: Synapse may open %d connections (sum of cp_max plus 10) but max_connections %d leaves only %d after the reserve of %d" $clients (int $v.postgres.maxConnections) (int $budget) (int $v.sizing.postgresReserve)) -}}
+{{- end -}}
+{{- if gt (int $v.postgres.maxSyncReplicas) (sub (int $v.postgres.instances) 1) -}}
+{{- $errors = append $errors (printf "postgres.maxSyncReplicas: %d synchronous replicas need at least %d instances" (int $v.postgres.maxSyncReplicas) (add 1 (int $v.postgres.maxSyncReplicas))) -}}
+{{- end -}}
+{{- if gt (int $v.postgres.minSyncReplicas) (int $v.postgres.maxSyncReplicas) -}}
+{{- $errors = append $errors "postgres.minSyncReplicas: must not exceed maxSyncReplicas" -}}
+{{- end -}}
+{{- if and $v.turn.enabled (not $v.turn.externalIPs) -}}
+{{- $errors = append $errors "turn.externalIPs: coturn is enabled but no address clients can reach is given" -}}
+{{- end -}}
+{{- if and $v.turn.enabled (not $v.turn.nodeSelector) -}}
+{{- $errors = append $errors "turn.nodeSelector: coturn is enabled but no node label selects the TURN nodes" -}}
+{{- end -}}
+{{- if gt (int $v.turn.relayPortMin) (int $v.turn.relayPortMax) -}}
+{{- $errors = append $errors "turn.relayPortMin: must not exceed turn.relayPortMax" -}}
+{{- end -}}
+{{- if and $v.federation.enabled (not $v.federation.allowList) -}}
+{{- $errors = append $errors "federation.allowList: federation is enabled but no server is allowed (open federation is not supported on a closed network)" -}}
+{{- end -}}
+{{- if eq $v.objectStorage.mode "external" -}}
+{{- range $f := list "endpoint" "credentialsSecret" -}}
+{{- if not (index $v.objectStorage.external $f) -}}
+{{- $errors = append $errors (printf "objectStorage.external.%s: required when objectStorage.mode is external" $f) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if gt (int $v.garage.replicationFactor) (int $v.garage.replicas) -}}
+{{- $errors = append $errors (printf "garage.replicationFactor: %d copies need at least %d Garage nodes" (int $v.garage.replicationFactor) (int $v.garage.replicationFactor)) -}}
+{{- end -}}
+{{- if lt (int $v.valkey.sentinel.replicas) 3 -}}
+{{- $errors = append $errors "valkey.sentinel.replicas: Sentinel needs at least 3 to agree on a failover" -}}
+{{- end -}}
+{{- $_ := include "messenger.topology" . -}}
+{{- if $errors -}}
+{{- fail (printf "\n  - %s" (join "\n  - " $errors)) -}}
+{{- end -}}
+{{- end -}}
