@@ -15,9 +15,17 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v umoci >/dev/null || need+=(umoci)
 command -v sigtool >/dev/null || need+=(clamav)
 command -v kubernetes-validate >/dev/null || pip install -q kubernetes-validate
+# smoke and rehearsal tests: the stack's own processes
+command -v haproxy >/dev/null || need+=(haproxy)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# --- smoke and rehearsal tests: Synapse with PostgreSQL and Redis support ---
+python3 -c 'import synapse, psycopg2, txredisapi, hiredis' 2>/dev/null || pip install -q 'matrix-synapse[postgres,redis]'
+# --- end smoke and rehearsal tests ---

@@ -31,6 +31,8 @@ enum Command {
     Load(load::Args),
     /// Verify a bundle, then serve it as a read-only OCI registry.
     Serve(serve::Args),
+    /// Check a deployed homeserver end to end: users, a room, messages, media.
+    Smoke(smoke::cli::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify_cmd::run(&args, out),
         Command::Load(args) => load::run(&args, out),
         Command::Serve(args) => serve::run(&args, out),
+        Command::Smoke(args) => return smoke::cli::main(&args, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

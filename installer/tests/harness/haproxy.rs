@@ -1,0 +1,33 @@
+//! HAProxy with a given configuration, checked with `haproxy -c` before it starts.
+
+use super::net::{listening, wait_for};
+use super::process::Service;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Writes `config` as `<dir>/<name>.cfg`, checks it, starts HAProxy in the foreground and
+/// waits until every port of `ports` accepts connections.
+pub fn start(dir: &Path, name: &str, config: &str, ports: &[u16]) -> Service {
+    super::require("haproxy", "install it with `apt-get install -y haproxy`");
+    let path = dir.join(format!("{name}.cfg"));
+    std::fs::write(&path, config).unwrap();
+    let check = Command::new("haproxy")
+        .args(["-c", "-f"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{name}: haproxy -c refused the configuration:\n{}\n{config}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let mut command = Command::new("haproxy");
+    command.args(["-db", "-f"]).arg(&path);
+    let mut service = Service::spawn(name, command, &dir.join(format!("{name}.log")));
+    wait_for(name, Duration::from_secs(10), || {
+        service.assert_running();
+        ports.iter().all(|p| listening(*p))
+    });
+    service
+}
