@@ -15,6 +15,7 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v umoci >/dev/null || need+=(umoci)
 command -v sigtool >/dev/null || need+=(clamav)
 command -v kubernetes-validate >/dev/null || pip install -q kubernetes-validate
+command -v helm >/dev/null || "$(dirname "$0")/install-helm.sh"
 # smoke and rehearsal tests: the stack's own processes
 command -v haproxy >/dev/null || need+=(haproxy)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)

@@ -1202,3 +1202,134 @@ fn warm_rebuild_downloads_nothing_and_is_byte_identical() {
     expected.extend(digests(&single, &["linux/amd64"]));
     assert!(blobs_in(&layout).is_superset(&expected));
 }
+
+/// sha256 of a file, as `sha256sum` prints it.
+fn sha256_file(path: &Path) -> String {
+    let out = common::run("sha256sum", &[common::p(path)], Path::new("/")).ok();
+    out.stdout
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The real helm binary in a `.tar.gz` laid out like get.helm.sh's, served over HTTP, and the
+/// real kubectl as a bare file:// download: `bundle lock` pins both binaries' sha256, the
+/// bundle carries them as `tools/linux-amd64/*` (byte-identical, kind "tool"), a rebuild
+/// with the server gone comes from the cache, a changed download is refused naming the
+/// tool, and a changed tools.toml fails `--locked` naming its line.
+#[test]
+fn tools_are_pinned_in_the_lock_and_carried_in_the_bundle() {
+    tools();
+    require("helm", "scripts/install-helm.sh");
+    require("kubectl", "scripts/install-helm.sh");
+    let registry = TestRegistry::plain();
+    let work = Work::new();
+    let host = registry.host();
+    work.push_single(&registry, "team/single", 93);
+    let images = images_toml(Some(&host), &[(&format!("{host}/team/single:v1"), None)])
+        .replace("\"linux/amd64\", \"linux/arm64\"", "\"linux/amd64\"");
+    work.write("images.toml", &images);
+
+    let helm = PathBuf::from(
+        common::run("which", &["helm"], work.path("").as_path())
+            .ok()
+            .stdout
+            .trim(),
+    );
+    let kubectl = PathBuf::from(
+        common::run("which", &["kubectl"], work.path("").as_path())
+            .ok()
+            .stdout
+            .trim(),
+    );
+    std::fs::create_dir_all(work.path("srv/linux-amd64")).unwrap();
+    std::fs::copy(&helm, work.path("srv/linux-amd64/helm")).unwrap();
+    common::run(
+        "tar",
+        &["czf", "helm-v4.1.4-linux-amd64.tar.gz", "linux-amd64/helm"],
+        &work.path("srv"),
+    )
+    .ok();
+    std::fs::copy(&kubectl, work.path("kubectl")).unwrap();
+    let server = common::static_files::StaticFiles::serve(&work.path("srv"));
+    let tools_toml = format!(
+        "[[tool]]\nname = \"helm\"\nversion = \"4.1.4\"\n\n[[tool.download]]\n\
+         platform = \"linux/amd64\"\nurl = \"{}/helm-v4.1.4-linux-amd64.tar.gz\"\n\
+         member = \"linux-amd64/helm\"\n\n[[tool]]\nname = \"kubectl\"\nversion = \"1.33.9\"\n\n\
+         [[tool.download]]\nplatform = \"linux/amd64\"\nurl = \"file://{}\"\n",
+        server.url(),
+        work.path("kubectl").display()
+    );
+    work.write("tools.toml", &tools_toml);
+
+    work.lock(&[]).ok();
+    let lock = work.load_lock();
+    let pinned: BTreeMap<&str, String> = lock
+        .tools
+        .iter()
+        .map(|t| (t.name.as_str(), t.sha256.hex().to_string()))
+        .collect();
+    assert_eq!(pinned["helm"], sha256_file(&helm));
+    assert_eq!(pinned["kubectl"], sha256_file(&kubectl));
+    let helm_entry = lock.tools.iter().find(|t| t.name == "helm").unwrap();
+    assert_eq!(
+        helm_entry.download_sha256.hex(),
+        sha256_file(&work.path("srv/helm-v4.1.4-linux-amd64.tar.gz"))
+    );
+    let text = String::from_utf8(work.read("manifests.lock")).unwrap();
+    assert!(text.contains("[[tool]]"), "{text}");
+
+    work.build("b.tar.zst", "cache", &[]).ok();
+    let dir = work.extract("b.tar.zst", "out");
+    assert_eq!(
+        std::fs::read(dir.join("tools/linux-amd64/helm")).unwrap(),
+        std::fs::read(&helm).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(dir.join("tools/linux-amd64/kubectl")).unwrap(),
+        std::fs::read(&kubectl).unwrap()
+    );
+    let manifest: Value = serde_json::from_slice(&work.read("out/bundle.json")).unwrap();
+    let kinds: BTreeMap<String, String> = manifest["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["path"].as_str().unwrap().to_string(),
+                m["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds["tools/linux-amd64/helm"], "tool");
+
+    // A changed download under the same URL is refused, naming the tool.
+    std::fs::write(work.path("kubectl"), b"#!/bin/sh\necho not kubectl\n").unwrap();
+    let refused = work.build("bad.tar.zst", "fresh-cache", &[]).failed();
+    assert!(
+        refused.stderr.contains("tool kubectl for linux/amd64")
+            && refused.stderr.contains("the lock pins"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!work.path("bad.tar.zst").exists());
+
+    // Offline: the server is gone, the cache has everything.
+    drop(server);
+    work.build("again.tar.zst", "cache", &[]).ok();
+    assert_eq!(work.read("again.tar.zst"), work.read("b.tar.zst"));
+
+    // tools.toml asking for another version no longer matches the lock.
+    work.write("tools.toml", &tools_toml.replace("1.33.9", "1.34.0"));
+    let stale = work.build("stale.tar.zst", "cache", &[]).failed();
+    let line = line_of(&tools_toml, "file://");
+    assert!(
+        stale.stderr.contains(&format!(
+            "tools.toml:{}: tool kubectl 1.34.0 for linux/amd64",
+            line - 1
+        )) && stale.stderr.contains("the lock has tool kubectl 1.33.9"),
+        "{}",
+        stale.stderr
+    );
+}

@@ -170,3 +170,13 @@ fn images_can_be_found_by_repository() {
         assert!(file.find(name).is_some(), "{name}");
     }
 }
+
+/// tools.toml carries helm and kubectl for every target platform of images.toml.
+#[test]
+fn tools_toml_covers_every_target_platform() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools.toml");
+    let tools = bundle::tools::ToolsFile::load(&path).unwrap();
+    tools.check_platforms(&images_toml().platforms).unwrap();
+    let names: Vec<&str> = tools.tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["helm", "kubectl"]);
+}

@@ -39,6 +39,9 @@ pub enum BuildError {
     /// Packing the bundle failed.
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// A tool cannot be locked or fetched.
+    #[error(transparent)]
+    Tool(#[from] crate::tools::ToolError),
     /// I/O on a named path.
     #[error("{path}")]
     Io {

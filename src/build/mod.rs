@@ -16,6 +16,7 @@ use crate::registry::{Client, ClientConfig, Credentials, RegistrySettings};
 use crate::sign::SecretKey;
 use crate::spec::{ImagesFile, Lock};
 use crate::store::BlobCache;
+use crate::tools::ToolsFile;
 use std::path::{Path, PathBuf};
 
 /// The registry client settings that images.toml implies, plus extra CA files and registries
@@ -66,11 +67,22 @@ pub fn write_lock(lock: &Lock) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// The lock a build uses: with `locked`, the existing one, which must match images.toml;
-/// without, the existing one brought up to date (only images that changed are resolved)
-/// and written back.
+/// What a lock is made from besides images.toml: the tools and where downloads go.
+pub struct LockSources<'a> {
+    /// tools.toml, when the bundle carries tools.
+    pub tools: Option<&'a ToolsFile>,
+    /// Client for plain downloads (tool archives).
+    pub http: &'a reqwest::Client,
+    /// The blob cache downloads land in.
+    pub cache: &'a BlobCache,
+}
+
+/// The lock a build uses: with `locked`, the existing one, which must match images.toml and
+/// tools.toml; without, the existing one brought up to date (only images and tools that
+/// changed are resolved) and written back.
 pub async fn lock_for_build(
     images: &ImagesFile,
+    sources: &LockSources<'_>,
     lock_path: &Path,
     locked: bool,
     client: &Client,
@@ -81,18 +93,23 @@ pub async fn lock_for_build(
         let lock = previous.ok_or_else(|| {
             BuildError::LockMismatch(format!("{} does not exist", lock_path.display()))
         })?;
-        lock.check_against(images).map_err(|mismatches| {
-            BuildError::LockMismatch(
-                mismatches
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        })?;
+        let mut problems: Vec<String> = match lock.check_against(images) {
+            Ok(()) => Vec::new(),
+            Err(mismatches) => mismatches.iter().map(ToString::to_string).collect(),
+        };
+        if let Some(tools) = sources.tools {
+            problems.extend(crate::tools::check_against(
+                tools,
+                &images.platforms,
+                &lock.tools,
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(BuildError::LockMismatch(problems.join("\n")));
+        }
         return Ok(lock);
     }
-    let lock = resolve::resolve(
+    let mut lock = resolve::resolve(
         images,
         previous.as_ref(),
         &|_| false,
@@ -101,10 +118,45 @@ pub async fn lock_for_build(
         lock_path,
     )
     .await?;
+    lock_tools(&mut lock, images, sources).await?;
     if previous.as_ref() != Some(&lock) {
         write_lock(&lock)?;
     }
     Ok(lock)
+}
+
+/// Brings the lock's `[[tool]]` entries up to date with tools.toml (no tools.toml: none).
+pub async fn lock_tools(
+    lock: &mut Lock,
+    images: &ImagesFile,
+    sources: &LockSources<'_>,
+) -> Result<(), BuildError> {
+    lock.tools = match sources.tools {
+        Some(tools) => {
+            tools.check_platforms(&images.platforms)?;
+            crate::tools::resolve(
+                tools,
+                &images.platforms,
+                &lock.tools,
+                sources.http,
+                sources.cache,
+            )
+            .await?
+        }
+        None => Vec::new(),
+    };
+    Ok(())
+}
+
+/// What goes into the bundle beside the images of the lock: more OCI layout entries (charts
+/// as OCI artifacts, the signature-database image) whose blobs are in the cache, and plain
+/// files (tools, the chart repository, the CA).
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// Further OCI layout entries.
+    pub images: Vec<fetch::ImageContent>,
+    /// Further members.
+    pub files: Vec<crate::container::pack::Input>,
 }
 
 /// Where a build writes, and how.
@@ -128,10 +180,11 @@ pub struct Sources<'a> {
     pub jobs: usize,
 }
 
-/// Fetches everything `lock` names into the cache and packs the bundle.
+/// Fetches everything `lock` names into the cache and packs the bundle with `extras`.
 pub async fn build(
     images: &ImagesFile,
     lock: &Lock,
+    extras: Extras,
     sources: Sources<'_>,
     output: BuildOutput<'_>,
     events: &dyn BuildEvents,
@@ -142,7 +195,8 @@ pub async fn build(
         cache,
         jobs,
     } = sources;
-    let (contents, report) = fetch::fetch(images, lock, client, cache, jobs, events).await?;
+    let (mut contents, report) = fetch::fetch(images, lock, client, cache, jobs, events).await?;
+    contents.extend(extras.images);
     let staging = tempfile::tempdir().map_err(|e| BuildError::io(&std::env::temp_dir(), e))?;
     let mut options = output.pack;
     if options.timestamp.is_none() {
@@ -153,7 +207,12 @@ pub async fn build(
     }
     let timestamp = options.timestamp.unwrap_or(0);
     options.timestamp = Some(timestamp);
-    let inputs = stage::stage(&contents, cache, staging.path(), timestamp)?;
+    let mut inputs = stage::stage(&contents, cache, staging.path(), timestamp)?;
+    inputs.extend(extras.files.into_iter().map(|mut file| {
+        file.mtime = timestamp;
+        file
+    }));
+    crate::container::pack::sort_inputs(&mut inputs);
     events.event(BuildEvent::PackStarted {
         bytes: inputs.iter().map(|i| i.size).sum(),
     });

@@ -5,10 +5,12 @@ use super::images_args::{runtime, ImagesArgs};
 use anyhow::{Context, Result};
 use bundle::archive::parallel::default_threads;
 use bundle::archive::DEFAULT_LEVEL;
-use bundle::build::{build, lock_for_build, BuildEvent, BuildEvents, BuildOutput, Sources};
+use bundle::build::{
+    build, lock_for_build, BuildEvent, BuildEvents, BuildOutput, Extras, LockSources, Sources,
+};
 use bundle::cli::secrets::SigningArgs;
 use bundle::cli::Output;
-use bundle::container::pack::PackOptions;
+use bundle::container::pack::{Input, PackOptions};
 use bundle::store::BlobCache;
 use std::path::PathBuf;
 
@@ -43,9 +45,17 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
     let client = args.images.client(&images)?;
     let events = CliEvents::new(&out);
     let progress = out.progress();
+    let tools = args.images.load_tools()?;
+    let http = args.images.http()?;
+    let sources = LockSources {
+        tools: tools.as_ref(),
+        http: &http,
+        cache: &cache,
+    };
     let rt = runtime()?;
     let lock = rt.block_on(lock_for_build(
         &images,
+        &sources,
         &args.images.lock,
         args.locked,
         &client,
@@ -63,10 +73,24 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
         },
         signer: key.as_ref(),
     };
+    let tool_files = rt.block_on(bundle::tools::fetch(&lock.tools, &http, &cache))?;
+    let extras = Extras {
+        images: Vec::new(),
+        files: tool_files
+            .into_iter()
+            .map(|t| Input {
+                path: t.bundle_path,
+                file: t.file,
+                size: t.size,
+                mtime: 0,
+            })
+            .collect(),
+    };
     let (packed, fetched) = rt
         .block_on(build(
             &images,
             &lock,
+            extras,
             Sources {
                 client: &client,
                 cache: &cache,

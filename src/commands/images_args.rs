@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use bundle::build::client_config;
 use bundle::registry::{Client, Credentials};
 use bundle::spec::ImagesFile;
+use bundle::tools::ToolsFile;
 use std::path::PathBuf;
 
 /// Input files and registry access.
@@ -21,6 +22,9 @@ pub struct ImagesArgs {
     /// Trust this PEM CA certificate for registries, beside the system's (repeatable).
     #[arg(long = "ca-file", value_name = "FILE")]
     pub ca_files: Vec<PathBuf>,
+    /// The tools the installer needs offline (skipped when the default file is absent).
+    #[arg(long, default_value = "tools.toml", value_name = "FILE")]
+    pub tools: PathBuf,
     /// Requests and downloads in flight.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub jobs: usize,
@@ -30,6 +34,19 @@ impl ImagesArgs {
     /// Loads images.toml.
     pub fn load_images(&self) -> Result<ImagesFile> {
         Ok(ImagesFile::load(&self.images)?)
+    }
+
+    /// Loads tools.toml; `None` when it is the default and does not exist.
+    pub fn load_tools(&self) -> Result<Option<ToolsFile>> {
+        if !self.tools.exists() && self.tools == std::path::Path::new("tools.toml") {
+            return Ok(None);
+        }
+        Ok(Some(ToolsFile::load(&self.tools)?))
+    }
+
+    /// A client for plain downloads (tool archives, signature databases).
+    pub fn http(&self) -> Result<reqwest::Client> {
+        Ok(bundle::store::http_client(&self.ca_files)?)
     }
 
     /// A registry client for `images`, with logins from docker's and podman's files.

@@ -2,8 +2,9 @@
 
 use super::images_args::{runtime, ImagesArgs};
 use anyhow::{bail, Result};
-use bundle::build::{load_lock, resolve::resolve, write_lock};
+use bundle::build::{load_lock, lock_tools, resolve::resolve, write_lock, LockSources};
 use bundle::cli::Output;
+use bundle::store::BlobCache;
 
 /// Arguments of `lock`.
 #[derive(Debug, clap::Args)]
@@ -26,7 +27,16 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
         None => None,
     };
     let client = args.images.client(&images)?;
-    let lock = runtime()?.block_on(resolve(
+    let tools = args.images.load_tools()?;
+    let http = args.images.http()?;
+    let cache = BlobCache::open(BlobCache::default_root())?;
+    let sources = LockSources {
+        tools: tools.as_ref(),
+        http: &http,
+        cache: &cache,
+    };
+    let rt = runtime()?;
+    let mut lock = rt.block_on(resolve(
         &images,
         previous.as_ref(),
         &|spec| only.as_ref().is_none_or(|r| *r == spec.reference),
@@ -34,6 +44,7 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
         args.images.jobs,
         &args.images.lock,
     ))?;
+    rt.block_on(lock_tools(&mut lock, &images, &sources))?;
     let changed = previous.as_ref() != Some(&lock);
     if changed {
         write_lock(&lock)?;
@@ -52,11 +63,18 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
                 .join(", ")
         ));
     }
+    for tool in &lock.tools {
+        human.push_str(&format!(
+            "tool {} {} ({}) -> {}\n",
+            tool.name, tool.version, tool.platform, tool.sha256
+        ));
+    }
     human.push_str(&format!(
-        "{} {} ({} images)\n",
+        "{} {} ({} images, {} tool binaries)\n",
         if changed { "wrote" } else { "unchanged:" },
         args.images.lock.display(),
-        lock.images.len()
+        lock.images.len(),
+        lock.tools.len()
     ));
     out.result(
         human,
@@ -69,6 +87,7 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
                 "digest": i.root_digest().to_string(),
                 "platforms": i.platform_list().iter().map(ToString::to_string).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
+            "tools": lock.tools,
         }),
     );
     Ok(())

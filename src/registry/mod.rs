@@ -17,6 +17,8 @@ mod request;
 mod retry;
 mod transport;
 
+pub use transport::ca_roots;
+
 pub use client::{Client, FetchedManifest, MAX_MANIFEST_SIZE};
 pub use config::{ClientConfig, RegistrySettings};
 pub use credentials::{Auth, Credentials};

@@ -66,6 +66,23 @@ pub(crate) fn host_is_insecure(
     }
 }
 
+/// The certificates of PEM CA files, each file holding at least one; the message names a
+/// file that cannot be read or holds none.
+pub fn ca_roots(paths: &[std::path::PathBuf]) -> Result<Vec<reqwest::Certificate>, String> {
+    let mut roots = Vec::new();
+    for path in paths {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("CA file {} is not PEM certificates: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("CA file {} holds no certificate", path.display()));
+        }
+        roots.extend(certs);
+    }
+    Ok(roots)
+}
+
 /// The verified and the unverified HTTP client, built once per [`super::Client`].
 #[derive(Debug)]
 pub(crate) struct Transport {
@@ -81,22 +98,8 @@ impl Transport {
     /// Builds both clients: no automatic redirects (the client follows them itself, to keep
     /// credentials on the registry's host), connect and read time-outs.
     pub fn new(config: &ClientConfig) -> Result<Self, RegistryError> {
-        let mut roots = Vec::new();
-        for path in &config.ca_files {
-            let pem = std::fs::read(path).map_err(|e| RegistryError::Config {
-                message: format!("cannot read CA file {}: {e}", path.display()),
-            })?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::Config {
-                    message: format!("CA file {} is not PEM certificates: {e}", path.display()),
-                })?;
-            if certs.is_empty() {
-                return Err(RegistryError::Config {
-                    message: format!("CA file {} holds no certificate", path.display()),
-                });
-            }
-            roots.extend(certs);
-        }
+        let roots = ca_roots(&config.ca_files)
+            .map_err(|message| RegistryError::Config { message })?;
         let build = |insecure: bool| {
             let mut builder = reqwest::Client::builder()
                 .user_agent(config.user_agent.clone())

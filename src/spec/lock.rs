@@ -80,8 +80,8 @@ pub struct Lock {
     pub charts: Vec<toml::Table>,
     /// `[[clamav]]` tables, carried through untyped until the ClamAV pipeline defines them.
     pub clamav: Vec<toml::Table>,
-    /// `[[tool]]` tables, carried through untyped until the tools pipeline defines them.
-    pub tools: Vec<toml::Table>,
+    /// The tools' binaries, one entry per tool and platform (`[[tool]]`).
+    pub tools: Vec<crate::tools::LockedTool>,
 }
 
 /// What one image reference resolved to.
@@ -182,7 +182,7 @@ struct RawLock {
     #[serde(default)]
     clamav: Vec<toml::Table>,
     #[serde(default)]
-    tool: Vec<toml::Table>,
+    tool: Vec<crate::tools::LockedTool>,
 }
 
 #[derive(Deserialize)]
@@ -465,10 +465,15 @@ impl Lock {
                 key(&mut out, "layers", &p.layers.to_string());
             }
         }
+        let tools: Vec<toml::Table> = self
+            .tools
+            .iter()
+            .filter_map(|t| toml::Table::try_from(t).ok())
+            .collect();
         for (name, tables) in [
             ("chart", &self.charts),
             ("clamav", &self.clamav),
-            ("tool", &self.tools),
+            ("tool", &tools),
         ] {
             if tables.is_empty() {
                 continue;

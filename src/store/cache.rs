@@ -144,6 +144,21 @@ impl BlobCache {
         })
     }
 
+    /// A temporary file for content whose digest is not known yet.
+    pub fn incoming(&self) -> Result<IncomingBlob, StoreError> {
+        let dir = self.root.join("tmp");
+        let temp = tempfile::Builder::new()
+            .prefix("incoming.")
+            .tempfile_in(&dir)
+            .map_err(|e| io(&dir, e))?;
+        Ok(IncomingBlob {
+            temp,
+            hasher: Sha256::new(),
+            size: 0,
+            blobs: self.root.join("blobs/sha256"),
+        })
+    }
+
     /// Stores `bytes` (a manifest or index this tool wrote) under their digest.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
         let digest = Digest::of(bytes);
@@ -154,6 +169,52 @@ impl BlobCache {
         std::io::Write::write_all(pending.file(), bytes).map_err(|e| io(pending.path(), e))?;
         pending.commit_checked(true)?;
         Ok(digest)
+    }
+}
+
+/// Content of a digest not known in advance (a download at lock time), hashed as it is
+/// written and stored under its digest by [`IncomingBlob::commit`]; removed unless committed.
+pub struct IncomingBlob {
+    temp: tempfile::NamedTempFile,
+    hasher: Sha256,
+    size: u64,
+    blobs: PathBuf,
+}
+
+impl IncomingBlob {
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The digest of what was written so far.
+    pub fn digest(&self) -> Digest {
+        Digest::from_sha256(&self.hasher.clone().finalize())
+    }
+
+    /// Syncs the content and renames it to its digest's name; returns the digest and size.
+    pub fn commit(self) -> Result<(Digest, u64), StoreError> {
+        let digest = self.digest();
+        let path = self.temp.path().to_path_buf();
+        self.temp.as_file().sync_all().map_err(|e| io(&path, e))?;
+        let target = self.blobs.join(digest.hex());
+        self.temp
+            .persist(&target)
+            .map_err(|e| io(&target, e.error))?;
+        Ok((digest, self.size))
+    }
+}
+
+impl std::io::Write for IncomingBlob {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.temp.as_file_mut().write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.temp.as_file_mut().flush()
     }
 }
 

@@ -2,4 +2,7 @@
 
 pub mod cache;
 
-pub use cache::{BlobCache, PendingBlob, StoreError};
+pub mod download;
+
+pub use cache::{BlobCache, IncomingBlob, PendingBlob, StoreError};
+pub use download::{download, http_client, DownloadError, Stored};

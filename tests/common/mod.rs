@@ -167,3 +167,4 @@ pub mod fault_proxy;
 pub mod images;
 pub mod push_proxy;
 pub mod registry;
+pub mod static_files;
