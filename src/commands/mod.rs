@@ -3,6 +3,7 @@
 mod build;
 mod events;
 mod extract;
+mod find_images;
 mod images_args;
 mod inspect;
 mod keygen;
@@ -35,6 +36,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Extract a bundle into a directory, writing each member only after its hash matched.
     Extract(extract::ExtractArgs),
+    /// Render releases.toml with helm and list every image, checked against images.toml.
+    FindImages(find_images::FindImagesArgs),
 }
 
 /// Runs one subcommand.
@@ -49,5 +52,6 @@ pub fn run(command: Command, out: Output) -> anyhow::Result<()> {
         Command::Split(args) => split::run(&args, out),
         Command::Inspect(args) => inspect::run(&args, out),
         Command::Extract(args) => extract::run(&args, out),
+        Command::FindImages(args) => find_images::run(&args, out),
     }
 }

@@ -65,21 +65,10 @@ pub enum DiscoverError {
         message: String,
     },
     /// A field that must name an image holds something that is not an image reference.
-    #[error(
-        "release {release} (chart {chart}), template {template}, {object}, field {field}: \
-         {value:?} is not an image reference: {reason}"
-    )]
+    #[error("{place}: {value:?} is not an image reference: {reason}")]
     InvalidImage {
-        /// The release.
-        release: String,
-        /// The chart as the plan names it.
-        chart: String,
-        /// The template.
-        template: String,
-        /// `Kind/name` of the object.
-        object: String,
-        /// The field path.
-        field: String,
+        /// `release R (chart C), template T, Kind/name, field F`.
+        place: String,
         /// The value found.
         value: String,
         /// Why it is not a reference.

@@ -109,11 +109,10 @@ fn to_finding(
         (_, Certainty::Generic) => return Ok(None),
         (Err(e), Certainty::Known) => {
             return Err(DiscoverError::InvalidImage {
-                release: release.name.clone(),
-                chart: release.chart.written.clone(),
-                template: template.to_string(),
-                object: format!("{kind}/{name}"),
-                field: hit.field,
+                place: format!(
+                    "release {} (chart {}), template {template}, {kind}/{name}, field {}",
+                    release.name, release.chart.written, hit.field
+                ),
                 value: hit.value,
                 reason: e.reason,
             })
@@ -130,4 +129,74 @@ fn to_finding(
         field: hit.field,
         profiles: Vec::new(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release() -> Release {
+        let plan = RenderPlan::parse(
+            "[[release]]\nname = \"db\"\nnamespace = \"x\"\nchart = \"charts/db\"\n",
+            Path::new("releases.toml"),
+        )
+        .unwrap();
+        plan.releases[0].clone()
+    }
+
+    fn object() -> Value {
+        serde_norway::from_str("kind: Cluster\nmetadata: {name: main}\n").unwrap()
+    }
+
+    fn hit(value: &str, certainty: Certainty) -> Hit {
+        Hit {
+            field: "spec.imageName".into(),
+            value: value.into(),
+            certainty,
+        }
+    }
+
+    #[test]
+    fn known_fields_must_hold_references() {
+        let e = to_finding(
+            hit("Postgres:{{bad}}", Certainty::Known),
+            &release(),
+            "db/templates/cluster.yaml",
+            &object(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "release db (chart charts/db), template db/templates/cluster.yaml, Cluster/main, \
+             field spec.imageName: \"Postgres:{{bad}}\" is not an image reference: invalid tag"
+        );
+        let found = to_finding(
+            hit("postgres", Certainty::Known),
+            &release(),
+            "t",
+            &object(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(found.image.to_string(), "docker.io/library/postgres:latest");
+        assert_eq!(
+            (found.kind.as_str(), found.object.as_str()),
+            ("Cluster", "main")
+        );
+    }
+
+    #[test]
+    fn generic_rules_skip_what_is_not_a_tagged_reference() {
+        for value in ["quay.io/prometheus/prometheus", "not an image", ""] {
+            let found = to_finding(hit(value, Certainty::Generic), &release(), "t", &object());
+            assert!(matches!(found, Ok(None)), "{value}");
+        }
+        let found = to_finding(
+            hit("ghcr.io/org/x:1", Certainty::Generic),
+            &release(),
+            "t",
+            &object(),
+        );
+        assert!(matches!(found, Ok(Some(_))));
+    }
 }

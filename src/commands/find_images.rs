@@ -1,0 +1,173 @@
+//! `bundle find-images`: render every release of releases.toml and list the images they run,
+//! where each comes from, and which are missing from (or unused in) images.toml.
+
+use anyhow::{Context, Result};
+use bundle::cli::Output;
+use bundle::discover::{check, discover, findings_of, Finding, RenderPlan};
+use bundle::spec::ImagesFile;
+use std::path::PathBuf;
+
+/// Arguments of `find-images`.
+#[derive(Debug, clap::Args)]
+pub struct FindImagesArgs {
+    /// The render plan: releases, charts, values files and scale profiles.
+    #[arg(long, default_value = "releases.toml", value_name = "FILE")]
+    releases: PathBuf,
+    /// The image list to check the rendered images against.
+    #[arg(long, default_value = "images.toml", value_name = "FILE")]
+    images: PathBuf,
+    /// Render only this profile (repeatable; default: every profile).
+    #[arg(long = "profile", value_name = "P")]
+    profiles: Vec<String>,
+    /// The helm binary.
+    #[arg(long, env = "BUNDLE_HELM", default_value = "helm", value_name = "PATH")]
+    helm: PathBuf,
+    /// Print every place one image (NAME:TAG, or a repository for every tag) is rendered.
+    #[arg(long, value_name = "IMAGE")]
+    why: Option<String>,
+}
+
+pub fn run(args: &FindImagesArgs, out: Output) -> Result<()> {
+    let plan = RenderPlan::load(&args.releases)?.only_profiles(&args.profiles)?;
+    out.info(format!(
+        "rendering {} release(s) of {} with {}",
+        plan.releases.len(),
+        args.releases.display(),
+        args.helm.display()
+    ));
+    let findings = discover(&plan, &args.helm)?;
+    match &args.why {
+        Some(image) => why(image, &findings, out),
+        None => list(args, &findings, out),
+    }
+}
+
+/// Every image with its places, then what images.toml misses or does not need.
+fn list(args: &FindImagesArgs, findings: &[Finding], out: Output) -> Result<()> {
+    let images = ImagesFile::load(&args.images)?;
+    let report = check(findings, &images);
+    for unused in &report.unused {
+        out.warn(format!(
+            "{} ({}) is listed but no release renders it",
+            unused.written,
+            images.location_of(unused)
+        ));
+    }
+    if out.json() {
+        report.ensure_complete(&images.path)?;
+    }
+    let mut human = String::new();
+    let mut json_images = Vec::new();
+    for group in findings.chunk_by(|a, b| a.image == b.image) {
+        let image = &group[0].image;
+        let missing = report.missing.iter().any(|m| &m.image == image);
+        human.push_str(&format!(
+            "{image}{}\n",
+            if missing {
+                "  [NOT IN images.toml]"
+            } else {
+                ""
+            }
+        ));
+        for place in group {
+            human.push_str(&format!(
+                "  {}: {} {}/{} {}{}\n",
+                place.release,
+                place.template,
+                place.kind,
+                place.object,
+                place.field,
+                profiles_note(place)
+            ));
+        }
+        json_images.push(serde_json::json!({
+            "image": image.to_string(),
+            "listed": !missing,
+            "places": group.iter().map(place_json).collect::<Vec<_>>(),
+        }));
+    }
+    human.push_str(&format!(
+        "{} image(s) in {} place(s); {} missing from {}; {} listed but unused\n",
+        json_images.len(),
+        findings.len(),
+        report.missing.len(),
+        images.path.display(),
+        report.unused.len()
+    ));
+    out.result(
+        human,
+        &serde_json::json!({
+            "ok": true,
+            "images": json_images,
+            "unused": report.unused.iter().map(|u| serde_json::json!({
+                "ref": u.reference.to_string(),
+                "line": u.line,
+            })).collect::<Vec<_>>(),
+        }),
+    );
+    Ok(report.ensure_complete(&images.path)?)
+}
+
+/// Every place `image` is rendered, or that it never is.
+fn why(image: &str, findings: &[Finding], out: Output) -> Result<()> {
+    let places = findings_of(findings, image).with_context(|| format!("--why {image}"))?;
+    let mut human = String::new();
+    if places.is_empty() {
+        human.push_str(&format!("{image} is never rendered by any release\n"));
+    } else {
+        human.push_str(&format!(
+            "{image} is rendered in {} place(s):\n",
+            places.len()
+        ));
+        for place in &places {
+            human.push_str(&format!(
+                "  release {} (chart {})\n    template: {}\n    object:   {}/{}\n    \
+                 field:    {}\n    value:    {}\n    profiles: {}\n",
+                place.release,
+                place.chart,
+                place.template,
+                place.kind,
+                place.object,
+                place.field,
+                place.written,
+                if place.profiles.is_empty() {
+                    "all (the release is rendered without profiles)".to_string()
+                } else {
+                    place.profiles.join(", ")
+                }
+            ));
+        }
+    }
+    out.result(
+        human,
+        &serde_json::json!({
+            "ok": true,
+            "image": image,
+            "rendered": !places.is_empty(),
+            "places": places.iter().map(|p| place_json(p)).collect::<Vec<_>>(),
+        }),
+    );
+    Ok(())
+}
+
+fn profiles_note(place: &Finding) -> String {
+    if place.profiles.is_empty() {
+        String::new()
+    } else {
+        format!(" [profiles: {}]", place.profiles.join(", "))
+    }
+}
+
+fn place_json(place: &Finding) -> serde_json::Value {
+    serde_json::json!({
+        "image": place.image.to_string(),
+        "written": place.written,
+        "release": place.release,
+        "chart": place.chart,
+        "template": place.template,
+        "kind": place.kind,
+        "object": place.object,
+        "field": place.field,
+        "profiles": place.profiles,
+    })
+}
