@@ -100,3 +100,8 @@ the cluster (the `<release>-generated` Secret), random.
 {{- define "messenger.checksum" -}}
 checksum/config: {{ . | sha256sum }}
 {{- end -}}
+
+{{/* A Kubernetes quantity in Mi, Gi or Ti as whole GiB (rounded up). */}}
+{{- define "messenger.gib" -}}
+{{- if hasSuffix "Ti" . }}{{ mul (trimSuffix "Ti" . | int) 1024 }}{{ else if hasSuffix "Gi" . }}{{ trimSuffix "Gi" . | int }}{{ else if hasSuffix "Mi" . }}{{ div (add (trimSuffix "Mi" . | int) 1023) 1024 }}{{ else }}{{ fail (printf "storage size %q: use Mi, Gi or Ti" .) }}{{ end -}}
+{{- end -}}
