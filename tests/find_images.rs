@@ -380,3 +380,41 @@ fn a_failing_render_names_release_profile_and_helm_error() {
         "{e}"
     );
 }
+
+#[test]
+fn a_packaged_chart_renders_like_its_directory() {
+    let helm = helm();
+    let dir = tempfile::tempdir().unwrap();
+    let chart = fixture().join("charts/operator");
+    common::run(
+        helm.to_str().unwrap(),
+        &[
+            "package",
+            chart.to_str().unwrap(),
+            "-d",
+            dir.path().to_str().unwrap(),
+        ],
+        dir.path(),
+    )
+    .ok();
+    let values = fixture().join("values/operator.yaml");
+    let plan = dir.path().join("releases.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "[[release]]\nname = \"operators\"\nnamespace = \"operators\"\nchart = \"operator-0.1.0.tgz\"\nvalues = [{:?}]\n",
+            values.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let packaged = discover(&RenderPlan::load(&plan).unwrap(), &helm).unwrap();
+    let fixture_plan = RenderPlan::load(&fixture().join("releases.toml")).unwrap();
+    let from_dir: Vec<_> = discover(&fixture_plan, &helm)
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.release == "operators")
+        .collect();
+    assert_eq!(places(&packaged), places(&from_dir));
+    assert_eq!(packaged.len(), 5);
+    assert!(packaged.iter().all(|f| f.chart == "operator-0.1.0.tgz"));
+}

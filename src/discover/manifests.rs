@@ -25,7 +25,8 @@ pub(crate) struct BadDocument {
     pub message: String,
 }
 
-/// The objects of `output`, in order; empty and null documents are dropped.
+/// The objects of `output`, in order, with YAML merge keys (`<<: *anchor`) applied; empty
+/// and null documents are dropped.
 pub(crate) fn documents(output: &str) -> Result<Vec<Document>, BadDocument> {
     let mut out = Vec::new();
     for chunk in chunks(output) {
@@ -36,10 +37,12 @@ pub(crate) fn documents(output: &str) -> Result<Vec<Document>, BadDocument> {
             .trim()
             .to_string();
         for document in serde_norway::Deserializer::from_str(chunk) {
-            let value = Value::deserialize(document).map_err(|e| BadDocument {
+            let bad = |e: serde_norway::Error| BadDocument {
                 template: template.clone(),
                 message: e.to_string(),
-            })?;
+            };
+            let mut value = Value::deserialize(document).map_err(bad)?;
+            value.apply_merge().map_err(bad)?;
             if !value.is_null() {
                 out.push(Document {
                     template: template.clone(),
@@ -92,6 +95,17 @@ mod tests {
         assert_eq!(
             docs[1].value.get("kind").and_then(Value::as_str),
             Some("Secret")
+        );
+    }
+
+    #[test]
+    fn merge_keys_are_applied() {
+        let output = "# Source: app/templates/m.yaml\nbase: &base {image: \"a:1\"}\nc:\n  - <<: *base\n    name: x\n";
+        let docs = documents(output).unwrap();
+        let item = docs[0].value.get("c").and_then(|c| c.get(0));
+        assert_eq!(
+            item.and_then(|i| i.get("image")).and_then(Value::as_str),
+            Some("a:1")
         );
     }
 
