@@ -1,6 +1,8 @@
 //! `installer`: the field engineer's tool inside the enclave. Verifies a bundle before anything
 //! else touches it.
 
+mod ca;
+mod kube;
 mod load;
 mod serve;
 
@@ -31,6 +33,8 @@ enum Command {
     Load(load::Args),
     /// Verify a bundle, then serve it as a read-only OCI registry.
     Serve(serve::Args),
+    /// The site root CA: make it, give it to cert-manager, export it for nodes and phones.
+    Ca(ca::Args),
     /// Check a deployed homeserver end to end: users, a room, messages, media.
     Smoke(smoke::cli::Args),
 }
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify_cmd::run(&args, out),
         Command::Load(args) => load::run(&args, out),
         Command::Serve(args) => serve::run(&args, out),
+        Command::Ca(args) => ca::run(&args, out),
         Command::Smoke(args) => return smoke::cli::main(&args, out),
     };
     match result {

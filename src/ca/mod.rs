@@ -14,6 +14,10 @@
 //!   registry mirror's certificate;
 //! - [`RootCa::cert_pem`]: the plain PEM certificate (`ca.crt`) for phones and browsers.
 //!
+//! On disk and in the bundle, a CA is a directory ([`CaFiles`]): `ca.crt` and, unless left
+//! out, `ca.key.age`; [`bundle_files`] checks one for the build, which carries it under `ca/`.
+//! [`cli`] is the `ca init` command both binaries share.
+//!
 //! ```
 //! use bundle::ca::{Identity, KeyProtection, RootCa};
 //!
@@ -25,6 +29,7 @@
 //! # Ok::<(), bundle::ca::CaError>(())
 //! ```
 
+pub mod cli;
 mod containerd;
 mod k8s;
 
@@ -43,7 +48,13 @@ macro_rules! bail {
     };
 }
 
+mod dir;
+
 pub use containerd::containerd_hosts_toml;
+pub use dir::{
+    bundle_files, check_encrypted_key, check_target, write_atomic, CaFiles, CertInfo, BUNDLE_DIR,
+    CA_KEY_FILE, MAX_FILE_LEN,
+};
 pub use k8s::{cluster_issuer, tls_secret, CERT_MANAGER_NAMESPACE};
 
 use std::io::{Read, Write};
@@ -169,35 +180,9 @@ impl RootCa {
     }
 
     fn from_parts(cert_pem: &str, key: KeyPair) -> Result<RootCa> {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
-            .map_err(|e| CaError(format!("reading the CA certificate PEM: {e}")))?;
-        if pem.label != "CERTIFICATE" {
-            bail!(
-                "the CA certificate PEM is a {:?}, not a CERTIFICATE",
-                pem.label
-            );
-        }
-        let cert_der = pem.contents;
-        let (rest, x509) = x509_parser::parse_x509_certificate(&cert_der)
+        let cert_der = ca_cert_der(cert_pem)?;
+        let (_, x509) = x509_parser::parse_x509_certificate(&cert_der)
             .map_err(|e| CaError(format!("parsing the CA certificate: {e}")))?;
-        if !rest.is_empty() {
-            bail!("trailing bytes after the CA certificate");
-        }
-        let bc = x509
-            .basic_constraints()
-            .map_err(|e| CaError(format!("reading basic constraints: {e}")))?;
-        match bc {
-            Some(bc) if bc.value.ca => {}
-            _ => bail!("the certificate is not a CA (no basic constraints CA:TRUE)"),
-        }
-        if let Some(ku) = x509
-            .key_usage()
-            .map_err(|e| CaError(format!("reading key usage: {e}")))?
-        {
-            if !ku.value.key_cert_sign() {
-                bail!("the CA certificate's key usage does not allow keyCertSign");
-            }
-        }
         if x509.tbs_certificate.subject_pki.raw != key.subject_public_key_info().as_slice() {
             bail!("the private key does not match the CA certificate");
         }
@@ -216,6 +201,11 @@ impl RootCa {
     /// The CA certificate as DER.
     pub fn cert_der(&self) -> &[u8] {
         &self.cert_der
+    }
+
+    /// The CA's private key in clear (PKCS#8 PEM), for the cert-manager Secret ([`tls_secret`]).
+    pub fn key_pem(&self) -> Zeroizing<String> {
+        Zeroizing::new(self.key.serialize_pem())
     }
 
     /// The CA's private key (PKCS#8 PEM) encrypted with age, to a passphrase or a recipient.
@@ -311,6 +301,40 @@ impl RootCa {
             .map_err(|e| CaError(format!("signing the leaf: {e}")))?;
         Ok((cert.pem(), key.serialize_pem()))
     }
+}
+
+/// The DER of the first certificate in `cert_pem`, refusing one that is not a CA (basic
+/// constraints `CA:TRUE`, and keyCertSign if it has a key usage extension).
+fn ca_cert_der(cert_pem: &str) -> Result<Vec<u8>> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .map_err(|e| CaError(format!("reading the CA certificate PEM: {e}")))?;
+    if pem.label != "CERTIFICATE" {
+        bail!(
+            "the CA certificate PEM is a {:?}, not a CERTIFICATE",
+            pem.label
+        );
+    }
+    let (rest, x509) = x509_parser::parse_x509_certificate(&pem.contents)
+        .map_err(|e| CaError(format!("parsing the CA certificate: {e}")))?;
+    if !rest.is_empty() {
+        bail!("trailing bytes after the CA certificate");
+    }
+    let bc = x509
+        .basic_constraints()
+        .map_err(|e| CaError(format!("reading basic constraints: {e}")))?;
+    match bc {
+        Some(bc) if bc.value.ca => {}
+        _ => bail!("the certificate is not a CA (no basic constraints CA:TRUE)"),
+    }
+    if let Some(ku) = x509
+        .key_usage()
+        .map_err(|e| CaError(format!("reading key usage: {e}")))?
+    {
+        if !ku.value.key_cert_sign() {
+            bail!("the CA certificate's key usage does not allow keyCertSign");
+        }
+    }
+    Ok(pem.contents)
 }
 
 mod pem {

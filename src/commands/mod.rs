@@ -1,6 +1,7 @@
 //! The `bundle` subcommands, one module each.
 
 mod build;
+mod ca;
 mod events;
 mod extract;
 mod find_images;
@@ -38,6 +39,8 @@ pub enum Command {
     Extract(extract::ExtractArgs),
     /// Render releases.toml with helm and list every image, checked against images.toml.
     FindImages(find_images::FindImagesArgs),
+    /// The site's internal root CA: `ca init` generates or imports it.
+    Ca(ca::CaArgs),
 }
 
 /// Runs one subcommand.
@@ -53,5 +56,6 @@ pub fn run(command: Command, out: Output) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(&args, out),
         Command::Extract(args) => extract::run(&args, out),
         Command::FindImages(args) => find_images::run(&args, out),
+        Command::Ca(args) => ca::run(&args, out),
     }
 }
