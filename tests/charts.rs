@@ -736,3 +736,79 @@ async fn our_static_repository_serves_helm_repo_add_and_pull() {
         ("0.3.1", &demo.digest)
     );
 }
+
+#[test]
+fn our_artifact_in_an_oci_layout_is_copied_by_skopeo_and_pulled_by_helm() {
+    common::require("skopeo", "skopeo");
+    let registry = TestRegistry::plain();
+    let host = registry.host();
+    let dir = tmp();
+    let chart = package(&working_copy(dir.path()), dir.path(), TIME).unwrap();
+    let artifact = ChartArtifact::new(&chart, TIME).unwrap();
+
+    // The layout as the bundle carries it: blobs by digest, index.json naming the chart.
+    let layout = dir.path().join("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(
+        blobs.join(artifact.manifest_digest.hex()),
+        &artifact.manifest,
+    )
+    .unwrap();
+    std::fs::write(blobs.join(artifact.config_digest.hex()), &artifact.config).unwrap();
+    std::fs::copy(&artifact.layer, blobs.join(artifact.layer_digest.hex())).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": OCI_MANIFEST,
+            "digest": artifact.manifest_digest.as_str(),
+            "size": artifact.manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": artifact.ref_name},
+        }],
+    });
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+
+    let source = format!("oci:{}:{}", common::p(&layout), artifact.ref_name);
+    let target = format!("docker://{host}/{}", artifact.ref_name);
+    common::run(
+        "skopeo",
+        &[
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            &source,
+            &target,
+        ],
+        dir.path(),
+    )
+    .ok();
+
+    let home = dir.path().join("helm");
+    let pulled = home.join("pulled");
+    std::fs::create_dir_all(&pulled).unwrap();
+    let run = helm(
+        &[
+            "pull",
+            &format!("oci://{host}/{}", oci::repository("demo")),
+            "--version",
+            "0.3.1",
+            "--plain-http",
+            "-d",
+            common::p(&pulled),
+        ],
+        &home,
+    )
+    .ok();
+    let output = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        output.contains(&format!("Digest: {}", artifact.manifest_digest)),
+        "helm pulled another manifest: {output}"
+    );
+    assert_eq!(sha256_file(&pulled.join("demo-0.3.1.tgz")), chart.digest);
+}

@@ -231,6 +231,10 @@ mod tests {
         assert!(r.ignores("templates/.hidden", false));
         assert!(!r.ignores("templates/deployment.yaml", false));
         assert!(!r.ignores("values.yaml", false));
+        // Helm's negation: a path that does not match a negated pattern is ignored.
+        let negated = rules("!keep.txt\n");
+        assert!(!negated.ignores("keep.txt", false));
+        assert!(negated.ignores("other.txt", false));
     }
 
     #[test]

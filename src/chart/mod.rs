@@ -1,4 +1,4 @@
-//! The Helm chart pipeline: deterministic packaging of chart directories ([`package`]), the
+//! The Helm chart pipeline: deterministic packaging of chart directories ([`package()`]), the
 //! chart as a Helm OCI artifact ([`oci`]), a static chart repository ([`repo`]), and pinned
 //! upstream charts ([`spec`] for `charts.toml`, [`upstream`] to resolve and fetch them,
 //! [`lock`] for what they resolved to). See `docs/charts.md`.

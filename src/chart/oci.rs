@@ -141,9 +141,12 @@ fn annotations(metadata: &ChartMetadata, created: &str) -> BTreeMap<String, Stri
     let authors: Vec<String> = metadata
         .maintainers
         .iter()
-        .map(|m| match (m.name.is_empty(), m.email.is_empty()) {
-            (_, true) => m.name.clone(),
-            (_, false) => format!("{} ({})", m.name, m.email),
+        .map(|m| {
+            if m.email.is_empty() {
+                m.name.clone()
+            } else {
+                format!("{} ({})", m.name, m.email)
+            }
         })
         .collect();
     add("authors", &authors.join(", "));
