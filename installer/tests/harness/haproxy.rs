@@ -6,13 +6,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// Writes `config` as `<dir>/<name>.cfg`, checks it, starts HAProxy in the foreground and
-/// waits until every port of `ports` accepts connections.
-pub fn start(dir: &Path, name: &str, config: &str, ports: &[u16]) -> Service {
+/// Writes `config` as `<dir>/<name>.cfg`, checks it, starts HAProxy in the foreground with
+/// `env` (variables the configuration names) and waits until every port of `ports` accepts
+/// connections.
+pub fn start(dir: &Path, name: &str, config: &str, env: &[(&str, &str)], ports: &[u16]) -> Service {
     super::require("haproxy", "install it with `apt-get install -y haproxy`");
     let path = dir.join(format!("{name}.cfg"));
     std::fs::write(&path, config).unwrap();
     let check = Command::new("haproxy")
+        .envs(env.iter().copied())
         .args(["-c", "-f"])
         .arg(&path)
         .output()
@@ -23,7 +25,10 @@ pub fn start(dir: &Path, name: &str, config: &str, ports: &[u16]) -> Service {
         String::from_utf8_lossy(&check.stderr)
     );
     let mut command = Command::new("haproxy");
-    command.args(["-db", "-f"]).arg(&path);
+    command
+        .envs(env.iter().copied())
+        .args(["-db", "-f"])
+        .arg(&path);
     let mut service = Service::spawn(name, command, &dir.join(format!("{name}.log")));
     wait_for(name, Duration::from_secs(10), || {
         service.assert_running();

@@ -4,11 +4,14 @@
 
 #![allow(dead_code)]
 
+pub mod chart;
 pub mod haproxy;
 pub mod net;
+pub mod overlay;
 pub mod postgres;
 pub mod process;
 pub mod redis;
+pub mod stack;
 pub mod synapse;
 
 use std::path::Path;
