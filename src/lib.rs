@@ -16,3 +16,4 @@ pub mod serve;
 pub mod sign;
 pub mod spec;
 pub mod store;
+pub mod tools;

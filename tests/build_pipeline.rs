@@ -1333,3 +1333,188 @@ fn tools_are_pinned_in_the_lock_and_carried_in_the_bundle() {
         stale.stderr
     );
 }
+
+/// `installer --json load BUNDLE --insecure-skip-verify` into `host` (plain HTTP).
+fn installer_load(work: &Work, bundle: &str, host: &str) -> Run {
+    let output = Command::new(common::installer_bin())
+        .args(["--json", "load", bundle, "--insecure-skip-verify"])
+        .args(["--registry", host, "--insecure-registry"])
+        .current_dir(work.path(""))
+        .env("HOME", work.path("home"))
+        .env("DOCKER_CONFIG", work.path("home/.docker"))
+        .env("CI", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run installer");
+    finish(output)
+}
+
+/// The ClamAV path: a cvdupdate-style directory of the real Talos-signed test databases is
+/// validated and pinned by `bundle lock`; the build adds one layer of databases to the ClamAV
+/// image; Debian's clamscan loads them from the image unpacked with umoci; `--only clamav`
+/// makes an update bundle without the base layers, which `installer load` refuses into an
+/// empty registry and, after the full bundle, pushes as just the new layer and config.
+#[test]
+fn clamav_signature_image_serves_clamscan_and_updates_alone() {
+    tools();
+    require("umoci", "umoci");
+    require("clamscan", "clamav");
+    let registry = TestRegistry::plain();
+    let target = TestRegistry::plain();
+    let work = Work::new();
+    let host = registry.host();
+    let base = work.push_single(&registry, "clamav/clamav", 94);
+    let data = common::clamav_testdata();
+    for dir in ["db", "certs"] {
+        std::fs::create_dir_all(work.path(dir)).unwrap();
+    }
+    let files = [
+        "test-1.cvd",
+        "test-1.cvd.sign",
+        "test-2.cvd",
+        "test-2.cvd.sign",
+        "bytecode.cvd",
+    ];
+    for file in files {
+        std::fs::copy(data.join(file), work.path("db").join(file)).unwrap();
+    }
+    std::fs::copy(
+        data.join("clamav-test.crt"),
+        work.path("certs/clamav-test.crt"),
+    )
+    .unwrap();
+    let reference = format!("{host}/clamav/clamav:v1");
+    let images = format!(
+        "{}\n[clamav]\nimage = \"{reference}\"\ndatabases = [\"test-1\", \"test-2\", \"bytecode\"]\n\
+         dir = \"db\"\ncert_dir = \"certs\"\n",
+        images_toml(Some(&host), &[(&reference, Some(&["linux/amd64"][..]))])
+    );
+    work.write("images.toml", &images);
+
+    work.lock(&[]).ok();
+    let lock = work.load_lock();
+    assert_eq!(lock.clamav.len(), 3);
+    for database in &lock.clamav {
+        assert_eq!(
+            database.sha256.hex(),
+            sha256_file(&work.path("db").join(&database.file))
+        );
+        assert_eq!(
+            database.sign_sha256.is_some(),
+            database.file.starts_with("test-")
+        );
+        assert!(
+            database.version > 0 && database.functionality_level > 0,
+            "{database:?}"
+        );
+    }
+    let tag: Vec<String> = lock
+        .clamav
+        .iter()
+        .map(|d| format!("{}-{}", d.file.trim_end_matches(".cvd"), d.version))
+        .collect();
+    let signature_ref = format!("{reference}-db.{}", tag.join("."));
+
+    work.build("full.tar.zst", "cache", &[]).ok();
+    let layout = work.extract("full.tar.zst", "full");
+    let index: Value = serde_json::from_slice(&work.read("full/index.json")).unwrap();
+    let entry = layout_entry(&index, &signature_ref);
+    layout_entry(&index, &reference);
+
+    // The image as a node would run it: the databases are where clamd looks.
+    common::run(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &format!("oci:{}:{signature_ref}", layout.display()),
+            &format!("oci:{}:db", work.path("sig").display()),
+        ],
+        &work.path(""),
+    )
+    .ok();
+    common::run(
+        "umoci",
+        &["unpack", "--image", "sig:db", "rootfs-bundle"],
+        &work.path(""),
+    )
+    .ok();
+    let rootfs = work.path("rootfs-bundle/rootfs");
+    for file in files {
+        assert_eq!(
+            std::fs::read(rootfs.join("var/lib/clamav").join(file)).unwrap(),
+            std::fs::read(work.path("db").join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    assert!(
+        rootfs.join(format!("data/file-94.bin")).exists(),
+        "the base layer is kept"
+    );
+    work.write("clean.txt", "nothing to see here\n");
+    let scan = common::run(
+        "clamscan",
+        &["-d", common::p(&rootfs.join("var/lib/clamav")), "clean.txt"],
+        &work.path(""),
+    )
+    .ok();
+    let known: u64 = scan
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Known viruses: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no signature count in:\n{}", scan.stdout));
+    assert!(known > 0, "{}", scan.stdout);
+
+    // An update bundle: the signature image alone, its base layer left to the site.
+    let update = work
+        .build("update.tar.zst", "cache", &["--only", "clamav"])
+        .ok();
+    assert!(
+        done(&update)["bytes"].as_u64().unwrap()
+            < done(&work.build("again.tar.zst", "cache", &[]).ok())["bytes"]
+                .as_u64()
+                .unwrap()
+    );
+    // Not `Work::extract`: an update bundle's layout lacks the base layer on purpose.
+    work.bundle(&["extract", "update.tar.zst", "update", "--insecure-skip-verify", "-q"])
+        .ok();
+    let update_index: Value = serde_json::from_slice(&work.read("update/index.json")).unwrap();
+    assert_eq!(update_index["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        layout_entry(&update_index, &signature_ref)["digest"],
+        entry["digest"]
+    );
+    let external: Value = serde_json::from_slice(&work.read("update/external-blobs.json")).unwrap();
+    let base_layer = base.images[0].layers[0].digest.clone();
+    assert_eq!(external[0]["digest"], base_layer.as_str());
+    assert!(!work
+        .path(&format!("update/blobs/sha256/{}", &base_layer[7..]))
+        .exists());
+
+    let target_host = target.host();
+    let refused = installer_load(&work, "update.tar.zst", &target_host).failed();
+    assert!(
+        refused.stdout.contains("load the full bundle first")
+            && refused.stdout.contains(&reference),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
+    );
+    installer_load(&work, "full.tar.zst", &target_host).ok();
+
+    // Tomorrow's set (here: one database fewer) updates with only the new layer and config.
+    work.write("images.toml", &images.replace(", \"bytecode\"]", "]"));
+    work.lock(&[]).ok();
+    let next = work
+        .build("next.tar.zst", "cache", &["--only", "clamav"])
+        .ok();
+    assert!(done(&next)["bytes"].as_u64().is_some());
+    let loaded = installer_load(&work, "next.tar.zst", &target_host).ok();
+    let summary: Value = serde_json::from_str(loaded.stdout.trim()).unwrap();
+    assert_eq!(summary["blobs_pushed"], 2, "{summary}");
+    assert!(
+        summary["bytes_pushed"].as_u64().unwrap() < 100_000,
+        "{summary}"
+    );
+}

@@ -1,5 +1,7 @@
 //! ClamAV database validation against Talos-signed test databases in shared/testdata/clamav.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,16 +11,7 @@ use bundle::clamav::{ClamavError, Cvd, VerifyOptions, HEADER_LEN};
 const DBS: [&str; 3] = ["test-1.cvd", "test-2.cvd", "bytecode.cvd"];
 
 fn testdata() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        here.join("../shared/testdata/clamav"),
-        here.join("../../shared/testdata/clamav"),
-        PathBuf::from("/work/shared/testdata/clamav"),
-    ];
-    candidates
-        .into_iter()
-        .find(|p| p.join("test-1.cvd").exists())
-        .expect("shared/testdata/clamav must lie beside the repository (as in CI)")
+    common::clamav_testdata()
 }
 
 /// Writes `data` as `name` in the scratch directory and returns why it fails verification.

@@ -140,29 +140,10 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-/// Path of the installer binary next to the bundle binary, built if missing.
-fn installer_bin() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let bundle = PathBuf::from(env!("CARGO_BIN_EXE_bundle"));
-            let path = bundle.with_file_name("installer");
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "-q", "-p", "installer"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build -p installer");
-            assert!(status.success(), "cargo build -p installer failed");
-            assert!(path.is_file(), "no installer binary at {}", path.display());
-            path
-        })
-        .clone()
-}
-
 /// `installer ARGS` with a home and docker config of its own (`docker_config` if given).
 fn installer_command(args: &[&str], docker_config: Option<&Path>) -> Command {
     let home = fixture().path("home");
-    let mut command = Command::new(installer_bin());
+    let mut command = Command::new(common::installer_bin());
     command
         .args(args)
         .env("HOME", &home)

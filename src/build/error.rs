@@ -42,6 +42,9 @@ pub enum BuildError {
     /// A tool cannot be locked or fetched.
     #[error(transparent)]
     Tool(#[from] crate::tools::ToolError),
+    /// The ClamAV signature set cannot be taken.
+    #[error(transparent)]
+    Clamav(#[from] crate::clamav::collect::CollectError),
     /// I/O on a named path.
     #[error("{path}")]
     Io {

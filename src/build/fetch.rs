@@ -37,10 +37,21 @@ pub struct FetchReport {
     pub cached_bytes: u64,
 }
 
-/// Fetches everything `lock` names into `cache` with up to `jobs` downloads in flight.
+/// What of each image to fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Manifests, configs and layers: everything the bundle carries.
+    Everything,
+    /// Manifests and configs only, to build on an image without carrying it.
+    Metadata,
+}
+
+/// Fetches what `scope` asks of every image `lock` names into `cache` with up to `jobs`
+/// downloads in flight.
 pub async fn fetch(
     images: &ImagesFile,
     lock: &Lock,
+    scope: Scope,
     client: &Client,
     cache: &BlobCache,
     jobs: usize,
@@ -51,7 +62,8 @@ pub async fn fetch(
     // but they count as downloaded.
     let mut fetched_manifests = std::collections::BTreeSet::new();
     for locked in &lock.images {
-        contents.push(manifests(images, locked, client, cache, &mut fetched_manifests).await?);
+        contents
+            .push(manifests(images, locked, scope, client, cache, &mut fetched_manifests).await?);
     }
     // Each distinct blob once, fetched from the first image that names it.
     let mut needed: BTreeMap<Digest, (Reference, u64)> = BTreeMap::new();
@@ -117,6 +129,7 @@ pub async fn fetch(
 async fn manifests(
     images: &ImagesFile,
     locked: &LockedImage,
+    scope: Scope,
     client: &Client,
     cache: &BlobCache,
     fetched: &mut std::collections::BTreeSet<Digest>,
@@ -172,7 +185,9 @@ async fn manifests(
         };
         let parsed = image_manifest(&image, &bytes)?;
         blobs.push((parsed.config.digest, parsed.config.size));
-        blobs.extend(parsed.layers.into_iter().map(|l| (l.digest, l.size)));
+        if scope == Scope::Everything {
+            blobs.extend(parsed.layers.into_iter().map(|l| (l.digest, l.size)));
+        }
     }
     blobs.sort();
     blobs.dedup();

@@ -5,6 +5,7 @@ pub mod events;
 pub mod fetch;
 pub mod oci;
 pub mod resolve;
+pub mod signature_image;
 pub mod stage;
 
 pub use error::BuildError;
@@ -67,10 +68,14 @@ pub fn write_lock(lock: &Lock) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// What a lock is made from besides images.toml: the tools and where downloads go.
+/// What a lock is made from besides images.toml: the tools, the ClamAV source, and where
+/// downloads go.
 pub struct LockSources<'a> {
     /// tools.toml, when the bundle carries tools.
     pub tools: Option<&'a ToolsFile>,
+    /// Where to take the ClamAV databases from, overriding images.toml's `[clamav]` source
+    /// (a `file://` directory or `http(s)://` mirror URL ending in `/`).
+    pub clamav_source: Option<String>,
     /// Client for plain downloads (tool archives).
     pub http: &'a reqwest::Client,
     /// The blob cache downloads land in.
@@ -104,6 +109,7 @@ pub async fn lock_for_build(
                 &lock.tools,
             ));
         }
+        problems.extend(clamav_mismatch(images, &lock));
         if !problems.is_empty() {
             return Err(BuildError::LockMismatch(problems.join("\n")));
         }
@@ -119,6 +125,7 @@ pub async fn lock_for_build(
     )
     .await?;
     lock_tools(&mut lock, images, sources).await?;
+    lock_clamav(&mut lock, images, sources).await?;
     if previous.as_ref() != Some(&lock) {
         write_lock(&lock)?;
     }
@@ -146,6 +153,67 @@ pub async fn lock_tools(
         None => Vec::new(),
     };
     Ok(())
+}
+
+/// Takes the ClamAV databases into the lock: from the command line's or images.toml's source
+/// when there is one (validated, today's set), else the lock's entries stay; none without
+/// `[clamav]`.
+pub async fn lock_clamav(
+    lock: &mut Lock,
+    images: &ImagesFile,
+    sources: &LockSources<'_>,
+) -> Result<(), BuildError> {
+    let Some(spec) = &images.clamav else {
+        lock.clamav = Vec::new();
+        return Ok(());
+    };
+    match sources.clamav_source.as_ref().or(spec.source.as_ref()) {
+        Some(source) => {
+            lock.clamav =
+                crate::clamav::collect::collect(spec, source, sources.http, sources.cache).await?;
+        }
+        None if lock.clamav.is_empty() => {
+            return Err(crate::clamav::collect::CollectError::NoSource.into())
+        }
+        None => {}
+    }
+    if let Some(problem) = clamav_mismatch(images, lock).first() {
+        return Err(BuildError::LockMismatch(problem.clone()));
+    }
+    Ok(())
+}
+
+/// How the lock's databases differ from images.toml's `[clamav]` list, one line each.
+fn clamav_mismatch(images: &ImagesFile, lock: &Lock) -> Vec<String> {
+    let listed: Vec<String> = lock
+        .clamav
+        .iter()
+        .map(|d| {
+            d.file
+                .rsplit_once('.')
+                .map_or(d.file.clone(), |(stem, _)| stem.to_string())
+        })
+        .collect();
+    match &images.clamav {
+        None if listed.is_empty() => Vec::new(),
+        None => vec![format!(
+            "the lock has ClamAV databases ({}) but {} has no [clamav]",
+            listed.join(", "),
+            images.path.display()
+        )],
+        Some(spec) if spec.databases != listed => vec![format!(
+            "{}:{}: [clamav] asks for databases {} but the lock has {}",
+            images.path.display(),
+            spec.line,
+            spec.databases.join(", "),
+            if listed.is_empty() {
+                "none".to_string()
+            } else {
+                listed.join(", ")
+            }
+        )],
+        Some(_) => Vec::new(),
+    }
 }
 
 /// What goes into the bundle beside the images of the lock: more OCI layout entries (charts
@@ -180,11 +248,29 @@ pub struct Sources<'a> {
     pub jobs: usize,
 }
 
-/// Fetches everything `lock` names into the cache and packs the bundle with `extras`.
+/// What a build puts in the bundle.
+#[derive(Debug, Default)]
+pub struct Contents {
+    /// Only the ClamAV signature-database image (an update bundle whose base layers the site
+    /// already has), instead of every image of the lock.
+    pub only_clamav: bool,
+    /// The signature databases for the signature image, when the bundle carries one.
+    pub clamav: Option<Vec<crate::clamav::collect::DatabaseFile>>,
+    /// Everything else beside the images.
+    pub extras: Extras,
+}
+
+/// Name of the member listing blobs that the bundle's images name but the bundle does not
+/// carry (the base layers of an update bundle's signature image): JSON
+/// `[{"digest": "sha256:...", "size": N, "image": "REF"}]`, checked at the target by
+/// `installer load`.
+pub const EXTERNAL_BLOBS: &str = "external-blobs.json";
+
+/// Fetches what `contents` needs into the cache and packs the bundle.
 pub async fn build(
     images: &ImagesFile,
     lock: &Lock,
-    extras: Extras,
+    contents: Contents,
     sources: Sources<'_>,
     output: BuildOutput<'_>,
     events: &dyn BuildEvents,
@@ -195,9 +281,6 @@ pub async fn build(
         cache,
         jobs,
     } = sources;
-    let (mut contents, report) = fetch::fetch(images, lock, client, cache, jobs, events).await?;
-    contents.extend(extras.images);
-    let staging = tempfile::tempdir().map_err(|e| BuildError::io(&std::env::temp_dir(), e))?;
     let mut options = output.pack;
     if options.timestamp.is_none() {
         options.timestamp = lock
@@ -207,8 +290,88 @@ pub async fn build(
     }
     let timestamp = options.timestamp.unwrap_or(0);
     options.timestamp = Some(timestamp);
-    let mut inputs = stage::stage(&contents, cache, staging.path(), timestamp)?;
-    inputs.extend(extras.files.into_iter().map(|mut file| {
+    let base = match (&contents.clamav, &images.clamav) {
+        (Some(_), Some(spec)) => Some(
+            lock.images
+                .iter()
+                .find(|i| i.reference == spec.image)
+                .ok_or_else(|| {
+                    BuildError::LockMismatch(format!(
+                        "the ClamAV image {} is not in the lock",
+                        spec.image
+                    ))
+                })?,
+        ),
+        _ => None,
+    };
+    let (mut images_out, report) = match (contents.only_clamav, base) {
+        (true, Some(base)) => {
+            let mut only = lock.clone();
+            only.images = vec![base.clone()];
+            let (_, report) = fetch::fetch(
+                images,
+                &only,
+                fetch::Scope::Metadata,
+                client,
+                cache,
+                jobs,
+                events,
+            )
+            .await?;
+            (Vec::new(), report)
+        }
+        (true, None) => {
+            return Err(BuildError::LockMismatch(
+                "--only clamav needs [clamav] in images.toml and databases in the lock".into(),
+            ))
+        }
+        (false, _) => {
+            fetch::fetch(
+                images,
+                lock,
+                fetch::Scope::Everything,
+                client,
+                cache,
+                jobs,
+                events,
+            )
+            .await?
+        }
+    };
+    let staging = tempfile::tempdir().map_err(|e| BuildError::io(&std::env::temp_dir(), e))?;
+    let mut extra_files = contents.extras.files;
+    if let (Some(files), Some(base)) = (&contents.clamav, base) {
+        let image = tokio::task::block_in_place(|| {
+            signature_image::signature_image(base, &lock.clamav, files, cache, timestamp)
+        })?;
+        if contents.only_clamav {
+            let external: Vec<serde_json::Value> = image
+                .base_layers
+                .iter()
+                .map(|(digest, size)| {
+                    serde_json::json!({
+                        "digest": digest.as_str(),
+                        "size": size,
+                        "image": base.reference.to_string(),
+                    })
+                })
+                .collect();
+            let path = staging.path().join(EXTERNAL_BLOBS);
+            let mut bytes = serde_json::to_vec_pretty(&external).unwrap_or_default();
+            bytes.push(b'\n');
+            std::fs::write(&path, &bytes).map_err(|e| BuildError::io(&path, e))?;
+            extra_files.push(crate::container::pack::Input {
+                path: EXTERNAL_BLOBS.to_string(),
+                file: path,
+                size: bytes.len() as u64,
+                mtime: timestamp,
+            });
+        }
+        images_out.push(image.content);
+    }
+    images_out.extend(contents.extras.images);
+    let mut inputs = stage::stage(&images_out, cache, staging.path(), timestamp)?;
+    inputs.extend(extra_files.into_iter().map(|mut file| {
         file.mtime = timestamp;
         file
     }));

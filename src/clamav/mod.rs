@@ -6,6 +6,7 @@
 //! and its `DSIG:` line) and, where `<file>.sign` lies beside the database, the PKCS#7
 //! detached signature of the whole file against trusted certificates.
 
+pub mod collect;
 mod dsig;
 mod sign;
 

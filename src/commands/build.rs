@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use bundle::archive::parallel::default_threads;
 use bundle::archive::DEFAULT_LEVEL;
 use bundle::build::{
-    build, lock_for_build, BuildEvent, BuildEvents, BuildOutput, Extras, LockSources, Sources,
+    build, lock_for_build, BuildEvent, BuildEvents, BuildOutput, Contents, Extras, LockSources,
+    Sources,
 };
 use bundle::cli::secrets::SigningArgs;
 use bundle::cli::Output;
@@ -30,12 +31,23 @@ pub struct BuildArgs {
     /// Blob cache directory (default: BUNDLE_CACHE_DIR, else the user's cache directory).
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
+    /// Carry only this part: `clamav` makes a small update bundle with the signature-database
+    /// image alone, whose base layers the site's registry already has.
+    #[arg(long, value_enum, value_name = "PART")]
+    only: Option<Part>,
     /// Bundle name.
     #[arg(long, default_value = "messenger")]
     name: String,
     /// Bundle version.
     #[arg(long = "bundle-version", default_value = "0.0.0")]
     version: String,
+}
+
+/// Parts a bundle can be limited to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// The ClamAV signature-database image.
+    Clamav,
 }
 
 pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
@@ -49,6 +61,7 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
     let http = args.images.http()?;
     let sources = LockSources {
         tools: tools.as_ref(),
+        clamav_source: args.images.clamav_source(),
         http: &http,
         cache: &cache,
     };
@@ -73,24 +86,39 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
         },
         signer: key.as_ref(),
     };
-    let tool_files = rt.block_on(bundle::tools::fetch(&lock.tools, &http, &cache))?;
-    let extras = Extras {
-        images: Vec::new(),
-        files: tool_files
-            .into_iter()
-            .map(|t| Input {
-                path: t.bundle_path,
-                file: t.file,
-                size: t.size,
-                mtime: 0,
-            })
-            .collect(),
+    let only_clamav = args.only == Some(Part::Clamav);
+    let tool_files = if only_clamav {
+        Vec::new()
+    } else {
+        rt.block_on(bundle::tools::fetch(&lock.tools, &http, &cache))?
+    };
+    let clamav = match &images.clamav {
+        Some(_) => {
+            Some(rt.block_on(bundle::clamav::collect::fetch(&lock.clamav, &http, &cache))?)
+        }
+        None => None,
+    };
+    let contents = Contents {
+        only_clamav,
+        clamav,
+        extras: Extras {
+            images: Vec::new(),
+            files: tool_files
+                .into_iter()
+                .map(|t| Input {
+                    path: t.bundle_path,
+                    file: t.file,
+                    size: t.size,
+                    mtime: 0,
+                })
+                .collect(),
+        },
     };
     let (packed, fetched) = rt
         .block_on(build(
             &images,
             &lock,
-            extras,
+            contents,
             Sources {
                 client: &client,
                 cache: &cache,

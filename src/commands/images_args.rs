@@ -25,6 +25,13 @@ pub struct ImagesArgs {
     /// The tools the installer needs offline (skipped when the default file is absent).
     #[arg(long, default_value = "tools.toml", value_name = "FILE")]
     pub tools: PathBuf,
+    /// Take the ClamAV databases from this directory (kept by Cisco's cvdupdate), overriding
+    /// images.toml's [clamav] source.
+    #[arg(long, value_name = "DIR", conflicts_with = "clamav_mirror")]
+    pub clamav_dir: Option<PathBuf>,
+    /// Take the ClamAV databases from this private mirror URL, overriding images.toml.
+    #[arg(long, value_name = "URL")]
+    pub clamav_mirror: Option<String>,
     /// Requests and downloads in flight.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub jobs: usize,
@@ -42,6 +49,15 @@ impl ImagesArgs {
             return Ok(None);
         }
         Ok(Some(ToolsFile::load(&self.tools)?))
+    }
+
+    /// The ClamAV source the command line names, as a URL ending in `/`.
+    pub fn clamav_source(&self) -> Option<String> {
+        match (&self.clamav_dir, &self.clamav_mirror) {
+            (Some(dir), _) => Some(bundle::spec::clamav::dir_url(dir)),
+            (None, Some(url)) => Some(bundle::spec::clamav::mirror_url(url)),
+            (None, None) => None,
+        }
     }
 
     /// A client for plain downloads (tool archives, signature databases).

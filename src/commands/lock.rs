@@ -2,7 +2,9 @@
 
 use super::images_args::{runtime, ImagesArgs};
 use anyhow::{bail, Result};
-use bundle::build::{load_lock, lock_tools, resolve::resolve, write_lock, LockSources};
+use bundle::build::{
+    load_lock, lock_clamav, lock_tools, resolve::resolve, write_lock, LockSources,
+};
 use bundle::cli::Output;
 use bundle::store::BlobCache;
 
@@ -32,6 +34,7 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
     let cache = BlobCache::open(BlobCache::default_root())?;
     let sources = LockSources {
         tools: tools.as_ref(),
+        clamav_source: args.images.clamav_source(),
         http: &http,
         cache: &cache,
     };
@@ -45,6 +48,7 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
         &args.images.lock,
     ))?;
     rt.block_on(lock_tools(&mut lock, &images, &sources))?;
+    rt.block_on(lock_clamav(&mut lock, &images, &sources))?;
     let changed = previous.as_ref() != Some(&lock);
     if changed {
         write_lock(&lock)?;
@@ -69,6 +73,12 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
             tool.name, tool.version, tool.platform, tool.sha256
         ));
     }
+    for database in &lock.clamav {
+        human.push_str(&format!(
+            "clamav {} version {} ({} signatures) -> {}\n",
+            database.file, database.version, database.signatures, database.sha256
+        ));
+    }
     human.push_str(&format!(
         "{} {} ({} images, {} tool binaries)\n",
         if changed { "wrote" } else { "unchanged:" },
@@ -88,6 +98,7 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
                 "platforms": i.platform_list().iter().map(ToString::to_string).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "tools": lock.tools,
+            "clamav": lock.clamav,
         }),
     );
     Ok(())

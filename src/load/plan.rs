@@ -45,6 +45,9 @@ pub struct ImagePlan {
     pub blobs: Vec<(Digest, u64)>,
     /// Manifests by digest, platform manifests before the index; the root is last.
     pub manifests: Vec<ManifestPush>,
+    /// Blobs the manifests name that the bundle does not carry (an update bundle's base
+    /// layers): digest, size, and the image the target must already hold them for.
+    pub external: Vec<(Digest, u64, String)>,
 }
 
 impl ImagePlan {
@@ -126,6 +129,7 @@ pub fn target_reference(source: &str, target: &Target) -> Result<Reference> {
 pub fn plan<S: Source>(bundle: &Bundle<S>, target: &Target) -> Result<Vec<ImagePlan>> {
     let index: Index = serde_json::from_slice(&read_member(bundle, "index.json")?)
         .context("index.json of the bundle is not an OCI index")?;
+    let external = external_blobs(bundle)?;
     let mut plans = Vec::new();
     for descriptor in index.manifests {
         let source = descriptor
@@ -134,42 +138,66 @@ pub fn plan<S: Source>(bundle: &Bundle<S>, target: &Target) -> Result<Vec<ImageP
             .with_context(|| format!("index.json entry {} has no {REF_NAME}", descriptor.digest))?
             .clone();
         let target_ref = target_reference(&source, target)?;
-        let mut blobs: Vec<(Digest, u64)> = Vec::new();
-        let mut manifests = Vec::new();
         let root = Digest::parse(&descriptor.digest)
             .with_context(|| format!("digest of {source} in index.json"))?;
+        let mut plan = ImagePlan {
+            source,
+            target: target_ref,
+            blobs: Vec::new(),
+            manifests: Vec::new(),
+            external: Vec::new(),
+        };
         add_manifest(
             bundle,
             &root,
             &descriptor.media_type,
-            &mut blobs,
-            &mut manifests,
+            &external,
+            &mut plan,
             0,
         )
-        .with_context(|| format!("image {source}"))?;
-        plans.push(ImagePlan {
-            source,
-            target: target_ref,
-            blobs,
-            manifests,
-        });
+        .with_context(|| format!("image {}", plan.source))?;
+        plans.push(plan);
     }
     Ok(plans)
 }
 
-/// Adds manifest `digest` (children first) to `manifests` and its blobs to `blobs`.
+/// The bundle's `external-blobs.json` (see [`crate::build::EXTERNAL_BLOBS`]) by digest:
+/// size and image; empty when the bundle carries every blob.
+fn external_blobs<S: Source>(bundle: &Bundle<S>) -> Result<BTreeMap<Digest, (u64, String)>> {
+    #[derive(Deserialize)]
+    struct External {
+        digest: String,
+        size: u64,
+        image: String,
+    }
+    let name = crate::build::EXTERNAL_BLOBS;
+    if bundle.member(name).is_none() {
+        return Ok(BTreeMap::new());
+    }
+    let list: Vec<External> = serde_json::from_slice(&read_member(bundle, name)?)
+        .with_context(|| format!("{name} of the bundle is not a list of blobs"))?;
+    list.into_iter()
+        .map(|e| {
+            let digest = Digest::parse(&e.digest).with_context(|| format!("digest in {name}"))?;
+            Ok((digest, (e.size, e.image)))
+        })
+        .collect()
+}
+
+/// Adds manifest `digest` (children first) to the plan's manifests and its blobs to its
+/// blobs, or to its external blobs when the bundle lists them as such.
 fn add_manifest<S: Source>(
     bundle: &Bundle<S>,
     digest: &Digest,
     declared_type: &str,
-    blobs: &mut Vec<(Digest, u64)>,
-    manifests: &mut Vec<ManifestPush>,
+    external: &BTreeMap<Digest, (u64, String)>,
+    plan: &mut ImagePlan,
     depth: usize,
 ) -> Result<()> {
     if depth > 2 {
         bail!("indexes nested too deeply at {digest}");
     }
-    if manifests.iter().any(|m| m.digest == *digest) {
+    if plan.manifests.iter().any(|m| m.digest == *digest) {
         return Ok(());
     }
     let bytes = read_member(bundle, &blob_path(digest))?;
@@ -198,8 +226,8 @@ fn add_manifest<S: Source>(
                 bundle,
                 &child_digest,
                 &child.media_type,
-                blobs,
-                manifests,
+                external,
+                plan,
                 depth + 1,
             )?;
         }
@@ -209,9 +237,19 @@ fn add_manifest<S: Source>(
         for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
             let blob_digest = Digest::parse(&blob.digest)
                 .with_context(|| format!("blob digest in manifest {digest}"))?;
-            let member = bundle.member(&blob_path(&blob_digest)).with_context(|| {
-                format!("manifest {digest} names blob {blob_digest}, which the bundle lacks")
-            })?;
+            let Some(member) = bundle.member(&blob_path(&blob_digest)) else {
+                match external.get(&blob_digest) {
+                    Some((size, image)) if *size == blob.size => {
+                        if !plan.external.iter().any(|(d, _, _)| *d == blob_digest) {
+                            plan.external.push((blob_digest, *size, image.clone()));
+                        }
+                        continue;
+                    }
+                    _ => {
+                        bail!("manifest {digest} names blob {blob_digest}, which the bundle lacks")
+                    }
+                }
+            };
             if member.size != blob.size {
                 bail!(
                     "blob {blob_digest} is {} bytes in the bundle, {} in manifest {digest}",
@@ -219,14 +257,14 @@ fn add_manifest<S: Source>(
                     blob.size
                 );
             }
-            if !blobs.iter().any(|(d, _)| *d == blob_digest) {
-                blobs.push((blob_digest, blob.size));
+            if !plan.blobs.iter().any(|(d, _)| *d == blob_digest) {
+                plan.blobs.push((blob_digest, blob.size));
             }
         }
     } else {
         bail!("{digest} has unsupported media type {media_type:?}");
     }
-    manifests.push(ManifestPush {
+    plan.manifests.push(ManifestPush {
         digest: digest.clone(),
         media_type,
         bytes,

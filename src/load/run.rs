@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use futures_util::stream::{self, StreamExt as _};
 use serde::Serialize;
 
@@ -167,6 +167,15 @@ async fn load_image<S: ReadAt + 'static>(
         .await;
     for result in results {
         result?;
+    }
+    for (digest, _, image) in &plan.external {
+        if client.head_blob(target, digest).await?.is_none() {
+            bail!(
+                "this update bundle builds on {image}, whose layer {digest} is not in {}; \
+                 load the full bundle first",
+                target.name()
+            );
+        }
     }
     let (mut pushed, mut skipped) = (0, 0);
     for manifest in &plan.manifests {

@@ -41,6 +41,8 @@ pub struct ImagesFile {
     pub registries: BTreeMap<String, RegistrySettingsSpec>,
     /// The images, in file order.
     pub images: Vec<ImageSpec>,
+    /// The `[clamav]` table, when the bundle carries signature databases.
+    pub clamav: Option<super::clamav::ClamavSpec>,
 }
 
 /// How to reach one source registry (`[registries."HOST"]`).
@@ -76,6 +78,7 @@ struct RawFile {
     registries: BTreeMap<Spanned<String>, Spanned<RawRegistry>>,
     #[serde(default)]
     images: Vec<Spanned<RawImage>>,
+    clamav: Option<super::clamav::RawClamav>,
 }
 
 #[derive(Deserialize)]
@@ -215,11 +218,17 @@ impl ImagesFile {
             );
         }
 
+        let listed: Vec<Reference> = images.iter().map(|i| i.reference.clone()).collect();
+        let clamav = match &raw.clamav {
+            Some(table) => Some(table.convert(text, path, &listed)?),
+            None => None,
+        };
         Ok(ImagesFile {
             path: path.to_path_buf(),
             platforms,
             registries,
             images,
+            clamav,
         })
     }
 

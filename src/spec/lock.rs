@@ -78,8 +78,8 @@ pub struct Lock {
     pub images: Vec<LockedImage>,
     /// `[[chart]]` tables, carried through untyped until the chart pipeline defines them.
     pub charts: Vec<toml::Table>,
-    /// `[[clamav]]` tables, carried through untyped until the ClamAV pipeline defines them.
-    pub clamav: Vec<toml::Table>,
+    /// The ClamAV signature databases (`[[clamav]]`), in images.toml's `[clamav]` order.
+    pub clamav: Vec<crate::clamav::collect::LockedDatabase>,
     /// The tools' binaries, one entry per tool and platform (`[[tool]]`).
     pub tools: Vec<crate::tools::LockedTool>,
 }
@@ -180,7 +180,7 @@ struct RawLock {
     #[serde(default)]
     chart: Vec<toml::Table>,
     #[serde(default)]
-    clamav: Vec<toml::Table>,
+    clamav: Vec<crate::clamav::collect::LockedDatabase>,
     #[serde(default)]
     tool: Vec<crate::tools::LockedTool>,
 }
@@ -465,14 +465,17 @@ impl Lock {
                 key(&mut out, "layers", &p.layers.to_string());
             }
         }
-        let tools: Vec<toml::Table> = self
-            .tools
-            .iter()
-            .filter_map(|t| toml::Table::try_from(t).ok())
-            .collect();
+        let tables_of = |entries: Vec<Result<toml::Table, toml::ser::Error>>| {
+            entries
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect::<Vec<_>>()
+        };
+        let clamav = tables_of(self.clamav.iter().map(toml::Table::try_from).collect());
+        let tools = tables_of(self.tools.iter().map(toml::Table::try_from).collect());
         for (name, tables) in [
             ("chart", &self.charts),
-            ("clamav", &self.clamav),
+            ("clamav", &clamav),
             ("tool", &tools),
         ] {
             if tables.is_empty() {

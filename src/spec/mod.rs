@@ -11,11 +11,13 @@
 //! Every parse or validation error is a [`SpecError`] whose [`Location`] names the file, the
 //! line and, where it helps, the column: `images.toml:12:7: unknown field ...`.
 
+pub mod clamav;
 pub mod error;
 pub mod images;
 pub mod lock;
 pub mod platform;
 
+pub use clamav::ClamavSpec;
 pub use error::{Location, SpecError};
 pub use images::{ImageSpec, ImagesFile, RegistrySettingsSpec};
 pub use lock::{

@@ -19,6 +19,12 @@ pub enum DownloadError {
         /// What went wrong.
         message: String,
     },
+    /// The server answered 404, or the `file://` path does not exist.
+    #[error("{url}: not found")]
+    NotFound {
+        /// The URL.
+        url: String,
+    },
     /// A `file://` URL that cannot be read.
     #[error("reading {url}")]
     File {
@@ -111,7 +117,15 @@ pub async fn download(
             url: url.to_string(),
             source,
         };
-        let mut file = std::fs::File::open(path).map_err(file_error)?;
+        let mut file = std::fs::File::open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                DownloadError::NotFound {
+                    url: url.to_string(),
+                }
+            } else {
+                file_error(e)
+            }
+        })?;
         std::io::copy(&mut file, &mut incoming).map_err(file_error)?;
     } else if url.starts_with("http://") || url.starts_with("https://") {
         let response = http
@@ -120,6 +134,11 @@ pub async fn download(
             .await
             .map_err(|e| http_error(url, crate::archive::error_chain(&e)))?;
         let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(DownloadError::NotFound {
+                url: url.to_string(),
+            });
+        }
         if !status.is_success() {
             return Err(http_error(url, format!("the server answered {status}")));
         }

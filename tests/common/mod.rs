@@ -163,6 +163,40 @@ pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// Path of the installer binary next to the bundle binary, built if missing.
+pub fn installer_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let bundle = PathBuf::from(env!("CARGO_BIN_EXE_bundle"));
+            let path = bundle.with_file_name("installer");
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "-q", "-p", "installer"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build -p installer");
+            assert!(status.success(), "cargo build -p installer failed");
+            assert!(path.is_file(), "no installer binary at {}", path.display());
+            path
+        })
+        .clone()
+}
+
+/// The shared ClamAV test databases (`test-1.cvd`, `test-2.cvd`, `bytecode.cvd`, `.sign`
+/// files and the test root `clamav-test.crt`) beside the repository.
+pub fn clamav_testdata() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        here.join("../shared/testdata/clamav"),
+        here.join("../../shared/testdata/clamav"),
+        PathBuf::from("/work/shared/testdata/clamav"),
+    ];
+    candidates
+        .into_iter()
+        .find(|p| p.join("test-1.cvd").exists())
+        .expect("shared/testdata/clamav must lie beside the repository (as in CI)")
+}
+
 pub mod fault_proxy;
 pub mod images;
 pub mod push_proxy;
