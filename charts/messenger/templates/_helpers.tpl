@@ -28,7 +28,7 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- printf "%s.%s.svc.cluster.local" .name .root.Release.Namespace -}}
 {{- end -}}
 
-{{/* Pod-level security context: restricted Pod Security. (dict "uid" 991) */}}
+{{/* Pod-level security context: restricted Pod Security. (dict "uid" 10991) */}}
 {{- define "messenger.podSecurity" -}}
 runAsNonRoot: true
 runAsUser: {{ .uid }}
