@@ -401,6 +401,26 @@ async fn tampered_digests_are_refused_naming_the_chart() {
     );
     assert!(!BlobCache::open(&cache).unwrap().blob_path(&forged).exists());
 
+    // An index entry pointing at another version's archive (with that archive's digest) is
+    // refused too: the archive must hold the chart and version the index names.
+    let old = sha256_file(&repo_dir.join("demo-1.0.0.tgz"));
+    let swapped = text
+        .replace(good.hex(), old.hex())
+        .replace("- demo-1.1.0.tgz", "- demo-1.0.0.tgz");
+    std::fs::write(&index, swapped).unwrap();
+    let error = fetcher
+        .resolve(&file.charts[0])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        format!(
+            "chart demo: index http://{addr}/index.yaml: version 1.1.0 at \
+             http://{addr}/demo-1.0.0.tgz: the archive holds chart demo version 1.0.0"
+        )
+    );
+
     // A lock entry whose digest the download does not have is refused the same way.
     let locked = LockedChart {
         name: "demo".into(),

@@ -14,6 +14,7 @@ use super::error::ChartError;
 use super::lock::{LockedChart, LockedSource};
 use super::metadata::{parse_version, ChartMetadata};
 use super::oci::{helm_layers, tag};
+use super::package::PackagedChart;
 use super::repo::{index_entries, IndexEntry, INDEX_FILE};
 use super::spec::{ChartSource, UpstreamChart};
 use crate::registry::media::OCI_MANIFEST;
@@ -132,6 +133,8 @@ impl Upstream {
                     .await?
             }
         };
+        self.check_archive(&chart.name, &version, &expected)
+            .map_err(|m| bad_index(format!("version {version} at {url}: {m}")))?;
         Ok(LockedChart {
             name: chart.name.clone(),
             version,
@@ -159,6 +162,12 @@ impl Upstream {
         })?;
         self.pull_layer(&chart.name, &reference, &digest, layer.size)
             .await?;
+        self.check_archive(&chart.name, version, &digest)
+            .map_err(|message| ChartError::NotHelmArtifact {
+                chart: chart.name.clone(),
+                reference: reference.to_string(),
+                message,
+            })?;
         Ok(LockedChart {
             name: chart.name.clone(),
             version: version.to_string(),
@@ -343,6 +352,26 @@ impl Upstream {
             }
         }
         Ok(body)
+    }
+
+    /// Checks the cached `.tgz` `digest` is chart `chart` at `version`; the error says what
+    /// it is instead.
+    fn check_archive(&self, chart: &str, version: &str, digest: &Digest) -> Result<(), String> {
+        let opened = PackagedChart::open(&self.cache.blob_path(digest)).map_err(|e| {
+            let mut message = e.to_string();
+            if let Some(source) = std::error::Error::source(&e) {
+                message.push_str(&format!(": {source}"));
+            }
+            message
+        })?;
+        let metadata = &opened.metadata;
+        if metadata.name != chart || tag(&metadata.version) != tag(version) {
+            return Err(format!(
+                "the archive holds chart {} version {}",
+                metadata.name, metadata.version
+            ));
+        }
+        Ok(())
     }
 
     /// Whether the cache holds `digest` whole (a bad entry is evicted).
