@@ -14,8 +14,10 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v umoci >/dev/null || need+=(umoci)
 command -v sigtool >/dev/null || need+=(clamav)
+command -v age >/dev/null || need+=(age)
 command -v kubernetes-validate >/dev/null || pip install -q kubernetes-validate
 command -v helm >/dev/null || "$(dirname "$0")/install-helm.sh"
+command -v checkov >/dev/null || pip install -q checkov
 # smoke and rehearsal tests: the stack's own processes
 command -v haproxy >/dev/null || need+=(haproxy)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
