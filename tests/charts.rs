@@ -120,6 +120,9 @@ fn packages_are_reproducible_and_helm_accepts_them() {
     assert_eq!(first.digest, second.digest);
     assert_eq!(first.digest, Digest::of(&bytes));
     assert_eq!(first.size, bytes.len() as u64);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&first.path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o644);
     assert_eq!(
         (
             first.metadata.name.as_str(),

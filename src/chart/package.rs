@@ -82,6 +82,13 @@ pub fn package(dir: &Path, out_dir: &Path, mtime: u64) -> Result<PackagedChart, 
     let (mut buffered, digest, size) = hashing.finish();
     buffered.flush().map_err(io(&target))?;
     drop(buffered);
+    #[cfg(unix)]
+    {
+        // Readable by web servers and other users, as `helm package` leaves it.
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::Permissions::from_mode(0o644);
+        temp.as_file().set_permissions(mode).map_err(io(&target))?;
+    }
     temp.as_file().sync_all().map_err(io(&target))?;
     temp.persist(&target).map_err(|e| io(&target)(e.error))?;
     Ok(PackagedChart {
