@@ -1219,7 +1219,7 @@ fn sha256_file(path: &Path) -> String {
 /// with the server gone comes from the cache, a changed download is refused naming the
 /// tool, and a changed tools.toml fails `--locked` naming its line.
 #[test]
-fn tools_are_pinned_in_the_lock_and_carried_in_the_bundle() {
+fn tools_and_the_site_ca_are_carried_in_the_bundle() {
     tools();
     require("helm", "scripts/install-helm.sh");
     require("kubectl", "scripts/install-helm.sh");
@@ -1280,8 +1280,18 @@ fn tools_are_pinned_in_the_lock_and_carried_in_the_bundle() {
     let text = String::from_utf8(work.read("manifests.lock")).unwrap();
     assert!(text.contains("[[tool]]"), "{text}");
 
-    work.build("b.tar.zst", "cache", &[]).ok();
+    // The site CA travels too: the certificate, and the key only age-encrypted.
+    work.bundle(&["ca", "init", "--out", "ca", "--name", "Test Site Root CA"])
+        .ok();
+    work.build("b.tar.zst", "cache", &["--ca", "ca"]).ok();
     let dir = work.extract("b.tar.zst", "out");
+    assert_eq!(
+        std::fs::read(dir.join("ca/ca.crt")).unwrap(),
+        work.read("ca/ca.crt")
+    );
+    let key = std::fs::read(dir.join("ca/ca.key.age")).unwrap();
+    assert!(key.starts_with(b"age-encryption.org/v1\n"));
+    assert!(!String::from_utf8_lossy(&key).contains("PRIVATE KEY"));
     assert_eq!(
         std::fs::read(dir.join("tools/linux-amd64/helm")).unwrap(),
         std::fs::read(&helm).unwrap()
@@ -1303,6 +1313,7 @@ fn tools_are_pinned_in_the_lock_and_carried_in_the_bundle() {
         })
         .collect();
     assert_eq!(kinds["tools/linux-amd64/helm"], "tool");
+    assert_eq!(kinds["ca/ca.crt"], "ca");
 
     // A changed download under the same URL is refused, naming the tool.
     std::fs::write(work.path("kubectl"), b"#!/bin/sh\necho not kubectl\n").unwrap();
@@ -1317,7 +1328,7 @@ fn tools_are_pinned_in_the_lock_and_carried_in_the_bundle() {
 
     // Offline: the server is gone, the cache has everything.
     drop(server);
-    work.build("again.tar.zst", "cache", &[]).ok();
+    work.build("again.tar.zst", "cache", &["--ca", "ca"]).ok();
     assert_eq!(work.read("again.tar.zst"), work.read("b.tar.zst"));
 
     // tools.toml asking for another version no longer matches the lock.
@@ -1477,8 +1488,14 @@ fn clamav_signature_image_serves_clamscan_and_updates_alone() {
                 .unwrap()
     );
     // Not `Work::extract`: an update bundle's layout lacks the base layer on purpose.
-    work.bundle(&["extract", "update.tar.zst", "update", "--insecure-skip-verify", "-q"])
-        .ok();
+    work.bundle(&[
+        "extract",
+        "update.tar.zst",
+        "update",
+        "--insecure-skip-verify",
+        "-q",
+    ])
+    .ok();
     let update_index: Value = serde_json::from_slice(&work.read("update/index.json")).unwrap();
     assert_eq!(update_index["manifests"].as_array().unwrap().len(), 1);
     assert_eq!(

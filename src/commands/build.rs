@@ -35,6 +35,10 @@ pub struct BuildArgs {
     /// image alone, whose base layers the site's registry already has.
     #[arg(long, value_enum, value_name = "PART")]
     only: Option<Part>,
+    /// Carry this site CA directory (`ca.crt`, and `ca.key.age` unless made with --no-key;
+    /// see `bundle ca init`) as `ca/`.
+    #[arg(long, value_name = "DIR")]
+    ca: Option<PathBuf>,
     /// Bundle name.
     #[arg(long, default_value = "messenger")]
     name: String,
@@ -98,20 +102,34 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
         }
         None => None,
     };
+    let mut files: Vec<Input> = tool_files
+        .into_iter()
+        .map(|t| Input {
+            path: t.bundle_path,
+            file: t.file,
+            size: t.size,
+            mtime: 0,
+        })
+        .collect();
+    if let (Some(dir), false) = (&args.ca, only_clamav) {
+        for (path, file) in bundle::ca::bundle_files(dir)? {
+            let size = std::fs::metadata(&file)
+                .with_context(|| format!("reading {}", file.display()))?
+                .len();
+            files.push(Input {
+                path,
+                file,
+                size,
+                mtime: 0,
+            });
+        }
+    }
     let contents = Contents {
         only_clamav,
         clamav,
         extras: Extras {
             images: Vec::new(),
-            files: tool_files
-                .into_iter()
-                .map(|t| Input {
-                    path: t.bundle_path,
-                    file: t.file,
-                    size: t.size,
-                    mtime: 0,
-                })
-                .collect(),
+            files,
         },
     };
     let (packed, fetched) = rt
