@@ -931,3 +931,68 @@ fn well_known_and_federation_follow_the_site_switches() {
         false
     );
 }
+
+/// Synapse itself (PyPI matrix-synapse) loads main's and every worker's config exactly as the
+/// pods pass it: homeserver.yaml, secrets.yaml, worker-<pool>.yaml, the worker_name file.
+#[test]
+fn synapse_loads_the_rendered_config_of_main_and_every_worker() {
+    require("python3", "python3");
+    let probe = run("python3", &["-c", "import synapse"], &root());
+    assert_eq!(
+        probe.code, 0,
+        "Synapse is not importable: install it with `pip install matrix-synapse`\n{}",
+        probe.stderr
+    );
+    for (variant, extra) in VARIANTS {
+        let docs = documents(&render("5k", extra));
+        let dir = tempfile::tempdir().unwrap();
+        let base = format!("{}/", dir.path().display());
+        let relocate = |text: &str| {
+            text.replace("/secrets/", &base)
+                .replace("/media", &format!("{base}media"))
+        };
+        let cm = find(&docs, "ConfigMap", "msg-synapse");
+        let mut pools = Vec::new();
+        for (key, text) in cm["data"].as_mapping().unwrap() {
+            let key = key.as_str().unwrap();
+            write(dir.path(), key, &relocate(text.as_str().unwrap()));
+            if let Some(pool) = key
+                .strip_prefix("worker-")
+                .and_then(|k| k.strip_suffix(".yaml"))
+            {
+                pools.push(pool.to_owned());
+            }
+        }
+        let secret = find(&docs, "Secret", "msg-synapse-secrets");
+        for (key, text) in secret["stringData"].as_mapping().unwrap() {
+            write(
+                dir.path(),
+                key.as_str().unwrap(),
+                &relocate(text.as_str().unwrap()),
+            );
+        }
+        let mut script = String::from(
+            "from synapse.config.homeserver import HomeServerConfig\n\
+             HomeServerConfig.load_config('main', ['-c', 'homeserver.yaml', '-c', 'secrets.yaml'])\n",
+        );
+        for pool in &pools {
+            write(
+                dir.path(),
+                &format!("name-{pool}.yaml"),
+                &format!("worker_name: {pool}-0\n"),
+            );
+            script.push_str(&format!(
+                "c = HomeServerConfig.load_config('{pool}', ['-c', 'homeserver.yaml', '-c', \
+                 'secrets.yaml', '-c', 'worker-{pool}.yaml', '-c', 'name-{pool}.yaml'])\n\
+                 assert c.worker.worker_name == '{pool}-0'\n"
+            ));
+        }
+        let out = run("python3", &["-c", &script], dir.path());
+        assert_eq!(
+            out.code, 0,
+            "{variant}: Synapse refuses the config:\n{}",
+            out.stderr
+        );
+        assert!(pools.len() >= 8, "{variant}: only {} pools", pools.len());
+    }
+}
