@@ -181,6 +181,16 @@ async fn the_chart_stack_serves_clients_through_haproxy_and_survives_a_redis_fai
     let recovered = killed.elapsed();
     let new_primary = stack.redis.primary_port().unwrap();
     assert_ne!(new_primary, old_primary, "Sentinel promoted no replica");
+    let promoted = stack
+        .redis
+        .servers
+        .iter()
+        .position(|n| n.port == new_primary);
+    let proxy_log = stack.valkey_proxy.log_text();
+    assert!(
+        proxy_log.contains(&format!("/valkey-{} is UP", promoted.unwrap())),
+        "the Valkey proxy never took the promoted replica:\n{proxy_log}"
+    );
     sent.extend(after);
 
     // B's timeline holds every message, once, in order (seen from a fresh login: Synapse

@@ -5,6 +5,7 @@ mod harness;
 
 use harness::net::free_port;
 use harness::process::Service;
+use harness::synapse::TEST_SETTINGS;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -18,9 +19,14 @@ struct Homeserver {
 }
 
 fn homeserver(dir: &Path) -> Homeserver {
+    homeserver_with(dir, harness::synapse::TEST_SETTINGS)
+}
+
+/// A homeserver with `settings` (rate limits and the like) instead of the tests' defaults.
+fn homeserver_with(dir: &Path, settings: &str) -> Homeserver {
     harness::synapse::require();
     let port = free_port();
-    let config = harness::synapse::write_standalone(dir, SERVER_NAME, port, SECRET);
+    let config = harness::synapse::write_standalone(dir, SERVER_NAME, port, SECRET, settings);
     let mut synapse = harness::synapse::spawn_main(&[config], &dir.join("synapse.log"));
     harness::synapse::wait_healthy(&mut synapse, port);
     Homeserver {
@@ -30,9 +36,13 @@ fn homeserver(dir: &Path) -> Homeserver {
 }
 
 fn smoke(port: u16, secret_file: &Path, extra: &[&str]) -> Output {
+    smoke_at(&format!("http://127.0.0.1:{port}"), secret_file, extra)
+}
+
+fn smoke_at(base_url: &str, secret_file: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_installer"))
         .arg("smoke")
-        .args(["--base-url", &format!("http://127.0.0.1:{port}")])
+        .args(["--base-url", base_url])
         .args(["--server-name", SERVER_NAME])
         .arg("--registration-secret-file")
         .arg(secret_file)
@@ -41,12 +51,17 @@ fn smoke(port: u16, secret_file: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+fn secret_file(dir: &Path, secret: &str) -> std::path::PathBuf {
+    let path = dir.join("secret");
+    std::fs::write(&path, format!("{secret}\n")).unwrap();
+    path
+}
+
 #[test]
 fn smoke_passes_every_step_against_a_healthy_homeserver() {
     let dir = tempfile::tempdir().unwrap();
     let server = homeserver(dir.path());
-    let secret_file = dir.path().join("secret");
-    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let secret_file = secret_file(dir.path(), SECRET);
 
     let out = smoke(server.port, &secret_file, &["--json", "--messages", "7"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -94,8 +109,7 @@ fn smoke_passes_every_step_against_a_healthy_homeserver() {
 fn smoke_with_a_wrong_registration_secret_fails_at_registration() {
     let dir = tempfile::tempdir().unwrap();
     let server = homeserver(dir.path());
-    let secret_file = dir.path().join("secret");
-    std::fs::write(&secret_file, "not-the-secret").unwrap();
+    let secret_file = secret_file(dir.path(), "not-the-secret");
 
     let out = smoke(server.port, &secret_file, &[]);
     assert!(!out.status.success());
@@ -113,4 +127,71 @@ fn smoke_with_a_wrong_registration_secret_fails_at_registration() {
         "no step after the failure runs: {text}"
     );
     assert!(text.trim_end().ends_with("smoke test failed"), "{text}");
+}
+
+#[test]
+fn smoke_waits_out_the_homeservers_rate_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = TEST_SETTINGS.replace(
+        "rc_message: {per_second: 1000, burst_count: 1000}",
+        "rc_message: {per_second: 2, burst_count: 2}",
+    );
+    assert_ne!(strict, TEST_SETTINGS);
+    let server = homeserver_with(dir.path(), &strict);
+    let secret_file = secret_file(dir.path(), SECRET);
+
+    let out = smoke(server.port, &secret_file, &["--messages", "6"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok     B receives 6 messages"), "{stdout}");
+    let log = server._synapse.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" 429 ") && l.contains("/send/m.room.message/")),
+        "Synapse never rate-limited a send, so nothing was waited out"
+    );
+}
+
+#[test]
+fn smoke_over_tls_trusts_the_given_ca_and_only_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = homeserver(dir.path());
+    let secret_file = secret_file(dir.path(), SECRET);
+    let pki = harness::tls::pki(dir.path());
+    let tls_port = free_port();
+    let config = format!(
+        "global\n    log stdout format raw local0 info\n\
+         defaults\n    mode http\n    timeout connect 5s\n    timeout client 60s\n    \
+         timeout server 60s\n\
+         frontend tls\n    bind 127.0.0.1:{tls_port} ssl crt {bundle}\n    \
+         default_backend synapse\n\
+         backend synapse\n    server synapse 127.0.0.1:{port}\n",
+        bundle = pki.server_bundle.display(),
+        port = server.port,
+    );
+    let _tls = harness::haproxy::start(dir.path(), "tls", &config, &[], &[tls_port]);
+    let base_url = format!("https://localhost:{tls_port}");
+
+    let ca = pki.ca.to_str().unwrap();
+    let out = smoke_at(&base_url, &secret_file, &["--ca-file", ca]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.trim_end().ends_with("smoke test passed"), "{stdout}");
+
+    let out = smoke_at(&base_url, &secret_file, &[]);
+    assert!(!out.status.success(), "an unknown CA was trusted");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("failed at step `register smoke-"),
+        "{stderr}"
+    );
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
 }

@@ -1,9 +1,9 @@
 //! [`MatrixClient`]: the few client-server and admin API calls the smoke test needs.
 
-use crate::error::MatrixError;
+use crate::error::{chain, MatrixError};
 use crate::registration::registration_mac;
 use crate::sync::SyncBatch;
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
@@ -12,6 +12,10 @@ use std::time::Duration;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for a request that does not long-poll.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Times a rate-limited request is sent again.
+const RATE_LIMIT_RETRIES: u32 = 5;
+/// Longest wait for a rate limit, whatever the server asks.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(10);
 
 /// A client of one homeserver, logged in as one user once [`MatrixClient::login`] returned it.
 #[derive(Debug, Clone)]
@@ -228,7 +232,7 @@ impl MatrixClient {
             .map_err(|source| MatrixError::Transport {
                 method: Method::GET,
                 path: path.clone(),
-                source,
+                detail: chain(&source),
             })?;
         Ok(bytes.to_vec())
     }
@@ -255,38 +259,54 @@ impl MatrixClient {
         }
     }
 
-    /// Sends a request; a non-success status becomes [`MatrixError::Http`].
+    /// Sends a request; a non-success status becomes [`MatrixError::Http`]. A rate-limited
+    /// request (429) is sent again after the wait the server asks for, a few times.
     async fn send(
         &self,
-        request: reqwest::RequestBuilder,
+        mut request: reqwest::RequestBuilder,
         method: Method,
         path: &str,
     ) -> Result<Answer, MatrixError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|source| MatrixError::Transport {
-                method: method.clone(),
-                path: path.to_string(),
-                source,
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(Answer {
-                inner: response,
+        let mut attempt = 0;
+        loop {
+            // Bodies here are in memory, so a request can always be cloned.
+            let retry = request.try_clone();
+            let response = request
+                .send()
+                .await
+                .map_err(|source| MatrixError::Transport {
+                    method: method.clone(),
+                    path: path.to_string(),
+                    detail: chain(&source),
+                })?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(Answer {
+                    inner: response,
+                    method,
+                    path: path.to_string(),
+                });
+            }
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let wait = body.get("retry_after_ms").and_then(Value::as_u64);
+            if let (StatusCode::TOO_MANY_REQUESTS, Some(again), true) =
+                (status, retry, attempt < RATE_LIMIT_RETRIES)
+            {
+                let wait = Duration::from_millis(wait.unwrap_or(1000)).min(MAX_RATE_LIMIT_WAIT);
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                request = again;
+                continue;
+            }
+            let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
+            return Err(MatrixError::Http {
                 method,
                 path: path.to_string(),
+                status: status.as_u16(),
+                errcode: text("errcode"),
+                message: text("error"),
             });
         }
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
-        Err(MatrixError::Http {
-            method,
-            path: path.to_string(),
-            status: status.as_u16(),
-            errcode: text("errcode"),
-            message: text("error"),
-        })
     }
 }
 

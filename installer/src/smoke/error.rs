@@ -14,12 +14,13 @@ pub enum MatrixError {
         errcode: Option<String>,
         message: Option<String>,
     },
-    /// The request never got an answer (connection, TLS, time-out).
-    #[error("{method} {path}: {source}")]
+    /// The request never got an answer (connection, TLS, time-out); `detail` is the whole
+    /// cause chain.
+    #[error("{method} {path}: {detail}")]
     Transport {
         method: reqwest::Method,
         path: String,
-        source: reqwest::Error,
+        detail: String,
     },
     /// The answer was not what the API promises.
     #[error("{method} {path}: unexpected response: {detail}")]
@@ -52,6 +53,18 @@ impl MatrixError {
             _ => None,
         }
     }
+}
+
+/// An error and its causes, joined by `: `, for a [`MatrixError::Transport`].
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Formats ` M_CODE: message` when the server sent them.

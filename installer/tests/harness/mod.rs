@@ -13,6 +13,7 @@ pub mod process;
 pub mod redis;
 pub mod stack;
 pub mod synapse;
+pub mod tls;
 
 use std::path::Path;
 

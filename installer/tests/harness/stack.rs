@@ -67,7 +67,7 @@ impl Stack {
 
 /// Renders the chart and starts everything its Synapse needs, in `dir`.
 pub fn start(source: &Source, dir: &Path) -> Stack {
-    synapse::require();
+    synapse::require_postgres_and_redis();
     let rendered = chart::render(
         source.chart,
         source.release,

@@ -11,13 +11,22 @@ use std::time::Duration;
 /// Time a Synapse process may take to answer `/health` (first start runs the migrations).
 pub const START_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Fails the test with an install hint unless Synapse and its PostgreSQL and Redis support
-/// are installed.
+/// Fails the test with an install hint unless Synapse is installed.
 pub fn require() {
-    let hint = "install it with `pip install 'matrix-synapse[postgres,redis]'`";
     super::require("python3", "install python3");
-    super::require_python("synapse", hint);
+    super::require_python("synapse", HINT);
 }
+
+/// Fails the test with an install hint unless Synapse's PostgreSQL and Redis support are
+/// installed.
+pub fn require_postgres_and_redis() {
+    require();
+    for module in ["psycopg2", "txredisapi", "hiredis"] {
+        super::require_python(module, HINT);
+    }
+}
+
+const HINT: &str = "install it with `pip install 'matrix-synapse[postgres,redis]'`";
 
 /// Starts the main process with `configs` (later files override earlier ones).
 pub fn spawn_main(configs: &[PathBuf], log: &Path) -> Service {
@@ -105,9 +114,15 @@ rc_invites:
 rc_media_create: {per_second: 1000, burst_count: 1000}
 ";
 
-/// Writes a single-process homeserver (SQLite, client API on `port`, no federation) in
-/// `dir`; returns its configuration file.
-pub fn write_standalone(dir: &Path, server_name: &str, port: u16, shared_secret: &str) -> PathBuf {
+/// Writes a single-process homeserver (SQLite, client API on `port`, no federation, the given
+/// `settings` such as [`TEST_SETTINGS`]) in `dir`; returns its configuration file.
+pub fn write_standalone(
+    dir: &Path,
+    server_name: &str,
+    port: u16,
+    shared_secret: &str,
+    settings: &str,
+) -> PathBuf {
     let log_config = dir.join("log.yaml");
     write_log_config(&log_config);
     let signing_key = dir.join("signing.key");
@@ -125,7 +140,7 @@ pub fn write_standalone(dir: &Path, server_name: &str, port: u16, shared_secret:
          registration_shared_secret: \"{shared_secret}\"\n\
          macaroon_secret_key: \"{shared_secret}-macaroon\"\n\
          form_secret: \"{shared_secret}-form\"\n\
-         {TEST_SETTINGS}",
+         {settings}",
         dir = dir.display(),
         log = log_config.display(),
         key = signing_key.display(),
