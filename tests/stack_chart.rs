@@ -47,6 +47,17 @@ const VARIANTS: &[(&str, &[&str])] = &[
     ),
     ("no-turn", &["--set", "turn.enabled=false"]),
     (
+        "restore",
+        &[
+            "--set",
+            "restore.fromArchive=msg-pg",
+            "--set",
+            "restore.targetTime=2026-11-27T10:00:00Z",
+            "--set",
+            "backup.archiveName=msg-pg-r1",
+        ],
+    ),
+    (
         "all-stream-writers",
         &[
             "--set",

@@ -53,6 +53,9 @@ every problem at once.
 {{- if lt (int $v.valkey.sentinel.replicas) 3 -}}
 {{- $errors = append $errors "valkey.sentinel.replicas: Sentinel needs at least 3 to agree on a failover" -}}
 {{- end -}}
+{{- if and .Values.restore.fromArchive (eq .Values.restore.fromArchive (.Values.backup.archiveName | default (printf "%s-pg" .Release.Name))) -}}
+{{- $errors = append $errors "backup.archiveName: a restored cluster must archive under a new name, not the archive it restores from" -}}
+{{- end -}}
 {{- $_ := include "messenger.topology" . -}}
 {{- if $errors -}}
 {{- fail (printf "\n  - %s" (join "\n  - " $errors)) -}}
