@@ -7,8 +7,9 @@
 mod harness;
 
 use harness::stack::{self, Source, Stack};
-use smoke::{await_messages, run_smoke, MatrixClient, MatrixError, SmokeOptions};
+use smoke::{await_messages, MatrixClient, MatrixError};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// How long messages may stop flowing while Redis fails over.
@@ -86,16 +87,30 @@ async fn the_chart_stack_serves_clients_through_haproxy_and_survives_a_redis_fai
     let client =
         MatrixClient::new(&format!("http://127.0.0.1:{}", stack.front_port), None).unwrap();
 
-    // The field engineer's smoke test passes through the chart's HAProxy.
-    let options = SmokeOptions {
-        server_name: stack.server_name.clone(),
-        registration_secret: stack.registration_secret.as_bytes().to_vec(),
-        messages: 5,
-        receive_within: Duration::from_secs(30),
-        media_bytes: 256 * 1024,
-    };
-    let report = run_smoke(&client, &options).await;
-    assert!(report.ok, "{report}");
+    // The field engineer's smoke test passes through the chart's HAProxy, given the rendered
+    // secrets.yaml as it would be taken from the Secret.
+    let smoke = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_installer"))
+            .args(["--json", "smoke", "--base-url", client.base_url()])
+            .args(["--server-name", &stack.server_name])
+            .arg("--registration-secret-file")
+            .arg(&stack.secrets_file)
+            .output()
+            .unwrap()
+    });
+    let report = String::from_utf8_lossy(&smoke.stdout);
+    assert!(
+        smoke.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&smoke.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(
+        report["steps"].as_array().map(Vec::len),
+        Some(12),
+        "{report:#}"
+    );
 
     // Each route reached the worker the chart's routing names.
     let sync_request = "\"GET /_matrix/client/v3/sync";

@@ -3,7 +3,8 @@
 use crate::client::MatrixClient;
 use crate::report::Report;
 use crate::run::{run_smoke, SmokeOptions};
-use anyhow::{bail, Context as _};
+use crate::secret::registration_secret;
+use anyhow::Context as _;
 use bundle::cli::Output;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +19,8 @@ pub struct Args {
     /// The homeserver's server_name (the part after ':' in user IDs).
     #[arg(long, value_name = "NAME")]
     pub server_name: String,
-    /// File holding Synapse's registration_shared_secret.
+    /// File holding Synapse's registration_shared_secret: the bare secret, or a Synapse
+    /// configuration file with it (such as the chart's secrets.yaml).
     #[arg(long, value_name = "FILE")]
     pub registration_secret_file: PathBuf,
     /// Extra CA certificate (PEM) to trust, e.g. the enclave's internal root.
@@ -54,23 +56,14 @@ pub fn main(args: &Args, out: Output) -> ExitCode {
 }
 
 fn run(args: &Args, out: Output) -> anyhow::Result<Report> {
-    let secret = std::fs::read_to_string(&args.registration_secret_file).with_context(|| {
-        format!(
-            "reading the registration secret {}",
-            args.registration_secret_file.display()
-        )
-    })?;
-    let secret = secret.trim();
-    if secret.is_empty() {
-        bail!(
-            "the registration secret file {} is empty",
-            args.registration_secret_file.display()
-        );
-    }
+    let path = &args.registration_secret_file;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the registration secret {}", path.display()))?;
+    let secret = registration_secret(&text).with_context(|| path.display().to_string())?;
     let client = MatrixClient::new(&args.base_url, args.ca_file.as_deref())?;
     let options = SmokeOptions {
         server_name: args.server_name.clone(),
-        registration_secret: secret.as_bytes().to_vec(),
+        registration_secret: secret.into_bytes(),
         messages: usize::from(args.messages),
         receive_within: Duration::from_secs(args.receive_timeout),
         media_bytes: 64 * 1024,

@@ -8,6 +8,7 @@ mod receive;
 mod registration;
 mod report;
 mod run;
+mod secret;
 mod sync;
 
 pub use client::MatrixClient;
@@ -16,4 +17,5 @@ pub use receive::await_messages;
 pub use registration::registration_mac;
 pub use report::{Report, StepResult};
 pub use run::{run_smoke, SmokeOptions};
+pub use secret::{registration_secret, SecretError};
 pub use sync::{Message, SyncBatch};

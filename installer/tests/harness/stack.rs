@@ -46,6 +46,8 @@ pub struct Stack {
     pub front_port: u16,
     pub server_name: String,
     pub registration_secret: String,
+    /// The rendered `secrets.yaml`, as a field engineer would take it from the Secret.
+    pub secrets_file: PathBuf,
 }
 
 /// A Synapse process as the chart's StatefulSet starts it.
@@ -227,6 +229,7 @@ pub fn start(source: &Source, dir: &Path) -> Stack {
         front_port,
         server_name,
         registration_secret,
+        secrets_file: dir.join("secrets/secrets.yaml"),
     }
 }
 
