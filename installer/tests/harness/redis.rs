@@ -10,6 +10,24 @@ use std::time::Duration;
 /// The name sentinels monitor the primary under.
 pub const MASTER_NAME: &str = "mymaster";
 
+/// How quickly sentinels act.
+#[derive(Debug, Clone, Copy)]
+pub struct SentinelTiming {
+    /// Silence after which a sentinel deems the primary down.
+    pub down_after_ms: u64,
+    /// Time a failover may take before another is tried.
+    pub failover_timeout_ms: u64,
+}
+
+impl Default for SentinelTiming {
+    fn default() -> Self {
+        SentinelTiming {
+            down_after_ms: 1000,
+            failover_timeout_ms: 10_000,
+        }
+    }
+}
+
 /// One `redis-server` or `redis-sentinel`.
 pub struct Node {
     pub port: u16,
@@ -25,7 +43,13 @@ pub struct Replicated {
 
 /// Starts a primary, `replicas` replicas and `sentinels` sentinels (quorum: a majority) in
 /// `dir`; waits until the replicas are in sync and the sentinels know each other.
-pub fn start(dir: &Path, replicas: usize, sentinels: usize, password: Option<&str>) -> Replicated {
+pub fn start(
+    dir: &Path,
+    replicas: usize,
+    sentinels: usize,
+    password: Option<&str>,
+    timing: SentinelTiming,
+) -> Replicated {
     super::require(
         "redis-server",
         "install it with `apt-get install -y redis-server`",
@@ -83,10 +107,12 @@ pub fn start(dir: &Path, replicas: usize, sentinels: usize, password: Option<&st
             format!(
                 "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n\
                  sentinel monitor {MASTER_NAME} 127.0.0.1 {primary_port} {quorum}\n\
-                 sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
-                 sentinel failover-timeout {MASTER_NAME} 10000\n\
+                 sentinel down-after-milliseconds {MASTER_NAME} {}\n\
+                 sentinel failover-timeout {MASTER_NAME} {}\n\
                  sentinel parallel-syncs {MASTER_NAME} 1\n{auth}",
-                dir.display()
+                dir.display(),
+                timing.down_after_ms,
+                timing.failover_timeout_ms,
             ),
         )
         .unwrap();

@@ -109,6 +109,10 @@ pub fn start(source: &Source, dir: &Path) -> Stack {
     let valkey_password = rendered
         .secret(&format!("{release}-valkey-auth"), "password")
         .expect("Secret <release>-valkey-auth has password");
+    let sentinel_timing = rendered
+        .config_map(&format!("{release}-valkey"), "sentinel-start.sh")
+        .map(|script| sentinel_timing(&script))
+        .unwrap_or_default();
     let db = &homeserver["database"]["args"];
     let db_user = db["user"].as_str().unwrap_or("synapse").to_string();
     let db_name = db["dbname"].as_str().unwrap_or("synapse").to_string();
@@ -120,6 +124,7 @@ pub fn start(source: &Source, dir: &Path) -> Stack {
                 valkey_hosts.len() - 1,
                 3,
                 Some(&valkey_password),
+                sentinel_timing,
             )
         });
         (pg.join().unwrap(), rd.join().unwrap())
@@ -388,6 +393,27 @@ fn ports_of(overlay: &Mapping) -> (u16, Option<u16>) {
         .find(|l| l["type"].as_str() == Some("metrics"))
         .and_then(port);
     (http, metrics)
+}
+
+/// The chart's Sentinel timing, from the `sentinel <directive> <master> <value>` lines of its
+/// start script.
+fn sentinel_timing(script: &str) -> redis::SentinelTiming {
+    let mut timing = redis::SentinelTiming::default();
+    for line in script.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let ["sentinel", directive, _, value] = words[..] else {
+            continue;
+        };
+        let Ok(value) = value.parse() else {
+            continue;
+        };
+        match directive {
+            "down-after-milliseconds" => timing.down_after_ms = value,
+            "failover-timeout" => timing.failover_timeout_ms = value,
+            _ => {}
+        }
+    }
+    timing
 }
 
 /// The `host:port` of every `server` line of an HAProxy configuration, in order.
