@@ -320,7 +320,7 @@ fn instance_host(homeserver: &Value, instance: &str) -> String {
 }
 
 /// The top-level keys whose values change locally: cluster hosts and ports, listeners, file
-/// paths; plus the tests' rate limits.
+/// paths. Everything else (rate limits included) stays as the chart renders it.
 fn overlay(
     merged: &Mapping,
     host: &str,
@@ -338,12 +338,6 @@ fn overlay(
         localize_paths(&mut local, dir, instance);
         if &local != value {
             overlay.insert(key.clone(), local);
-        }
-    }
-    let limits: Mapping = serde_norway::from_str(synapse::TEST_SETTINGS).unwrap();
-    for (key, value) in limits {
-        if key.as_str().is_some_and(|k| k.starts_with("rc_")) {
-            overlay.insert(key, value);
         }
     }
     overlay
