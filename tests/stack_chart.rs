@@ -1007,3 +1007,45 @@ fn synapse_loads_the_rendered_config_of_main_and_every_worker() {
         assert!(pools.len() >= 8, "{variant}: only {} pools", pools.len());
     }
 }
+
+/// Synapse reaches Valkey only through the role-checking proxy, whose servers are exactly the
+/// Valkey StatefulSet's instances.
+#[test]
+fn synapse_reaches_the_valkey_primary_through_the_role_checking_proxy() {
+    for profile in PROFILES {
+        let docs = documents(&render(profile, &[]));
+        let hs: Value =
+            serde_norway::from_str(&config_map_key(&docs, "msg-synapse", "homeserver.yaml"))
+                .unwrap();
+        assert_eq!(
+            hs["redis"]["host"].as_str(),
+            Some("msg-valkey-proxy.matrix.svc.cluster.local")
+        );
+        assert_eq!(hs["redis"]["port"].as_u64(), Some(6379));
+        let cfg = config_map_key(&docs, "msg-valkey-proxy", "haproxy.cfg");
+        for line in [
+            "bind :6379",
+            "tcp-check send \"info replication\\r\\n\"",
+            "tcp-check expect string role:master",
+            "on-marked-down shutdown-sessions",
+            "init-addr last,libc,none",
+        ] {
+            assert!(cfg.contains(line), "{profile}: valkey proxy lacks `{line}`");
+        }
+        let replicas = find(&docs, "StatefulSet", "msg-valkey")["spec"]["replicas"]
+            .as_u64()
+            .unwrap();
+        let servers = &haproxy_servers(&cfg)["valkey-primary"];
+        let expected: BTreeMap<String, String> = (0..replicas)
+            .map(|i| {
+                (
+                    format!("valkey-{i}"),
+                    format!("msg-valkey-{i}.msg-valkey.matrix.svc.cluster.local:6379"),
+                )
+            })
+            .collect();
+        assert_eq!(servers, &expected, "{profile}");
+        let sentinel = config_map_key(&docs, "msg-valkey", "sentinel-start.sh");
+        assert!(sentinel.contains("sentinel monitor messenger"));
+    }
+}

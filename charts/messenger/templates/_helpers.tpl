@@ -72,7 +72,7 @@ the cluster (the `<release>-generated` Secret), random.
 {{- $found := lookup "v1" "Secret" .Release.Namespace (printf "%s-generated" .Release.Name) -}}
 {{- if $found -}}{{- $existing = $found.data | default dict -}}{{- end -}}
 {{- $out := dict -}}
-{{- $lengths := dict "registrationSharedSecret" 64 "macaroonSecretKey" 64 "formSecret" 64 "turnSharedSecret" 48 "postgresPassword" 40 "valkeyPassword" 40 "garageRpcSecret" 0 "garageAdminToken" 48 "s3AccessKeyId" 0 "s3SecretAccessKey" 0 "signingKey" 0 -}}
+{{- $lengths := dict "registrationSharedSecret" 64 "macaroonSecretKey" 64 "formSecret" 64 "replicationSecret" 64 "turnSharedSecret" 48 "postgresPassword" 40 "valkeyPassword" 40 "garageRpcSecret" 0 "garageAdminToken" 48 "s3AccessKeyId" 0 "s3SecretAccessKey" 0 "signingKey" 0 -}}
 {{- range $key, $len := $lengths -}}
 {{- $provided := index $.Values.secrets $key | default "" -}}
 {{- if $provided -}}
