@@ -1459,7 +1459,7 @@ fn clamav_signature_image_serves_clamscan_and_updates_alone() {
         );
     }
     assert!(
-        rootfs.join(format!("data/file-94.bin")).exists(),
+        rootfs.join("data/file-94.bin").exists(),
         "the base layer is kept"
     );
     work.write("clean.txt", "nothing to see here\n");
@@ -1534,4 +1534,195 @@ fn clamav_signature_image_serves_clamscan_and_updates_alone() {
         summary["bytes_pushed"].as_u64().unwrap() < 100_000,
         "{summary}"
     );
+}
+
+/// Writes a small chart `name` version `version` into `dir`: a Deployment running `image`,
+/// and, when `.Values.sidecar` is set, an operator-style flag naming `sidecar`.
+fn write_chart(dir: &Path, name: &str, version: &str, image: &str, sidecar: &str) {
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("Chart.yaml"),
+        format!("apiVersion: v2\nname: {name}\nversion: {version}\nappVersion: \"1.0\"\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("values.yaml"), "sidecar: false\n").unwrap();
+    std::fs::write(
+        dir.join("templates/deploy.yaml"),
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{{{ .Release.Name }}}}\n\
+             spec:\n  selector:\n    matchLabels: {{app: x}}\n  template:\n    metadata:\n      \
+             labels: {{app: x}}\n    spec:\n      containers:\n        - name: app\n          \
+             image: {image}\n          args:\n            - --listen=:8080\n\
+             {{{{- if .Values.sidecar }}}}\n            - --sidecar-image={sidecar}\n\
+             {{{{- end }}}}\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// sha256 of the one `.tgz` helm pulled into `dir`.
+fn pulled_digest(dir: &Path) -> String {
+    let file = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "tgz"))
+        .unwrap_or_else(|| panic!("helm pulled nothing into {}", dir.display()));
+    sha256_file(&file)
+}
+
+/// Charts end to end: the stack's own chart (packaged by the build) and an upstream chart
+/// from a classic repository (`helm package` + `helm repo index`, served over HTTP, chosen by
+/// a semver range) are pinned and carried as Helm OCI artifacts and as a static repository;
+/// two builds from different caches are byte-identical; after `installer load`, and from
+/// `installer serve`, the official helm pulls each chart with the bundle's digest. The build
+/// renders releases.toml with helm and refuses an image hidden in a flag that images.toml
+/// lacks, naming the template and field.
+#[test]
+fn charts_travel_as_oci_artifacts_and_a_static_repository() {
+    tools();
+    require("helm", "scripts/install-helm.sh");
+    let registry = TestRegistry::plain();
+    let target = TestRegistry::plain();
+    let work = Work::new();
+    let host = registry.host();
+    work.push_single(&registry, "team/app", 95);
+    let app = format!("{host}/team/app:v1");
+    work.write(
+        "images.toml",
+        &images_toml(Some(&host), &[(&app, Some(&["linux/amd64"][..]))]),
+    );
+    let sidecar = format!("{host}/team/sidecar:v1");
+    write_chart(&work.path("charts/demo"), "demo", "0.1.0", &app, &sidecar);
+
+    // An upstream repository with two versions of another chart.
+    for version in ["1.1.0", "1.2.0"] {
+        let src = work.path(&format!("upstream-src/{version}"));
+        write_chart(&src, "upstream-demo", version, &app, &sidecar);
+        common::run(
+            "helm",
+            &["package", common::p(&src), "-d", "srv"],
+            &work.path(""),
+        )
+        .ok();
+    }
+    let server = common::static_files::StaticFiles::serve(&work.path("srv"));
+    common::run(
+        "helm",
+        &["repo", "index", ".", "--url", &server.url()],
+        &work.path("srv"),
+    )
+    .ok();
+    work.write(
+        "charts.toml",
+        &format!(
+            "[[chart]]\nname = \"upstream-demo\"\nrepo = \"{}\"\nversion = \"~1.2\"\n",
+            server.url()
+        ),
+    );
+    work.lock(&[]).ok();
+    let lock = work.load_lock();
+    assert_eq!(lock.charts.len(), 1);
+    assert_eq!(lock.charts[0].version, "1.2.0");
+    assert_eq!(
+        lock.charts[0].digest.hex(),
+        sha256_file(&work.path("srv/upstream-demo-1.2.0.tgz"))
+    );
+
+    // Rendering: an image hidden in a flag that images.toml lacks stops the build.
+    work.write(
+        "releases.toml",
+        "[[release]]\nname = \"demo\"\nnamespace = \"matrix\"\nchart = \"charts/demo\"\n\
+         values = [\"sidecar.yaml\"]\n",
+    );
+    work.write("sidecar.yaml", "sidecar: true\n");
+    let refused = work.build("refused.tar.zst", "cache", &[]).failed();
+    assert!(
+        refused.stderr.contains(&sidecar)
+            && refused.stderr.contains("demo/templates/deploy.yaml")
+            && refused
+                .stderr
+                .contains("spec.template.spec.containers[0].args[1]"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!work.path("refused.tar.zst").exists());
+    work.write("sidecar.yaml", "sidecar: false\n");
+
+    work.build("one.tar.zst", "cache", &[]).ok();
+    work.build("two.tar.zst", "cache-b", &[]).ok();
+    assert_eq!(work.read("one.tar.zst"), work.read("two.tar.zst"));
+    // Offline, the pinned upstream chart comes from the cache.
+    drop(server);
+    work.build("three.tar.zst", "cache", &[]).ok();
+    assert_eq!(work.read("one.tar.zst"), work.read("three.tar.zst"));
+    let out = work.extract("one.tar.zst", "out");
+    let ours = sha256_file(&out.join("charts/demo-0.1.0.tgz"));
+    let theirs = sha256_file(&out.join("charts/upstream-demo-1.2.0.tgz"));
+    assert_eq!(theirs, lock.charts[0].digest.hex());
+    let index = std::fs::read_to_string(out.join("charts/index.yaml")).unwrap();
+    assert!(index.contains(&ours) && index.contains(&theirs), "{index}");
+    common::run(
+        "helm",
+        &[
+            "template",
+            "x",
+            common::p(&out.join("charts/demo-0.1.0.tgz")),
+        ],
+        &work.path(""),
+    )
+    .ok();
+
+    // Loaded into a registry, helm pulls each chart with the bundle's digest.
+    installer_load(&work, "one.tar.zst", &target.host()).ok();
+    for (chart, version, digest) in [
+        ("demo", "0.1.0", &ours),
+        ("upstream-demo", "1.2.0", &theirs),
+    ] {
+        let dir = work.path(&format!("pulled-load/{chart}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("oci://{}/charts/{chart}", target.host());
+        common::run(
+            "helm",
+            &[
+                "pull",
+                &url,
+                "--version",
+                version,
+                "--plain-http",
+                "-d",
+                common::p(&dir),
+            ],
+            &work.path(""),
+        )
+        .ok();
+        assert_eq!(
+            &pulled_digest(&dir),
+            digest,
+            "{chart} from the loaded registry"
+        );
+    }
+
+    // Served straight from the bundle, likewise.
+    let (public, secret) = common::test_key("charts");
+    work.bundle(&["sign", "one.tar.zst", "--key", common::p(&secret)])
+        .ok();
+    let serve = common::serve::Serve::start(&work.path("one.tar.zst"), &public, None);
+    let dir = work.path("pulled-serve");
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("oci://{}/charts/demo", serve.host());
+    common::run(
+        "helm",
+        &[
+            "pull",
+            &url,
+            "--version",
+            "0.1.0",
+            "--plain-http",
+            "-d",
+            common::p(&dir),
+        ],
+        &work.path(""),
+    )
+    .ok();
+    assert_eq!(pulled_digest(&dir), ours, "demo from installer serve");
 }

@@ -5,11 +5,12 @@ mod common;
 
 use common::images::{self, SampleImage};
 use common::registry::{free_port, TestCa, TestRegistry};
+use common::serve::Serve;
 use common::{bundle, p, require, test_key};
 use sha2::Digest as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -96,112 +97,6 @@ fn fixture() -> &'static Fixture {
             app,
         }
     })
-}
-
-/// The `installer` binary next to `bundle`, (re)built by cargo first.
-fn installer() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let bundle = PathBuf::from(env!("CARGO_BIN_EXE_bundle"));
-        let path = bundle.with_file_name(format!("installer{}", std::env::consts::EXE_SUFFIX));
-        // Always ask cargo: a stale installer would test old code (a no-op when up to date).
-        {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "installer"])
-                .args(
-                    bundle
-                        .to_string_lossy()
-                        .contains("/release/")
-                        .then_some("--release"),
-                )
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build -p installer");
-            assert!(status.success(), "cargo build -p installer failed");
-        }
-        assert!(
-            path.is_file(),
-            "no installer binary at {}: run `cargo build -p installer`",
-            path.display()
-        );
-        path
-    })
-    .clone()
-}
-
-/// A running `installer serve`, killed on drop.
-struct Serve {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _logdir: tempfile::TempDir,
-}
-
-impl Serve {
-    fn start(bundle_file: &Path, key: &Path, tls: Option<&TestCa>) -> Serve {
-        require("skopeo", "skopeo");
-        let port = free_port();
-        let logdir = tempfile::tempdir().unwrap();
-        let log = logdir.path().join("serve.log");
-        let mut command = Command::new(installer());
-        command
-            .args(["serve", p(bundle_file), "--key", p(key), "--listen"])
-            .arg(format!("127.0.0.1:{port}"));
-        if let Some(ca) = tls {
-            command
-                .arg("--tls-cert")
-                .arg(&ca.server_cert)
-                .arg("--tls-key")
-                .arg(&ca.server_key);
-        }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start installer serve");
-        let mut serve = Serve {
-            child,
-            port,
-            log,
-            _logdir: logdir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = serve.child.try_wait().unwrap() {
-                panic!("installer serve exited with {status}:\n{}", serve.log());
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve never listened:\n{}",
-                serve.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        serve
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn skopeo(args: &[&str]) -> std::process::Output {
@@ -551,7 +446,7 @@ fn tls_with_a_test_ca() {
 /// Runs `installer serve` expecting it to fail before it listens; returns its stderr.
 fn serve_fails(bundle_file: &Path, key: &Path) -> String {
     let port = free_port();
-    let out = Command::new(installer())
+    let out = Command::new(common::installer_bin())
         .args(["serve", p(bundle_file), "--key", p(key), "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .output()

@@ -45,6 +45,9 @@ pub enum BuildError {
     /// The ClamAV signature set cannot be taken.
     #[error(transparent)]
     Clamav(#[from] crate::clamav::collect::CollectError),
+    /// A chart cannot be packaged, resolved or fetched.
+    #[error(transparent)]
+    Chart(Box<crate::chart::ChartError>),
     /// I/O on a named path.
     #[error("{path}")]
     Io {
@@ -52,6 +55,12 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<crate::chart::ChartError> for BuildError {
+    fn from(error: crate::chart::ChartError) -> Self {
+        BuildError::Chart(Box::new(error))
+    }
 }
 
 impl BuildError {

@@ -17,6 +17,9 @@ use std::sync::Mutex;
 pub struct ImageContent {
     /// The reference, as the OCI layout will name it.
     pub reference: Reference,
+    /// The layout's name for it when not the normalised reference (charts:
+    /// `charts/<name>:<version>`).
+    pub ref_name: Option<String>,
     /// The manifest or index `index.json` points at (the filtered index when platforms were
     /// left out).
     pub root: crate::spec::Descriptor,
@@ -193,6 +196,7 @@ async fn manifests(
     blobs.dedup();
     Ok(ImageContent {
         reference: locked.reference.clone(),
+        ref_name: None,
         root: bundled_root,
         blobs,
     })

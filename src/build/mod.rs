@@ -1,5 +1,6 @@
 //! The online pipeline: images.toml -> manifests.lock -> blob cache -> OCI layout -> bundle.
 
+pub mod charts;
 mod error;
 pub mod events;
 pub mod fetch;
@@ -76,6 +77,10 @@ pub struct LockSources<'a> {
     /// Where to take the ClamAV databases from, overriding images.toml's `[clamav]` source
     /// (a `file://` directory or `http(s)://` mirror URL ending in `/`).
     pub clamav_source: Option<String>,
+    /// charts.toml, when the bundle carries upstream charts.
+    pub charts: Option<&'a crate::chart::ChartsFile>,
+    /// Resolves and fetches upstream charts.
+    pub upstream: &'a crate::chart::Upstream,
     /// Client for plain downloads (tool archives).
     pub http: &'a reqwest::Client,
     /// The blob cache downloads land in.
@@ -110,6 +115,7 @@ pub async fn lock_for_build(
             ));
         }
         problems.extend(clamav_mismatch(images, &lock));
+        problems.extend(charts::chart_mismatch(sources.charts, &lock));
         if !problems.is_empty() {
             return Err(BuildError::LockMismatch(problems.join("\n")));
         }
@@ -126,6 +132,7 @@ pub async fn lock_for_build(
     .await?;
     lock_tools(&mut lock, images, sources).await?;
     lock_clamav(&mut lock, images, sources).await?;
+    charts::lock_charts(&mut lock, sources.charts, sources.upstream).await?;
     if previous.as_ref() != Some(&lock) {
         write_lock(&lock)?;
     }

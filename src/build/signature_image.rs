@@ -195,6 +195,7 @@ pub fn signature_image(
     Ok(SignatureImage {
         content: ImageContent {
             reference,
+            ref_name: None,
             root,
             blobs,
         },

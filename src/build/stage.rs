@@ -22,13 +22,17 @@ pub fn layout_index(contents: &[ImageContent]) -> Vec<u8> {
     let mut manifests: Vec<_> = contents
         .iter()
         .map(|c| {
+            let name = c
+                .ref_name
+                .clone()
+                .unwrap_or_else(|| c.reference.to_string());
             (
-                c.reference.to_string(),
+                name.clone(),
                 json!({
                     "mediaType": c.root.media_type,
                     "digest": c.root.digest.as_str(),
                     "size": c.root.size,
-                    "annotations": { REF_NAME: c.reference.to_string() },
+                    "annotations": { REF_NAME: name },
                 }),
             )
         })

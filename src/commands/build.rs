@@ -5,13 +5,17 @@ use super::images_args::{runtime, ImagesArgs};
 use anyhow::{Context, Result};
 use bundle::archive::parallel::default_threads;
 use bundle::archive::DEFAULT_LEVEL;
+use bundle::build::charts::{chart_contents, own_charts};
 use bundle::build::{
     build, lock_for_build, BuildEvent, BuildEvents, BuildOutput, Contents, Extras, LockSources,
     Sources,
 };
+use bundle::chart::Upstream;
 use bundle::cli::secrets::SigningArgs;
 use bundle::cli::Output;
 use bundle::container::pack::{Input, PackOptions};
+use bundle::discover::{check, discover, RenderPlan};
+use bundle::spec::{ImagesFile, Lock};
 use bundle::store::BlobCache;
 use std::path::PathBuf;
 
@@ -39,12 +43,60 @@ pub struct BuildArgs {
     /// see `bundle ca init`) as `ca/`.
     #[arg(long, value_name = "DIR")]
     ca: Option<PathBuf>,
+    /// The stack's own charts: every subdirectory with a Chart.yaml is packaged and carried
+    /// (skipped when the default directory is absent).
+    #[arg(long, default_value = "charts", value_name = "DIR")]
+    chart_dir: PathBuf,
+    /// The render plan `bundle find-images` reads; every image it renders must be in
+    /// images.toml (skipped when the default file is absent).
+    #[arg(long, default_value = "releases.toml", value_name = "FILE")]
+    releases: PathBuf,
+    /// The helm binary for rendering when the lock pins none for this machine's platform.
+    #[arg(long, env = "BUNDLE_HELM", default_value = "helm", value_name = "PATH")]
+    helm: PathBuf,
     /// Bundle name.
     #[arg(long, default_value = "messenger")]
     name: String,
     /// Bundle version.
     #[arg(long = "bundle-version", default_value = "0.0.0")]
     version: String,
+}
+
+/// Renders every release of releases.toml for every profile, with the pinned helm when the
+/// lock has one for this machine, and fails when an image it renders is not in images.toml
+/// (warning on listed images nothing renders).
+fn check_rendered_images(
+    args: &BuildArgs,
+    images: &ImagesFile,
+    lock: &Lock,
+    cache: &BlobCache,
+    out: &Output,
+) -> Result<()> {
+    if !args.releases.exists() && args.releases == std::path::Path::new("releases.toml") {
+        return Ok(());
+    }
+    let plan = RenderPlan::load(&args.releases)?;
+    let scratch = tempfile::tempdir().context("creating a directory for the pinned helm")?;
+    let helm = bundle::tools::host_binary(&lock.tools, "helm", cache, scratch.path())?
+        .unwrap_or_else(|| args.helm.clone());
+    out.info(format!(
+        "rendering {} release(s) of {} with {}",
+        plan.releases.len(),
+        args.releases.display(),
+        helm.display()
+    ));
+    let findings = discover(&plan, &helm)?;
+    let report = check(&findings, images);
+    for unused in &report.unused {
+        out.warn(format!(
+            "{} ({}) is listed but no release of {} renders it",
+            unused.written,
+            images.location_of(unused),
+            args.releases.display()
+        ));
+    }
+    report.ensure_complete(&images.path)?;
+    Ok(())
 }
 
 /// Parts a bundle can be limited to.
@@ -63,8 +115,12 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
     let progress = out.progress();
     let tools = args.images.load_tools()?;
     let http = args.images.http()?;
+    let charts = args.images.load_charts()?;
+    let upstream = Upstream::new(http.clone(), client.clone(), cache.clone());
     let sources = LockSources {
         tools: tools.as_ref(),
+        charts: charts.as_ref(),
+        upstream: &upstream,
         clamav_source: args.images.clamav_source(),
         http: &http,
         cache: &cache,
@@ -96,6 +152,9 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
     } else {
         rt.block_on(bundle::tools::fetch(&lock.tools, &http, &cache))?
     };
+    if !only_clamav {
+        check_rendered_images(args, &images, &lock, &cache, &out)?;
+    }
     let clamav = match &images.clamav {
         Some(_) => {
             Some(rt.block_on(bundle::clamav::collect::fetch(&lock.clamav, &http, &cache))?)
@@ -124,11 +183,35 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
             });
         }
     }
+    let chart_staging = tempfile::tempdir().context("creating a directory for charts")?;
+    let mut chart_images = Vec::new();
+    if !only_clamav {
+        let own = if args.chart_dir.is_dir() || args.chart_dir != std::path::Path::new("charts") {
+            own_charts(&args.chart_dir)?
+        } else {
+            Vec::new()
+        };
+        let timestamp = lock
+            .resolved_at
+            .as_deref()
+            .and_then(bundle::manifest::parse_rfc3339)
+            .unwrap_or(0);
+        let charts = rt.block_on(chart_contents(
+            &own,
+            &lock,
+            &upstream,
+            &cache,
+            chart_staging.path(),
+            timestamp,
+        ))?;
+        chart_images = charts.images;
+        files.extend(charts.files);
+    }
     let contents = Contents {
         only_clamav,
         clamav,
         extras: Extras {
-            images: Vec::new(),
+            images: chart_images,
             files,
         },
     };

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use bundle::build::client_config;
+use bundle::chart::ChartsFile;
 use bundle::registry::{Client, Credentials};
 use bundle::spec::ImagesFile;
 use bundle::tools::ToolsFile;
@@ -25,6 +26,9 @@ pub struct ImagesArgs {
     /// The tools the installer needs offline (skipped when the default file is absent).
     #[arg(long, default_value = "tools.toml", value_name = "FILE")]
     pub tools: PathBuf,
+    /// The upstream charts to pin and carry (skipped when the default file is absent).
+    #[arg(long, default_value = "charts.toml", value_name = "FILE")]
+    pub charts: PathBuf,
     /// Take the ClamAV databases from this directory (kept by Cisco's cvdupdate), overriding
     /// images.toml's [clamav] source.
     #[arg(long, value_name = "DIR", conflicts_with = "clamav_mirror")]
@@ -49,6 +53,14 @@ impl ImagesArgs {
             return Ok(None);
         }
         Ok(Some(ToolsFile::load(&self.tools)?))
+    }
+
+    /// Loads charts.toml; `None` when it is the default and does not exist.
+    pub fn load_charts(&self) -> Result<Option<ChartsFile>> {
+        if !self.charts.exists() && self.charts == std::path::Path::new("charts.toml") {
+            return Ok(None);
+        }
+        Ok(Some(ChartsFile::load(&self.charts)?))
     }
 
     /// The ClamAV source the command line names, as a URL ending in `/`.

@@ -2,9 +2,11 @@
 
 use super::images_args::{runtime, ImagesArgs};
 use anyhow::{bail, Result};
+use bundle::build::charts::lock_charts;
 use bundle::build::{
     load_lock, lock_clamav, lock_tools, resolve::resolve, write_lock, LockSources,
 };
+use bundle::chart::Upstream;
 use bundle::cli::Output;
 use bundle::store::BlobCache;
 
@@ -32,8 +34,12 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
     let tools = args.images.load_tools()?;
     let http = args.images.http()?;
     let cache = BlobCache::open(BlobCache::default_root())?;
+    let charts = args.images.load_charts()?;
+    let upstream = Upstream::new(http.clone(), client.clone(), cache.clone());
     let sources = LockSources {
         tools: tools.as_ref(),
+        charts: charts.as_ref(),
+        upstream: &upstream,
         clamav_source: args.images.clamav_source(),
         http: &http,
         cache: &cache,
@@ -49,6 +55,7 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
     ))?;
     rt.block_on(lock_tools(&mut lock, &images, &sources))?;
     rt.block_on(lock_clamav(&mut lock, &images, &sources))?;
+    rt.block_on(lock_charts(&mut lock, sources.charts, sources.upstream))?;
     let changed = previous.as_ref() != Some(&lock);
     if changed {
         write_lock(&lock)?;
@@ -71,6 +78,15 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
         human.push_str(&format!(
             "tool {} {} ({}) -> {}\n",
             tool.name, tool.version, tool.platform, tool.sha256
+        ));
+    }
+    for chart in &lock.charts {
+        human.push_str(&format!(
+            "chart {} {} ({}) -> {}\n",
+            chart.name,
+            chart.version,
+            chart.origin(),
+            chart.digest
         ));
     }
     for database in &lock.clamav {
@@ -99,6 +115,12 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
             })).collect::<Vec<_>>(),
             "tools": lock.tools,
             "clamav": lock.clamav,
+            "charts": lock.charts.iter().map(|c| serde_json::json!({
+                "name": c.name,
+                "version": c.version,
+                "origin": c.origin(),
+                "digest": c.digest.to_string(),
+            })).collect::<Vec<_>>(),
         }),
     );
     Ok(())

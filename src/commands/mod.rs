@@ -24,7 +24,7 @@ pub enum Command {
     /// Resolve images.toml to digests and write manifests.lock.
     Lock(lock::LockArgs),
     /// Fetch every locked image and pack (and sign) the bundle.
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     /// Pack a staged directory into a bundle.
     Pack(pack::PackArgs),
     /// Add a signature to an existing bundle (countersign) without rebuilding it.

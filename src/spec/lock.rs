@@ -76,8 +76,8 @@ pub struct Lock {
     pub resolved_at: Option<String>,
     /// The images, in file order ([`Lock::to_toml_string`] sorts them).
     pub images: Vec<LockedImage>,
-    /// `[[chart]]` tables, carried through untyped until the chart pipeline defines them.
-    pub charts: Vec<toml::Table>,
+    /// The upstream charts (`[[chart]]`), in charts.toml order.
+    pub charts: Vec<crate::chart::LockedChart>,
     /// The ClamAV signature databases (`[[clamav]]`), in images.toml's `[clamav]` order.
     pub clamav: Vec<crate::clamav::collect::LockedDatabase>,
     /// The tools' binaries, one entry per tool and platform (`[[tool]]`).
@@ -178,7 +178,7 @@ struct RawLock {
     #[serde(default)]
     image: Vec<RawImage>,
     #[serde(default)]
-    chart: Vec<toml::Table>,
+    chart: Vec<Spanned<toml::Table>>,
     #[serde(default)]
     clamav: Vec<crate::clamav::collect::LockedDatabase>,
     #[serde(default)]
@@ -308,7 +308,11 @@ impl Lock {
             path: path.to_path_buf(),
             resolved_at,
             images,
-            charts: raw.chart,
+            charts: raw
+                .chart
+                .iter()
+                .map(|table| crate::chart::LockedChart::from_table(table.get_ref(), &src.at(table)))
+                .collect::<Result<Vec<_>, _>>()?,
             clamav: raw.clamav,
             tools: raw.tool,
         };
@@ -471,13 +475,10 @@ impl Lock {
                 .filter_map(Result::ok)
                 .collect::<Vec<_>>()
         };
+        let charts: Vec<toml::Table> = self.charts.iter().map(|c| c.to_table()).collect();
         let clamav = tables_of(self.clamav.iter().map(toml::Table::try_from).collect());
         let tools = tables_of(self.tools.iter().map(toml::Table::try_from).collect());
-        for (name, tables) in [
-            ("chart", &self.charts),
-            ("clamav", &clamav),
-            ("tool", &tools),
-        ] {
+        for (name, tables) in [("chart", &charts), ("clamav", &clamav), ("tool", &tools)] {
             if tables.is_empty() {
                 continue;
             }

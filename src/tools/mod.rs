@@ -211,6 +211,45 @@ pub async fn fetch(
     Ok(files)
 }
 
+/// The platform this program runs on, as tools.toml names platforms (`linux/amd64`).
+pub fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    format!("{}/{arch}", std::env::consts::OS)
+}
+
+/// The locked binary `name` for this host, copied from `cache` into `dir` as an executable
+/// file; `None` when the lock has none for this platform or the cache lacks it.
+pub fn host_binary(
+    locked: &[LockedTool],
+    name: &str,
+    cache: &BlobCache,
+    dir: &std::path::Path,
+) -> Result<Option<PathBuf>, ToolError> {
+    let host = host_platform();
+    let Some(tool) = locked.iter().find(|t| t.name == name && t.platform == host) else {
+        return Ok(None);
+    };
+    if !cache.verify(&tool.sha256, Some(tool.size))? {
+        return Ok(None);
+    }
+    let target = dir.join(name);
+    std::fs::copy(cache.blob_path(&tool.sha256), &target)
+        .map_err(|e| archive_error(tool, format!("copying to {}: {e}", target.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| archive_error(tool, format!("{}: {e}", target.display())))?;
+    }
+    Ok(Some(target))
+}
+
 fn archive_error(tool: &LockedTool, message: String) -> ToolError {
     ToolError::Archive {
         tool: tool.name.clone(),

@@ -201,4 +201,5 @@ pub mod fault_proxy;
 pub mod images;
 pub mod push_proxy;
 pub mod registry;
+pub mod serve;
 pub mod static_files;

@@ -59,14 +59,21 @@ config_digest = "{e}"
 layers = 99
 
 [[chart]]
+digest = "{e}"
+manifest_digest = "{f}"
 name = "cert-manager"
+oci = "oci://quay.io/jetstack/charts/cert-manager"
+size = 91873
 version = "v1.21.0"
 
-[chart.source]
-oci = "oci://quay.io/jetstack/charts/cert-manager"
-
 [[tool]]
+download_sha256 = "{c}"
 name = "helm"
+platform = "linux/amd64"
+sha256 = "{e}"
+size = 60000000
+url = "https://get.helm.sh/helm-v4.1.4-linux-amd64.tar.gz"
+version = "4.1.4"
 "#,
         a = d('a'),
         b = d('b'),
@@ -111,7 +118,7 @@ fn parses_the_canonical_form() {
     let synapse = &lock.images[1];
     assert!(matches!(&synapse.root, Root::Manifest(m) if m.media_type == DOCKER_MANIFEST));
     assert_eq!(lock.charts.len(), 1);
-    assert_eq!(lock.charts[0]["name"].as_str(), Some("cert-manager"));
+    assert_eq!(lock.charts[0].name, "cert-manager");
     assert_eq!(lock.tools.len(), 1);
     assert!(lock.clamav.is_empty());
 }
