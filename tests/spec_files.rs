@@ -180,3 +180,23 @@ fn tools_toml_covers_every_target_platform() {
     let names: Vec<&str> = tools.tools.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["helm", "kubectl"]);
 }
+
+/// charts.toml parses and pins every upstream chart the stack installs.
+#[test]
+fn charts_toml_lists_the_upstream_charts() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts.toml");
+    let charts = bundle::chart::ChartsFile::load(&path).unwrap();
+    let names: Vec<&str> = charts.charts.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "cert-manager",
+            "cloudnative-pg",
+            "plugin-barman-cloud",
+            "kube-prometheus-stack",
+            "loki",
+            "alloy",
+            "gateway-helm"
+        ]
+    );
+}
