@@ -127,6 +127,20 @@ fn smoke_with_a_wrong_registration_secret_fails_at_registration() {
         "no step after the failure runs: {text}"
     );
     assert!(text.trim_end().ends_with("smoke test failed"), "{text}");
+
+    // With --json, stdout is still one document: the report, naming the failed step.
+    let out = smoke(server.port, &secret_file, &["--json"]);
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let failed = &report["steps"][0];
+    assert_eq!(failed["ok"], false, "{report:#}");
+    assert_eq!(failed["status"], 403, "{report:#}");
+    assert_eq!(
+        report["steps"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
 }
 
 #[test]
