@@ -1632,7 +1632,8 @@ fn charts_travel_as_oci_artifacts_and_a_static_repository() {
     work.write(
         "releases.toml",
         "[[release]]\nname = \"demo\"\nnamespace = \"matrix\"\nchart = \"charts/demo\"\n\
-         values = [\"sidecar.yaml\"]\n",
+         values = [\"sidecar.yaml\"]\n\n[[release]]\nname = \"up\"\nnamespace = \"ops\"\n\
+         chart = \"locked:upstream-demo\"\n",
     );
     work.write("sidecar.yaml", "sidecar: true\n");
     let refused = work.build("refused.tar.zst", "cache", &[]).failed();
@@ -1647,6 +1648,18 @@ fn charts_travel_as_oci_artifacts_and_a_static_repository() {
     );
     assert!(!work.path("refused.tar.zst").exists());
     work.write("sidecar.yaml", "sidecar: false\n");
+    // The pinned upstream chart renders too, straight from the cache.
+    let why = work.bundle(&["find-images", "--why", &app]).ok();
+    assert!(
+        why.stdout
+            .contains("release up (chart locked:upstream-demo)")
+            && why
+                .stdout
+                .contains("template: upstream-demo/templates/deploy.yaml")
+            && why.stdout.contains("template: demo/templates/deploy.yaml"),
+        "{}",
+        why.stdout
+    );
 
     work.build("one.tar.zst", "cache", &[]).ok();
     work.build("two.tar.zst", "cache-b", &[]).ok();

@@ -69,13 +69,21 @@ fn check_rendered_images(
     args: &BuildArgs,
     images: &ImagesFile,
     lock: &Lock,
-    cache: &BlobCache,
+    (upstream, cache): (&Upstream, &BlobCache),
+    rt: &tokio::runtime::Runtime,
     out: &Output,
 ) -> Result<()> {
     if !args.releases.exists() && args.releases == std::path::Path::new("releases.toml") {
         return Ok(());
     }
-    let plan = RenderPlan::load(&args.releases)?;
+    let mut plan = RenderPlan::load(&args.releases)?;
+    let mut locked_paths = std::collections::BTreeMap::new();
+    for name in plan.locked_charts() {
+        if let Some(chart) = lock.charts.iter().find(|c| c.name == name) {
+            locked_paths.insert(name.to_string(), rt.block_on(upstream.fetch(chart))?);
+        }
+    }
+    plan.resolve_locked(|name| locked_paths.get(name).cloned())?;
     let scratch = tempfile::tempdir().context("creating a directory for the pinned helm")?;
     let helm = bundle::tools::host_binary(&lock.tools, "helm", cache, scratch.path())?
         .unwrap_or_else(|| args.helm.clone());
@@ -153,7 +161,7 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
         rt.block_on(bundle::tools::fetch(&lock.tools, &http, &cache))?
     };
     if !only_clamav {
-        check_rendered_images(args, &images, &lock, &cache, &out)?;
+        check_rendered_images(args, &images, &lock, (&upstream, &cache), &rt, &out)?;
     }
     let clamav = match &images.clamav {
         Some(_) => {

@@ -16,6 +16,9 @@ pub struct FindImagesArgs {
     /// The image list to check the rendered images against.
     #[arg(long, default_value = "images.toml", value_name = "FILE")]
     images: PathBuf,
+    /// The lock that pins the upstream charts releases name as `locked:NAME`.
+    #[arg(long, default_value = "manifests.lock", value_name = "FILE")]
+    lock: PathBuf,
     /// Render only this profile (repeatable; default: every profile).
     #[arg(long = "profile", value_name = "P")]
     profiles: Vec<String>,
@@ -28,7 +31,8 @@ pub struct FindImagesArgs {
 }
 
 pub fn run(args: &FindImagesArgs, out: Output) -> Result<()> {
-    let plan = RenderPlan::load(&args.releases)?.only_profiles(&args.profiles)?;
+    let mut plan = RenderPlan::load(&args.releases)?.only_profiles(&args.profiles)?;
+    resolve_locked_charts(&mut plan, &args.lock)?;
     out.info(format!(
         "rendering {} release(s) of {} with {}",
         plan.releases.len(),
@@ -40,6 +44,30 @@ pub fn run(args: &FindImagesArgs, out: Output) -> Result<()> {
         Some(image) => why(image, &findings, out),
         None => list(args, &findings, out),
     }
+}
+
+/// Points `locked:NAME` charts at the pinned upstream charts (from the blob cache, fetched
+/// by digest when missing).
+fn resolve_locked_charts(plan: &mut RenderPlan, lock_path: &std::path::Path) -> Result<()> {
+    if plan.locked_charts().is_empty() {
+        return Ok(());
+    }
+    let lock = bundle::spec::Lock::load(lock_path)?;
+    let cache = bundle::store::BlobCache::open(bundle::store::BlobCache::default_root())?;
+    let registry = bundle::registry::Client::new(bundle::registry::ClientConfig::default())?;
+    let upstream = bundle::chart::Upstream::new(bundle::store::http_client(&[])?, registry, cache);
+    let rt = super::images_args::runtime()?;
+    let mut paths = std::collections::BTreeMap::new();
+    for name in plan.locked_charts() {
+        if let Some(chart) = lock.charts.iter().find(|c| c.name == name) {
+            let path = rt
+                .block_on(upstream.fetch(chart))
+                .with_context(|| format!("fetching the pinned chart {name}"))?;
+            paths.insert(name.to_string(), path);
+        }
+    }
+    plan.resolve_locked(|name| paths.get(name).cloned())?;
+    Ok(())
 }
 
 /// Every image with its places, then what images.toml misses or does not need.

@@ -11,7 +11,8 @@
 //! [[release]]
 //! name = "cnpg"                      # helm release name
 //! namespace = "cnpg-system"
-//! chart = "upstream/cloudnative-pg-0.29.0.tgz"   # chart directory or packaged .tgz
+//! chart = "locked:cloudnative-pg"    # chart directory, packaged .tgz, or `locked:NAME`: the
+//!                                    # upstream chart manifests.lock pins (from the cache)
 //! values = ["values/cnpg.yaml"]      # -f files, in order (optional)
 //! profiles = false                   # rendered once, without profiles (default true)
 //! ```
@@ -31,6 +32,9 @@ use toml::Spanned;
 use super::error::DiscoverError;
 use crate::spec::error::{line_of, read_text};
 use crate::spec::{Location, SpecError};
+
+/// How a release names an upstream chart pinned in manifests.lock.
+pub const LOCKED_PREFIX: &str = "locked:";
 
 /// A parsed and validated render plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,8 +141,13 @@ impl RenderPlan {
                     format!("{what} is empty"),
                 ));
             }
+            let path = if written.starts_with(LOCKED_PREFIX) {
+                PathBuf::new()
+            } else {
+                base.join(&written)
+            };
             Ok(PlanFile {
-                path: base.join(&written),
+                path,
                 written,
                 line: line_of(text, item.span().start),
             })
@@ -226,13 +235,42 @@ impl RenderPlan {
         })
     }
 
-    /// Checks that every chart and values file the plan names exists.
+    /// The upstream charts the plan names as `locked:NAME`, by name.
+    pub fn locked_charts(&self) -> Vec<&str> {
+        self.releases
+            .iter()
+            .filter_map(|r| r.chart.written.strip_prefix(LOCKED_PREFIX))
+            .collect()
+    }
+
+    /// Points every `locked:NAME` chart at the file `resolve` gives for NAME; a name it does
+    /// not know is an error naming the plan's line.
+    pub fn resolve_locked(
+        &mut self,
+        resolve: impl Fn(&str) -> Option<PathBuf>,
+    ) -> Result<(), SpecError> {
+        for release in &mut self.releases {
+            if let Some(name) = release.chart.written.strip_prefix(LOCKED_PREFIX) {
+                release.chart.path = resolve(name).ok_or_else(|| {
+                    SpecError::invalid(
+                        Location::line(&self.path, release.chart.line),
+                        format!("manifests.lock pins no chart named {name:?}"),
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every chart and values file the plan names exists (`locked:` charts once
+    /// resolved).
     pub fn check_files(&self) -> Result<(), SpecError> {
         let files = self
             .releases
             .iter()
             .flat_map(|r| std::iter::once(&r.chart).chain(&r.values))
-            .chain(self.profiles.iter().flat_map(|p| &p.values));
+            .chain(self.profiles.iter().flat_map(|p| &p.values))
+            .filter(|f| !f.path.as_os_str().is_empty());
         for file in files {
             if !file.path.exists() {
                 return Err(SpecError::invalid(
