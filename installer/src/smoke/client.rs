@@ -18,12 +18,22 @@ const RATE_LIMIT_RETRIES: u32 = 5;
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(10);
 
 /// A client of one homeserver, logged in as one user once [`MatrixClient::login`] returned it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MatrixClient {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
     user_id: Option<String>,
+}
+
+impl std::fmt::Debug for MatrixClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MatrixClient")
+            .field("base", &self.base)
+            .field("user_id", &self.user_id)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl MatrixClient {
@@ -366,6 +376,19 @@ mod tests {
     fn segments_are_percent_encoded() {
         assert_eq!(segment("!room:example.org"), "%21room%3Aexample.org");
         assert_eq!(segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn debug_output_hides_the_access_token() {
+        let client = MatrixClient {
+            token: Some("syt_secret".into()),
+            ..MatrixClient::new("http://127.0.0.1:1", None).unwrap()
+        };
+        let shown = format!("{client:?}");
+        assert!(
+            !shown.contains("syt_secret") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use crate::report::Report;
 use rand_core::{OsRng, RngCore};
 use std::time::Duration;
 
-/// What the smoke test does.
-#[derive(Debug, Clone)]
+/// What the smoke test does. (No `Debug`: it holds the registration secret.)
+#[derive(Clone)]
 pub struct SmokeOptions {
     /// The homeserver's `server_name`: user IDs and media must carry it.
     pub server_name: String,
@@ -42,7 +42,7 @@ async fn steps(client: &MatrixClient, options: &SmokeOptions, report: &mut Repor
         report
             .step(&format!("register {name}"), async {
                 let user_id = client.register(secret, name, &password).await?;
-                expect(user_id == want, || {
+                check(user_id == want, || {
                     format!("registered {user_id}, expected {want}: is --server-name right?")
                 })
             })
@@ -97,7 +97,7 @@ async fn steps(client: &MatrixClient, options: &SmokeOptions, report: &mut Repor
     report
         .step("download media", async {
             let got = b.download(&mxc).await?;
-            expect(got == payload, || {
+            check(got == payload, || {
                 format!(
                     "downloaded {} bytes that differ from the {} uploaded",
                     got.len(),
@@ -109,7 +109,7 @@ async fn steps(client: &MatrixClient, options: &SmokeOptions, report: &mut Repor
 }
 
 /// `Ok` if `holds`, else a [`MatrixError::Check`] with the message.
-fn expect(holds: bool, message: impl FnOnce() -> String) -> Result<(), MatrixError> {
+fn check(holds: bool, message: impl FnOnce() -> String) -> Result<(), MatrixError> {
     if holds {
         Ok(())
     } else {
