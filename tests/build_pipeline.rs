@@ -1686,7 +1686,17 @@ fn charts_travel_as_oci_artifacts_and_a_static_repository() {
     .ok();
 
     // Loaded into a registry, helm pulls each chart with the bundle's digest.
-    installer_load(&work, "one.tar.zst", &target.host()).ok();
+    let loaded = installer_load(&work, "one.tar.zst", &target.host()).ok();
+    let summary: Value = serde_json::from_str(loaded.stdout.trim()).unwrap();
+    assert_eq!(
+        (
+            &summary["images"],
+            &summary["charts"],
+            &summary["charts_loaded"]
+        ),
+        (&Value::from(1), &Value::from(2), &Value::from(2)),
+        "{summary}"
+    );
     for (chart, version, digest) in [
         ("demo", "0.1.0", &ours),
         ("upstream-demo", "1.2.0", &theirs),

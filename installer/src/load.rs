@@ -103,7 +103,8 @@ pub fn run(args: &Args, out: Output) -> anyhow::Result<()> {
         && summary.manifests_pushed == 0
         && summary.tags_pushed == 0;
     let human = format!(
-        "{}{}/{} image(s) loaded in {:.1}s: blobs {} pushed, {} skipped, {} mounted; \
+        "{}{}/{} image(s) and {}/{} chart(s) loaded in {:.1}s: blobs {} pushed, {} skipped, \
+         {} mounted; \
          {} bytes pushed, {} bytes skipped; manifests {} pushed, {} skipped; {} tag(s) set; \
          {} failure(s)\n",
         if nothing {
@@ -113,6 +114,8 @@ pub fn run(args: &Args, out: Output) -> anyhow::Result<()> {
         },
         summary.images_loaded,
         summary.images,
+        summary.charts_loaded,
+        summary.charts,
         summary.seconds,
         summary.blobs_pushed,
         summary.blobs_skipped,
@@ -132,9 +135,9 @@ pub fn run(args: &Args, out: Output) -> anyhow::Result<()> {
     }
     if !summary.failures.is_empty() {
         bail!(
-            "{} of {} image(s) could not be loaded",
+            "{} of {} image(s) and chart(s) could not be loaded",
             summary.failures.len(),
-            summary.images
+            summary.images + summary.charts
         );
     }
     Ok(())

@@ -30,10 +30,14 @@ pub struct LoadOptions {
 /// What a load did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
-    /// Images in the bundle.
+    /// Images in the bundle (charts not counted).
     pub images: usize,
     /// Images whose tag now points at a complete image.
     pub images_loaded: usize,
+    /// Helm charts (OCI artifacts) in the bundle.
+    pub charts: usize,
+    /// Charts whose tag now points at a complete artifact.
+    pub charts_loaded: usize,
     /// Blobs uploaded.
     pub blobs_pushed: u64,
     /// Blobs the registry already had.
@@ -115,8 +119,10 @@ pub async fn load<S: ReadAt + 'static>(
     let counters = Counters::default();
     // Where each blob is known to be in the target registry (for cross-repository mounts).
     let known: Mutex<HashMap<Digest, String>> = Mutex::new(HashMap::new());
+    let charts = plans.iter().filter(|p| is_chart(p)).count();
     let mut summary = Summary {
-        images: plans.len(),
+        images: plans.len() - charts,
+        charts,
         ..Summary::default()
     };
     for plan in plans {
@@ -125,7 +131,11 @@ pub async fn load<S: ReadAt + 'static>(
                 summary.manifests_pushed += pushed;
                 summary.manifests_skipped += skipped;
                 summary.tags_pushed += tagged;
-                summary.images_loaded += 1;
+                if is_chart(plan) {
+                    summary.charts_loaded += 1;
+                } else {
+                    summary.images_loaded += 1;
+                }
             }
             Err(error) => summary.failures.push(Failure {
                 image: plan.source.clone(),
@@ -141,6 +151,12 @@ pub async fn load<S: ReadAt + 'static>(
     summary.bytes_skipped = counters.bytes_skipped.load(Ordering::Relaxed);
     summary.seconds = started.elapsed().as_secs_f64();
     summary
+}
+
+/// Whether a plan is a Helm chart artifact (`charts/<name>:<version>` in the bundle).
+fn is_chart(plan: &ImagePlan) -> bool {
+    plan.source
+        .starts_with(&format!("{}/", crate::chart::oci::REPOSITORY_PREFIX))
 }
 
 /// Loads one image; returns manifests pushed, manifests skipped, tags set.
