@@ -1049,3 +1049,316 @@ fn synapse_reaches_the_valkey_primary_through_the_role_checking_proxy() {
         assert!(sentinel.contains("sentinel monitor messenger"));
     }
 }
+
+/// Tiny HTTP servers, one per Synapse instance, that answer every request with their name.
+fn name_servers(names: &[String]) -> BTreeMap<String, u16> {
+    use std::io::{Read, Write};
+    let mut ports = BTreeMap::new();
+    for name in names {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ports.insert(name.clone(), listener.local_addr().unwrap().port());
+        let name = name.clone();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
+                    name.len()
+                );
+                let _ = conn.write_all(reply.as_bytes());
+            }
+        });
+    }
+    ports
+}
+
+/// One HTTP/1.1 request: (status, body).
+fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: matrix.{SITE_DOMAIN}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
+    conn.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_owned())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs the rendered HAProxy config against stand-ins for every Synapse instance and checks
+/// where each kind of request lands.
+fn route_through_haproxy(profile: &str, extra: &[&str]) -> (u16, std::process::Child) {
+    let docs = documents(&render(profile, extra));
+    let hs: Value =
+        serde_norway::from_str(&config_map_key(&docs, "msg-synapse", "homeserver.yaml")).unwrap();
+    let instances: BTreeMap<String, String> = hs["instance_map"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap().to_owned(),
+                v["host"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let ports = name_servers(&instances.keys().cloned().collect::<Vec<_>>());
+    let mut cfg = config_map_key(&docs, "msg-haproxy", "haproxy.cfg");
+    for (name, host) in &instances {
+        cfg = cfg.replace(
+            &format!("{host}:8008"),
+            &format!("127.0.0.1:{}", ports[name]),
+        );
+    }
+    let (front, health) = (free_port(), free_port());
+    cfg = cfg
+        .replace("bind :8008", &format!("bind 127.0.0.1:{front}"))
+        .replace("bind :8405", &format!("bind 127.0.0.1:{health}"))
+        .replace("log stdout format raw local0 info", "");
+    // The profile's maxconn needs twice as many file descriptors as this sandbox may open.
+    cfg = cfg
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("maxconn ") {
+                "    maxconn 1000"
+            } else {
+                l
+            }
+        })
+        .map(|l| format!("{l}\n"))
+        .collect::<String>();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "haproxy.cfg", &cfg);
+    let child = std::process::Command::new("haproxy")
+        .args(["-db", "-f", p(&file)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("haproxy.log")).unwrap())
+        .spawn()
+        .unwrap();
+    // Up once /healthz answers and main answers through the frontend.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", front)).is_ok()
+            && http(front, "GET", "/_synapse/admin/v1/server_version", &[]).1 == "main"
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "HAProxy did not start: {:?}\n{}",
+            std::net::TcpStream::connect(("127.0.0.1", front)).map(|_| http(
+                front,
+                "GET",
+                "/_synapse/admin/v1/server_version",
+                &[]
+            )),
+            std::fs::read_to_string(dir.path().join("haproxy.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::mem::forget(dir);
+    (front, child)
+}
+
+#[test]
+fn haproxy_sends_each_kind_of_request_to_its_pool() {
+    require("haproxy", "haproxy");
+    let (port, mut child) = route_through_haproxy("1k", &[]);
+    let bearer = |t: &str| format!("Bearer {t}");
+    let auth_a = bearer("token-a");
+    let a = [("Authorization", auth_a.as_str())];
+    let room = "/_matrix/client/v3/rooms/!room:example.test";
+    let cases: Vec<(&str, String, &[(&str, &str)], &str)> = vec![
+        ("GET", "/_matrix/client/v3/sync".into(), &a, "initial-sync-"),
+        (
+            "GET",
+            "/_matrix/client/v3/sync?since=s1&full_state=true".into(),
+            &a,
+            "initial-sync-",
+        ),
+        (
+            "GET",
+            "/_matrix/client/v3/sync?since=s1".into(),
+            &a,
+            "synchrotron-",
+        ),
+        (
+            "GET",
+            "/_matrix/client/v3/sync?since=s1&access_token=t".into(),
+            &[],
+            "synchrotron-",
+        ),
+        (
+            "PUT",
+            format!("{room}/send/m.room.message/1"),
+            &a,
+            "event-creator-",
+        ),
+        (
+            "PUT",
+            format!("{room}/state/m.room.topic/"),
+            &a,
+            "event-creator-",
+        ),
+        (
+            "POST",
+            "/_matrix/client/v3/join/!room:example.test".into(),
+            &a,
+            "event-creator-",
+        ),
+        (
+            "PUT",
+            format!("{room}/typing/@u:example.test"),
+            &a,
+            "typing-0",
+        ),
+        (
+            "PUT",
+            "/_matrix/client/v3/sendToDevice/m.x/1".into(),
+            &a,
+            "to-device-0",
+        ),
+        (
+            "PUT",
+            "/_matrix/client/v3/user/@u:example.test/account_data/x".into(),
+            &a,
+            "account-data-0",
+        ),
+        (
+            "POST",
+            format!("{room}/receipt/m.read/$e"),
+            &a,
+            "receipts-0",
+        ),
+        (
+            "PUT",
+            "/_matrix/client/v3/presence/@u:example.test/status".into(),
+            &a,
+            "presence-0",
+        ),
+        (
+            "GET",
+            "/_matrix/client/v3/pushrules/".into(),
+            &a,
+            "push-rules-0",
+        ),
+        (
+            "POST",
+            "/_matrix/client/v3/keys/upload".into(),
+            &a,
+            "device-lists-0",
+        ),
+        ("GET", format!("{room}/messages"), &a, "client-reader-"),
+        (
+            "POST",
+            "/_matrix/client/v3/login".into(),
+            &[],
+            "client-reader-",
+        ),
+        (
+            "POST",
+            "/_matrix/client/v3/keys/query".into(),
+            &a,
+            "client-reader-",
+        ),
+        (
+            "GET",
+            "/_matrix/media/v3/download/example.test/abc".into(),
+            &a,
+            "media-repository-0",
+        ),
+        (
+            "GET",
+            "/_matrix/client/v1/media/download/example.test/abc".into(),
+            &a,
+            "media-repository-0",
+        ),
+        ("POST", "/_matrix/client/v3/logout".into(), &a, "main"),
+        ("GET", "/_synapse/admin/v2/users".into(), &a, "main"),
+        (
+            "GET",
+            "/_matrix/federation/v1/openid/userinfo?access_token=x".into(),
+            &[],
+            "main",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (method, path, headers, want) in &cases {
+        let (status, body) = http(port, method, path, headers);
+        if status != 200 || !body.starts_with(want) {
+            failures.push(format!("{method} {path}: {status} {body} (want {want})"));
+        }
+    }
+    // The same token always reaches the same synchrotron; the same room the same creator.
+    let first = http(port, "GET", "/_matrix/client/v3/sync?since=s1", &a).1;
+    for _ in 0..5 {
+        assert_eq!(
+            http(port, "GET", "/_matrix/client/v3/sync?since=s2", &a).1,
+            first
+        );
+    }
+    // Delegation comes from HAProxy itself; federation is refused.
+    let (status, body) = http(port, "GET", "/.well-known/matrix/client", &[]);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("\"base_url\":\"https://matrix.example.test\""),
+        "{body}"
+    );
+    let (status, body) = http(port, "GET", "/.well-known/matrix/server", &[]);
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "{\"m.server\":\"matrix.example.test:443\"}")
+    );
+    assert_eq!(
+        http(port, "GET", "/_matrix/federation/v1/version", &[]).0,
+        403
+    );
+    assert_eq!(http(port, "GET", "/_matrix/key/v2/server", &[]).0, 403);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(failures.is_empty(), "misrouted:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn with_federation_on_haproxy_sends_federation_to_its_readers() {
+    require("haproxy", "haproxy");
+    let fed = VARIANTS.iter().find(|v| v.0 == "federation").unwrap().1;
+    let (port, mut child) = route_through_haproxy("5k", fed);
+    let event = http(port, "GET", "/_matrix/federation/v1/event/$e", &[]);
+    let send = http(port, "PUT", "/_matrix/federation/v1/send/1", &[]);
+    let version = http(port, "GET", "/_matrix/federation/v1/version", &[]);
+    // Two event creators: one room always lands on one of them.
+    let path = "/_matrix/client/v3/rooms/!one:example.test/send/m.room.message/";
+    let creators: BTreeSet<String> = (0..6)
+        .map(|i| http(port, "PUT", &format!("{path}{i}"), &[]).1)
+        .collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(event.1.starts_with("federation-reader-"), "{event:?}");
+    assert!(send.1.starts_with("federation-reader-"), "{send:?}");
+    assert_eq!(version, (200, "main".to_owned()));
+    assert_eq!(creators.len(), 1, "{creators:?}");
+}
