@@ -1326,6 +1326,39 @@ fn tools_and_the_site_ca_are_carried_in_the_bundle() {
     );
     assert!(!work.path("bad.tar.zst").exists());
 
+    // The installer writes the binaries out of the bundle, runnable.
+    let tools_for = |platform: &str| {
+        let output = Command::new(common::installer_bin())
+            .args([
+                "tools",
+                "b.tar.zst",
+                "--insecure-skip-verify",
+                "--out",
+                "bin",
+            ])
+            .args(["--platform", platform])
+            .current_dir(work.path(""))
+            .env("CI", "1")
+            .output()
+            .unwrap();
+        finish(output)
+    };
+    tools_for("linux/amd64").ok();
+    let version = common::run(
+        common::p(&work.path("bin/helm")),
+        &["version", "--short"],
+        &work.path(""),
+    )
+    .ok();
+    assert!(version.stdout.starts_with("v4."), "{}", version.stdout);
+    let none = tools_for("linux/arm64").failed();
+    assert!(
+        none.stderr
+            .contains("carries no tools for linux/arm64 (it has: linux/amd64)"),
+        "{}",
+        none.stderr
+    );
+
     // Offline: the server is gone, the cache has everything.
     drop(server);
     work.build("again.tar.zst", "cache", &["--ca", "ca"]).ok();

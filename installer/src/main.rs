@@ -2,9 +2,11 @@
 //! else touches it.
 
 mod ca;
+mod capacity;
 mod kube;
 mod load;
 mod serve;
+mod tools;
 
 use bundle::cli::output::OutputArgs;
 use bundle::cli::verify_cmd::{self, VerifyArgs};
@@ -37,6 +39,10 @@ enum Command {
     Ca(ca::Args),
     /// Check a deployed homeserver end to end: users, a room, messages, media.
     Smoke(smoke::cli::Args),
+    /// Check that a profile fits the site: PostgreSQL connections, node CPU and memory.
+    Capacity(capacity::Args),
+    /// Write the helm and kubectl binaries the bundle carries for this machine.
+    Tools(tools::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args, out),
         Command::Ca(args) => ca::run(&args, out),
         Command::Smoke(args) => return smoke::cli::main(&args, out),
+        Command::Capacity(args) => return capacity::main(&args, out),
+        Command::Tools(args) => tools::run(&args, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
