@@ -1362,3 +1362,125 @@ fn with_federation_on_haproxy_sends_federation_to_its_readers() {
     assert_eq!(version, (200, "main".to_owned()));
     assert_eq!(creators.len(), 1, "{creators:?}");
 }
+
+/// Kills the child processes a test started when it ends, even by a panic.
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let port = port.to_string();
+    let mut all = vec![
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-a",
+        "pw",
+        "--no-auth-warning",
+    ];
+    all.extend(args);
+    run("redis-cli", &all, &root()).stdout
+}
+
+/// The rendered Valkey proxy, in front of a real primary and replica, follows a failover:
+/// Synapse's connection always lands on whichever instance says role:master.
+#[test]
+fn the_valkey_proxy_follows_the_primary_through_a_failover() {
+    require("haproxy", "haproxy");
+    require("redis-server", "redis-server");
+    let dir = tempfile::tempdir().unwrap();
+    let (p0, p1, dead) = (free_port(), free_port(), free_port());
+    let mut children = Children(Vec::new());
+    for (port, replica_of) in [(p0, None), (p1, Some(p0))] {
+        let mut args = vec![
+            "--port".to_owned(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--requirepass".into(),
+            "pw".into(),
+            "--masterauth".into(),
+            "pw".into(),
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "no".into(),
+            "--dir".into(),
+            p(dir.path()).into(),
+            "--dbfilename".into(),
+            format!("dump-{port}.rdb"),
+        ];
+        if let Some(primary) = replica_of {
+            args.extend([
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                primary.to_string(),
+            ]);
+        }
+        children.0.push(
+            std::process::Command::new("redis-server")
+                .args(&args)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let docs = documents(&render("1k", &[]));
+    let mut cfg = config_map_key(&docs, "msg-valkey-proxy", "haproxy.cfg");
+    for (i, port) in [p0, p1, dead].iter().enumerate() {
+        cfg = cfg.replace(
+            &format!("msg-valkey-{i}.msg-valkey.matrix.svc.cluster.local:6379"),
+            &format!("127.0.0.1:{port}"),
+        );
+    }
+    let (front, health) = (free_port(), free_port());
+    cfg = cfg
+        .replace("bind :6379", &format!("bind 127.0.0.1:{front}"))
+        .replace("bind :8405", &format!("bind 127.0.0.1:{health}"))
+        .replace("log stdout format raw local0 info", "")
+        .replace("maxconn 4096", "maxconn 100");
+    let file = write(dir.path(), "valkey-proxy.cfg", &cfg);
+    children.0.push(
+        std::process::Command::new("haproxy")
+            .args(["-db", "-f", p(&file)])
+            .env("VALKEY_PASSWORD", "pw")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let primary_port = || {
+        redis_cli(front, &["info", "server"])
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("tcp_port:").map(str::to_owned))
+    };
+    let wait_for = |want: u16| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if primary_port().as_deref() == Some(want.to_string().as_str()) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the proxy never reached the primary on {want} (last: {:?})",
+                primary_port()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    };
+    wait_for(p0);
+    assert!(redis_cli(front, &["info", "replication"]).contains("role:master"));
+    // Promote the replica and demote the old primary, as Sentinel would.
+    redis_cli(p1, &["replicaof", "no", "one"]);
+    redis_cli(p0, &["replicaof", "127.0.0.1", &p1.to_string()]);
+    wait_for(p1);
+    assert!(redis_cli(front, &["set", "k", "v"]).contains("OK"));
+}
