@@ -1,7 +1,7 @@
 //! The repository's own spec files: `images.toml` loads, is well-formed, and lists every
 //! component the stack needs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bundle::spec::{ImagesFile, Platform};
 
@@ -198,5 +198,52 @@ fn charts_toml_lists_the_upstream_charts() {
             "alloy",
             "gateway-helm"
         ]
+    );
+}
+
+/// releases.toml: our chart, rendered with the official helm for every scale profile, runs
+/// only images that images.toml lists (the upstream charts render once the lock pins them,
+/// which needs the public registries).
+#[test]
+fn our_chart_renders_only_listed_images_in_every_profile() {
+    require_helm();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut plan = bundle::discover::RenderPlan::parse(
+        &std::fs::read_to_string(root.join("releases.toml")).unwrap(),
+        &root.join("releases.toml"),
+    )
+    .unwrap();
+    assert_eq!(plan.profiles.len(), 5);
+    plan.releases.retain(|r| {
+        !r.chart
+            .written
+            .starts_with(bundle::discover::plan::LOCKED_PREFIX)
+    });
+    assert_eq!(plan.releases.len(), 1);
+    plan.check_files().unwrap();
+    let findings = bundle::discover::discover(&plan, Path::new("helm")).unwrap();
+    let report = bundle::discover::check(&findings, &images_toml());
+    report.ensure_complete(&root.join("images.toml")).unwrap();
+    for image in [
+        "docker.io/matrixdotorg/synapse",
+        "ghcr.io/cloudnative-pg/postgresql",
+    ] {
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.image.to_string().starts_with(image)),
+            "{image} is not rendered"
+        );
+    }
+}
+
+fn require_helm() {
+    let found = std::process::Command::new("helm")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "helm is missing: install it with scripts/install-helm.sh"
     );
 }

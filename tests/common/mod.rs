@@ -66,15 +66,18 @@ pub fn sh(script: &str, cwd: &Path) -> Run {
     run("sh", &["-c", script], cwd)
 }
 
-/// Fails the test with an install hint when a tool CI installs is missing.
-pub fn require(tool: &str, package: &str) {
+/// Fails the test with an install hint when a tool CI installs is missing: `source` is a
+/// Debian package, or a script of this repository (a path with a `/`).
+pub fn require(tool: &str, source: &str) {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
         .unwrap_or(false);
-    assert!(
-        found,
-        "`{tool}` is not on PATH: install it with `apt-get install -y {package}` (.ci/run does)"
-    );
+    let how = if source.contains('/') {
+        format!("run `{source}`")
+    } else {
+        format!("install it with `apt-get install -y {source}`")
+    };
+    assert!(found, "`{tool}` is not on PATH: {how} (.ci/run does)");
 }
 
 /// Writes a staged directory with an OCI layout, a compressible text file, an incompressible
