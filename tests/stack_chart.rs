@@ -1484,3 +1484,113 @@ fn the_valkey_proxy_follows_the_primary_through_a_failover() {
     wait_for(p1);
     assert!(redis_cli(front, &["set", "k", "v"]).contains("OK"));
 }
+
+/// Every shell script the chart ships (ConfigMap `*.sh` keys and `sh -c` container commands)
+/// parses.
+#[test]
+fn every_shell_script_in_the_chart_parses() {
+    require("sh", "dash");
+    let dir = tempfile::tempdir().unwrap();
+    let mut scripts = 0;
+    for (variant, extra) in VARIANTS {
+        let docs = documents(&render("5k", extra));
+        let mut check = |what: String, script: &str| {
+            let file = write(dir.path(), "script.sh", script);
+            let out = run("sh", &["-n", p(&file)], dir.path());
+            assert_eq!(
+                out.code, 0,
+                "{variant}: {what} does not parse:\n{}",
+                out.stderr
+            );
+            scripts += 1;
+        };
+        for d in &docs {
+            let name = d["metadata"]["name"].as_str().unwrap_or_default();
+            if d["kind"].as_str() == Some("ConfigMap") {
+                for (key, text) in d["data"].as_mapping().unwrap() {
+                    let key = key.as_str().unwrap();
+                    if key.ends_with(".sh") {
+                        check(format!("{name}/{key}"), text.as_str().unwrap());
+                    }
+                }
+            }
+            let spec = &d["spec"]["template"]["spec"];
+            let containers = spec["containers"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .chain(spec["initContainers"].as_sequence().into_iter().flatten());
+            for c in containers {
+                let cmd: Vec<&str> = c["command"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                if cmd.len() == 3 && cmd[0] == "/bin/sh" && cmd[1] == "-c" {
+                    check(format!("{name}/{}", c["name"].as_str().unwrap()), cmd[2]);
+                }
+            }
+        }
+    }
+    assert!(scripts > 20, "only {scripts} scripts found");
+}
+
+/// A worker pod's command writes its worker_name from the pod name and starts Synapse with
+/// the four config files, in order.
+#[test]
+fn a_worker_command_names_the_worker_after_its_pod() {
+    let docs = documents(&render("1k", &[]));
+    let sts = find(&docs, "StatefulSet", "msg-synapse-synchrotron");
+    let cmd = &sts["spec"]["template"]["spec"]["containers"][0]["command"];
+    assert_eq!(cmd[0].as_str(), Some("/bin/sh"));
+    let dir = tempfile::tempdir().unwrap();
+    let script = cmd[2]
+        .as_str()
+        .unwrap()
+        .replace("/run/synapse/", &format!("{}/", dir.path().display()))
+        .replace("exec python", "exec echo python");
+    let out = run(
+        "sh",
+        &[
+            "-c",
+            &format!("POD_NAME=msg-synapse-synchrotron-1; {script}"),
+        ],
+        dir.path(),
+    )
+    .ok();
+    let written = std::fs::read_to_string(dir.path().join("worker-name.yaml")).unwrap();
+    assert_eq!(written, "worker_name: synchrotron-1\n");
+    let args: Vec<&str> = out.stdout.split_whitespace().collect();
+    let configs: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--config-path="))
+        .collect();
+    assert_eq!(&args[..3], &["python", "-m", "synapse.app.generic_worker"]);
+    assert_eq!(
+        configs,
+        [
+            "/config/homeserver.yaml",
+            "/secrets/secrets.yaml",
+            "/config/worker-synchrotron.yaml",
+            &format!("{}/worker-name.yaml", dir.path().display()),
+        ]
+    );
+    let main = find(&docs, "StatefulSet", "msg-synapse-main");
+    let cmd: Vec<&str> = main["spec"]["template"]["spec"]["containers"][0]["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cmd,
+        [
+            "python",
+            "-m",
+            "synapse.app.homeserver",
+            "--config-path=/config/homeserver.yaml",
+            "--config-path=/secrets/secrets.yaml"
+        ]
+    );
+}
