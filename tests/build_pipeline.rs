@@ -1459,6 +1459,28 @@ fn clamav_signature_image_serves_clamscan_and_updates_alone() {
         .collect();
     let signature_ref = format!("{reference}-db.{}", tag.join("."));
 
+    // A private mirror serving the same files pins the same bytes.
+    let mirror = common::static_files::StaticFiles::serve(&work.path("db"));
+    let before = work.read("manifests.lock");
+    work.lock(&["--clamav-mirror", &mirror.url()]).ok();
+    let mirrored = work.load_lock();
+    for (a, b) in lock.clamav.iter().zip(&mirrored.clamav) {
+        assert_eq!((&a.sha256, &a.sign_sha256), (&b.sha256, &b.sign_sha256));
+        assert!(b.url.starts_with(&mirror.url()), "{}", b.url);
+    }
+    // A database the mirror lacks is named.
+    std::fs::remove_file(work.path("db/test-2.cvd")).unwrap();
+    let missing = work.lock(&["--clamav-mirror", &mirror.url()]).failed();
+    assert!(
+        missing.stderr.contains("ClamAV database test-2")
+            && missing.stderr.contains("test-2.cvd: not found"),
+        "{}",
+        missing.stderr
+    );
+    std::fs::copy(data.join("test-2.cvd"), work.path("db/test-2.cvd")).unwrap();
+    drop(mirror);
+    std::fs::write(work.path("manifests.lock"), before).unwrap();
+
     work.build("full.tar.zst", "cache", &[]).ok();
     let layout = work.extract("full.tar.zst", "full");
     let index: Value = serde_json::from_slice(&work.read("full/index.json")).unwrap();
