@@ -1594,3 +1594,178 @@ fn a_worker_command_names_the_worker_after_its_pod() {
         ]
     );
 }
+
+/// What the fake Garage admin API saw: (method, absolute URL, body).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
+
+/// A stand-in for Garage's admin API v2, reached as an HTTP proxy so the setup script runs
+/// unchanged against the in-cluster host names. `layout_version` is what GetClusterLayout says.
+fn fake_garage_admin(layout_version: u32, bucket_exists: bool) -> (u16, Seen) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Seen = Default::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let (method, url) = (
+                parts.next().unwrap_or("").to_owned(),
+                parts.next().unwrap_or("").to_owned(),
+            );
+            let mut length = 0;
+            let mut authorized = false;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                let header = header.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                let lower = header.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if header == "Authorization: Bearer admin-token" {
+                    authorized = true;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let body = String::from_utf8(body).unwrap();
+            log.lock()
+                .unwrap()
+                .push((method.clone(), url.clone(), body));
+            let host = url.split('/').nth(2).unwrap_or("");
+            let node = host
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .rsplit('-')
+                .next()
+                .unwrap_or("0");
+            let id = node.repeat(64);
+            let op = url
+                .split("/v2/")
+                .nth(1)
+                .unwrap_or("")
+                .split('?')
+                .next()
+                .unwrap_or("");
+            let (status, reply) = match op {
+                _ if !authorized => (403, String::new()),
+                "GetNodeInfo" => (
+                    200,
+                    format!(r#"{{"success":{{"{id}":{{"nodeId": "{id}"}}}},"error":{{}}}}"#),
+                ),
+                "GetClusterLayout" => (
+                    200,
+                    format!(r#"{{"version": {layout_version},"roles":[]}}"#),
+                ),
+                "CreateBucket" if bucket_exists => {
+                    (409, r#"{"code":"BucketAlreadyExists"}"#.into())
+                }
+                "GetBucketInfo" => (
+                    200,
+                    format!(r#"{{"id": "{}","globalAliases":[]}}"#, "b".repeat(64)),
+                ),
+                _ => (200, "{}".into()),
+            };
+            let mut conn = conn;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    (port, seen)
+}
+
+fn run_garage_setup(layout_version: u32, bucket_exists: bool) -> Vec<(String, String, String)> {
+    require("wget", "wget");
+    let docs = documents(&render("5k", &[]));
+    let script = config_map_key(&docs, "msg-garage", "setup.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "setup.sh", &script);
+    let (port, seen) = fake_garage_admin(layout_version, bucket_exists);
+    let out = std::process::Command::new("sh")
+        .arg(&file)
+        .env("http_proxy", format!("http://127.0.0.1:{port}"))
+        .env("no_proxy", "")
+        .env("GARAGE_ADMIN_TOKEN", "admin-token")
+        .env("ACCESS_KEY_ID", "GK0123456789abcdef01234567")
+        .env("ACCESS_SECRET_KEY", "s".repeat(64))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "setup.sh failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = seen.lock().unwrap().clone();
+    seen
+}
+
+#[test]
+fn the_garage_setup_joins_the_nodes_applies_the_layout_and_grants_the_backup_key() {
+    let seen = run_garage_setup(0, false);
+    let call = |op: &str| {
+        seen.iter()
+            .find(|(_, url, _)| url.contains(&format!("/v2/{op}")))
+            .unwrap_or_else(|| panic!("no {op} call in {seen:?}"))
+            .clone()
+    };
+    let hosts: Vec<String> = (0..3)
+        .map(|i| format!("msg-garage-{i}.msg-garage.matrix.svc.cluster.local"))
+        .collect();
+    let connect: serde_json::Value = serde_json::from_str(&call("ConnectClusterNodes").2).unwrap();
+    let expected: Vec<String> = (0..3)
+        .map(|i| format!("{}@{}:3901", i.to_string().repeat(64), hosts[i]))
+        .collect();
+    assert_eq!(connect, serde_json::json!(expected));
+    let layout: serde_json::Value = serde_json::from_str(&call("UpdateClusterLayout").2).unwrap();
+    let roles = layout["roles"].as_array().unwrap();
+    assert_eq!(roles.len(), 3);
+    assert_eq!(roles[0]["zone"], "z1");
+    assert!(roles[0]["capacity"].as_u64().unwrap() >= 200 << 30);
+    let apply: serde_json::Value = serde_json::from_str(&call("ApplyClusterLayout").2).unwrap();
+    assert_eq!(apply["version"], 1);
+    let key: serde_json::Value = serde_json::from_str(&call("ImportKey").2).unwrap();
+    assert_eq!(key["accessKeyId"], "GK0123456789abcdef01234567");
+    let bucket: serde_json::Value = serde_json::from_str(&call("CreateBucket").2).unwrap();
+    assert_eq!(bucket["globalAlias"], "messenger-backups");
+    let allow: serde_json::Value = serde_json::from_str(&call("AllowBucketKey").2).unwrap();
+    assert_eq!(allow["bucketId"], "b".repeat(64));
+    assert_eq!(allow["accessKeyId"], "GK0123456789abcdef01234567");
+    assert_eq!(allow["permissions"]["write"], true);
+    // Every call went to a Garage node's admin port.
+    for (_, url, _) in &seen {
+        assert!(
+            hosts
+                .iter()
+                .any(|h| url.starts_with(&format!("http://{h}:3903/v2/"))),
+            "{url}"
+        );
+    }
+}
+
+#[test]
+fn a_second_garage_setup_run_changes_no_layout_and_tolerates_the_existing_bucket() {
+    let seen = run_garage_setup(3, true);
+    for op in ["UpdateClusterLayout", "ApplyClusterLayout"] {
+        assert!(
+            !seen.iter().any(|(_, url, _)| url.contains(op)),
+            "{op} on an applied layout"
+        );
+    }
+    assert!(seen
+        .iter()
+        .any(|(_, url, _)| url.contains("AllowBucketKey")));
+}
