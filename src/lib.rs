@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod build;
 pub mod ca;
+pub mod capacity;
 pub mod chart;
 pub mod clamav;
 pub mod cli;

@@ -1,0 +1,233 @@
+//! CPU and memory: the requests of every pod the chart runs against the declared nodes.
+
+use super::connections::synapse_pools;
+use super::quantity::{parse_cpu, parse_memory};
+use super::report::{Check, Term, Unit};
+use super::values::{Nodes, Resources, Values};
+use super::CapacityError;
+
+/// Share of each node, in percent, kept for the kubelet, the container runtime, the OS, the
+/// cluster's own DaemonSets (CNI, CSI, kube-proxy) and the eviction threshold.
+pub const SYSTEM_RESERVE_PERCENT: u64 = 10;
+/// The least CPU kept per node, in millicores, however small the node.
+pub const MIN_SYSTEM_RESERVE_CPU: u64 = 500;
+/// The least memory kept per node, in MiB, however small the node.
+pub const MIN_SYSTEM_RESERVE_MIB: u64 = 1024;
+
+const MI: u64 = 1024 * 1024;
+
+/// One workload: its pods and each pod's requests (millicores, bytes).
+struct Workload {
+    label: String,
+    pods: u64,
+    cpu: u64,
+    memory: u64,
+}
+
+/// Every long-running workload of the chart, as its templates derive it from the values.
+fn workloads(values: &Values, profile: &str) -> Result<Vec<Workload>, CapacityError> {
+    let mut list: Vec<(String, u64, &Resources, String)> = vec![(
+        "synapse main".into(),
+        1,
+        &values.synapse.main.resources,
+        "synapse.main.resources".into(),
+    )];
+    for (name, replicas, worker) in synapse_pools(values) {
+        list.push((
+            format!("synapse {name}"),
+            replicas,
+            &worker.resources,
+            format!("synapse.workers.{name}.resources"),
+        ));
+    }
+    let mut add = |label: &str, pods: u64, resources, field: &str| {
+        list.push((label.into(), pods, resources, field.into()));
+    };
+    add(
+        "haproxy",
+        values.haproxy.replicas,
+        &values.haproxy.resources,
+        "haproxy.resources",
+    );
+    add(
+        "element",
+        values.element.replicas,
+        &values.element.resources,
+        "element.resources",
+    );
+    add(
+        "synapse-admin",
+        values.synapse_admin.replicas,
+        &values.synapse_admin.resources,
+        "synapseAdmin.resources",
+    );
+    if values.turn.enabled {
+        // A DaemonSet on the TURN nodes: one node per address in turn.externalIPs.
+        add(
+            "coturn (one per turn.externalIPs)",
+            values.turn.external_ips.len() as u64,
+            &values.coturn.resources,
+            "coturn.resources",
+        );
+    }
+    add(
+        "postgres",
+        values.postgres.instances,
+        &values.postgres.resources,
+        "postgres.resources",
+    );
+    add(
+        "pgbouncer",
+        values.pooler.instances,
+        &values.pooler.resources,
+        "pooler.resources",
+    );
+    add(
+        "valkey",
+        values.valkey.replicas,
+        &values.valkey.resources,
+        "valkey.resources",
+    );
+    add(
+        "valkey-sentinel",
+        values.valkey.sentinel.replicas,
+        &values.valkey.sentinel.resources,
+        "valkey.sentinel.resources",
+    );
+    add(
+        "valkey-proxy",
+        values.valkey.proxy.replicas,
+        &values.valkey.proxy.resources,
+        "valkey.proxy.resources",
+    );
+    if values.object_storage.mode == "garage" {
+        add(
+            "garage",
+            values.garage.replicas,
+            &values.garage.resources,
+            "garage.resources",
+        );
+    }
+    list.into_iter()
+        .filter(|(_, pods, _, _)| *pods > 0)
+        .map(|(label, pods, resources, field)| {
+            let quantity = |text: &str, parse: fn(&str) -> Option<u64>, kind| {
+                parse(text).ok_or_else(|| CapacityError::Quantity {
+                    profile: profile.to_string(),
+                    field: format!("{field}.requests.{kind}"),
+                    value: text.to_string(),
+                    kind,
+                })
+            };
+            Ok(Workload {
+                cpu: quantity(&resources.requests.cpu.0, parse_cpu, "cpu")?,
+                memory: quantity(&resources.requests.memory.0, parse_memory, "memory")?,
+                label,
+                pods,
+            })
+        })
+        .collect()
+}
+
+/// A node's size and what is left of it after the system reserve, in one unit.
+struct NodeShare {
+    size: u64,
+    reserve: u64,
+}
+
+impl NodeShare {
+    fn allocatable(&self) -> u64 {
+        self.size.saturating_sub(self.reserve)
+    }
+}
+
+fn cpu_share(nodes: &Nodes) -> NodeShare {
+    let size = nodes.cpu.saturating_mul(1000);
+    let reserve = (size.saturating_mul(SYSTEM_RESERVE_PERCENT) / 100).max(MIN_SYSTEM_RESERVE_CPU);
+    NodeShare { size, reserve }
+}
+
+fn memory_share(nodes: &Nodes) -> NodeShare {
+    let mib = nodes.memory_gib.saturating_mul(1024);
+    let reserve = (mib.saturating_mul(SYSTEM_RESERVE_PERCENT))
+        .div_ceil(100)
+        .max(MIN_SYSTEM_RESERVE_MIB);
+    NodeShare {
+        size: mib.saturating_mul(MI),
+        reserve: reserve.saturating_mul(MI),
+    }
+}
+
+/// The four resource checks: total CPU and memory against all nodes, and the largest pod's
+/// CPU and memory against one node.
+pub(crate) fn checks(
+    values: &Values,
+    nodes: &Nodes,
+    profile: &str,
+) -> Result<Vec<Check>, CapacityError> {
+    let workloads = workloads(values, profile)?;
+    let mut checks = Vec::new();
+    for (name, pod_name, unit, share, request) in [
+        (
+            "cpu",
+            "pod cpu",
+            Unit::Cpu,
+            cpu_share(nodes),
+            (|w: &Workload| w.cpu) as fn(&Workload) -> u64,
+        ),
+        (
+            "memory",
+            "pod memory",
+            Unit::Memory,
+            memory_share(nodes),
+            |w: &Workload| w.memory,
+        ),
+    ] {
+        let node = format!(
+            "({} - {} system reserve)",
+            unit.format(share.size),
+            unit.format(share.reserve)
+        );
+        let terms = workloads
+            .iter()
+            .map(|w| Term {
+                label: w.label.clone(),
+                count: w.pods,
+                what: "",
+                each: request(w),
+            })
+            .collect();
+        let notes = vec![
+            "not counted: the bucket setup Job (runs once), the operators' pods and the \
+             cluster's DaemonSets (left to the system reserve)"
+                .to_string(),
+        ];
+        checks.push(Check::new(
+            name,
+            unit,
+            terms,
+            notes,
+            format!("{} nodes × {node}", nodes.count),
+            nodes.count.saturating_mul(share.allocatable()),
+        ));
+        let largest = workloads.iter().max_by_key(|w| request(w));
+        let terms = largest
+            .map(|w| Term {
+                label: format!("{} (largest {name} request)", w.label),
+                count: 1,
+                what: "",
+                each: request(w),
+            })
+            .into_iter()
+            .collect();
+        checks.push(Check::new(
+            pod_name,
+            unit,
+            terms,
+            vec![],
+            format!("one node {node}"),
+            share.allocatable(),
+        ));
+    }
+    Ok(checks)
+}
