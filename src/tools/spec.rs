@@ -238,14 +238,14 @@ member = "linux-arm64/helm"
         let twice = GOOD.replace("linux/arm64", "linux/amd64");
         assert_eq!(
             parse(&twice).unwrap_err(),
-            "tools.toml:13:12: tool \"helm\" lists platform linux/amd64 twice"
+            "tools.toml:12:12: tool \"helm\" lists platform linux/amd64 twice"
         );
         let bad_url = GOOD.replace("https://get.helm.sh/helm-v4.1.4-linux-arm64", "ftp://x");
         assert!(parse(&bad_url)
             .unwrap_err()
-            .starts_with("tools.toml:14:7: \"ftp://x.tar.gz\""));
+            .starts_with("tools.toml:13:7: \"ftp://x.tar.gz\""));
         let unknown = GOOD.replace("member = \"linux-arm64/helm\"", "sha = \"x\"");
-        assert!(parse(&unknown).unwrap_err().contains("tools.toml:15"));
+        assert!(parse(&unknown).unwrap_err().contains("tools.toml:14"));
         let name = GOOD.replace("\"helm\"", "\"Helm\"");
         assert!(parse(&name)
             .unwrap_err()
