@@ -1769,3 +1769,13 @@ fn a_second_garage_setup_run_changes_no_layout_and_tolerates_the_existing_bucket
         .iter()
         .any(|(_, url, _)| url.contains("AllowBucketKey")));
 }
+
+#[test]
+fn a_profile_too_big_for_the_sites_nodes_is_refused() {
+    let out = template("20k", &["--set", "nodes.count=2"]).failed();
+    assert!(
+        out.stderr.contains("nodes: profile 20k requests") && out.stderr.contains("CPU"),
+        "{}",
+        out.stderr
+    );
+}

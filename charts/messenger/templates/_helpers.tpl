@@ -105,3 +105,41 @@ checksum/config: {{ . | sha256sum }}
 {{- define "messenger.gib" -}}
 {{- if hasSuffix "Ti" . }}{{ mul (trimSuffix "Ti" . | int) 1024 }}{{ else if hasSuffix "Gi" . }}{{ trimSuffix "Gi" . | int }}{{ else if hasSuffix "Mi" . }}{{ div (add (trimSuffix "Mi" . | int) 1023) 1024 }}{{ else }}{{ fail (printf "storage size %q: use Mi, Gi or Ti" .) }}{{ end -}}
 {{- end -}}
+
+{{/* A CPU quantity ("500m", "2", 1.5) in millicores. */}}
+{{- define "messenger.millicores" -}}
+{{- $q := toString . -}}
+{{- if hasSuffix "m" $q }}{{ trimSuffix "m" $q | int }}{{ else }}{{ mulf (float64 $q) 1000 | int }}{{ end -}}
+{{- end -}}
+
+{{/* A memory quantity (Ki, Mi, Gi, Ti) in MiB, rounded up. */}}
+{{- define "messenger.mib" -}}
+{{- $q := toString . -}}
+{{- if hasSuffix "Ti" $q }}{{ mul (trimSuffix "Ti" $q | int) 1048576 }}{{ else if hasSuffix "Gi" $q }}{{ mul (trimSuffix "Gi" $q | int) 1024 }}{{ else if hasSuffix "Mi" $q }}{{ trimSuffix "Mi" $q | int }}{{ else if hasSuffix "Ki" $q }}{{ div (add (trimSuffix "Ki" $q | int) 1023) 1024 }}{{ else }}{{ fail (printf "memory quantity %q: use Ki, Mi, Gi or Ti" $q) }}{{ end -}}
+{{- end -}}
+
+{{/* What the stack requests in total: {"cpu": millicores, "memory": MiB}. */}}
+{{- define "messenger.requests" -}}
+{{- $t := include "messenger.topology" . | fromYaml -}}
+{{- $v := .Values -}}
+{{- $items := list (list 1 $v.synapse.main.resources) -}}
+{{- range $t.pools }}{{ $items = append $items (list .replicas .resources) }}{{ end -}}
+{{- $items = append $items (list $v.haproxy.replicas $v.haproxy.resources) -}}
+{{- $items = append $items (list $v.element.replicas $v.element.resources) -}}
+{{- $items = append $items (list $v.synapseAdmin.replicas $v.synapseAdmin.resources) -}}
+{{- $items = append $items (list $v.valkey.replicas $v.valkey.resources) -}}
+{{- $items = append $items (list $v.valkey.sentinel.replicas $v.valkey.sentinel.resources) -}}
+{{- $items = append $items (list $v.valkey.proxy.replicas $v.valkey.proxy.resources) -}}
+{{- $items = append $items (list $v.postgres.instances $v.postgres.resources) -}}
+{{- $items = append $items (list $v.pooler.instances $v.pooler.resources) -}}
+{{- if eq $v.objectStorage.mode "garage" }}{{ $items = append $items (list $v.garage.replicas $v.garage.resources) }}{{ end -}}
+{{- if $v.turn.enabled }}{{ $items = append $items (list (len $v.turn.externalIPs) $v.coturn.resources) }}{{ end -}}
+{{- $cpu := 0 -}}{{- $mem := 0 -}}
+{{- range $items -}}
+{{- $n := int (index . 0) -}}
+{{- $r := (index . 1).requests -}}
+{{- $cpu = add $cpu (mul $n (include "messenger.millicores" $r.cpu | int)) -}}
+{{- $mem = add $mem (mul $n (include "messenger.mib" $r.memory | int)) -}}
+{{- end -}}
+{{- toJson (dict "cpu" $cpu "memory" $mem) -}}
+{{- end -}}

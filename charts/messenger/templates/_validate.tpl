@@ -56,6 +56,16 @@ every problem at once.
 {{- if and .Values.restore.fromArchive (eq .Values.restore.fromArchive (.Values.backup.archiveName | default (printf "%s-pg" .Release.Name))) -}}
 {{- $errors = append $errors "backup.archiveName: a restored cluster must archive under a new name, not the archive it restores from" -}}
 {{- end -}}
+{{- $req := include "messenger.requests" . | fromJson -}}
+{{- $cpuHave := mul (int $v.nodes.count) (int $v.nodes.cpu) 1000 -}}
+{{- $memHave := mul (int $v.nodes.count) (int $v.nodes.memoryGiB) 1024 -}}
+{{- /* Operators' sidecars (Barman Cloud, CNPG's) and rolling updates need a quarter more. */ -}}
+{{- if gt (div (mul (int $req.cpu) 5) 4) $cpuHave -}}
+{{- $errors = append $errors (printf "nodes: profile %s requests %dm CPU (plus a quarter for sidecars and rollouts) but %d nodes of %d cores give %dm" (toString $v.profile) (int $req.cpu) (int $v.nodes.count) (int $v.nodes.cpu) $cpuHave) -}}
+{{- end -}}
+{{- if gt (div (mul (int $req.memory) 5) 4) $memHave -}}
+{{- $errors = append $errors (printf "nodes: profile %s requests %dMi memory (plus a quarter for sidecars and rollouts) but %d nodes of %dGiB give %dMi" (toString $v.profile) (int $req.memory) (int $v.nodes.count) (int $v.nodes.memoryGiB) $memHave) -}}
+{{- end -}}
 {{- $_ := include "messenger.topology" . -}}
 {{- if $errors -}}
 {{- fail (printf "\n  - %s" (join "\n  - " $errors)) -}}
