@@ -127,6 +127,28 @@ pub fn local_binds(config: &str, ports: &BTreeMap<u16, u16>) -> String {
         + "\n"
 }
 
+/// Lowers every `maxconn` above `limit` (HAProxy refuses to start when the file-descriptor
+/// limit cannot carry it, and a rehearsal needs few connections).
+pub fn cap_maxconn(config: &str, limit: u32) -> String {
+    config
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            match trimmed
+                .strip_prefix("maxconn ")
+                .map(|n| n.trim().parse::<u32>())
+            {
+                Some(Ok(n)) if n > limit => {
+                    format!("{}maxconn {limit}", &line[..line.len() - trimmed.len()])
+                }
+                _ => line.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +164,16 @@ mod tests {
         assert!(
             out.contains(&format!("server a 127.0.0.1:{local} check")),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn maxconn_is_capped() {
+        let config = "global\n    maxconn 80000\nfrontend f\n    maxconn 200\n";
+        let out = cap_maxconn(config, 1000);
+        assert_eq!(
+            out,
+            "global\n    maxconn 1000\nfrontend f\n    maxconn 200\n"
         );
     }
 }

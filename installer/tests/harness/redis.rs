@@ -64,7 +64,7 @@ pub fn start(
     );
     std::fs::create_dir_all(dir).unwrap();
     let auth = password
-        .map(|p| format!("requirepass {p}\nmasterauth {p}\n"))
+        .map(|p| format!("requirepass {0}\nmasterauth {0}\n", quoted(p)))
         .unwrap_or_default();
     let primary_port = free_port();
     let mut servers = Vec::new();
@@ -100,7 +100,7 @@ pub fn start(
         let name = format!("sentinel-{i}");
         let config = dir.join(format!("{name}.conf"));
         let auth = password
-            .map(|p| format!("sentinel auth-pass {MASTER_NAME} {p}\n"))
+            .map(|p| format!("sentinel auth-pass {MASTER_NAME} {}\n", quoted(p)))
             .unwrap_or_default();
         std::fs::write(
             &config,
@@ -146,6 +146,12 @@ pub fn start(
         })
     });
     set
+}
+
+/// `value` as a double-quoted Redis configuration string.
+fn quoted(value: &str) -> String {
+    let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("\"{escaped}\"")
 }
 
 impl Replicated {

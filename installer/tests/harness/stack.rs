@@ -4,7 +4,7 @@
 
 use super::chart::{self, Workload};
 use super::net::free_port;
-use super::overlay::{listener_ports, local_binds, local_listeners, merge, Endpoints};
+use super::overlay::{cap_maxconn, listener_ports, local_binds, local_listeners, merge, Endpoints};
 use super::postgres::{self, Postgres};
 use super::process::Service;
 use super::redis::{self, Replicated};
@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 /// The port the chart's HAProxy serves Matrix on.
 const FRONT_PORT: u16 = 8008;
+/// HAProxy's connection limit here, low enough for any file-descriptor limit.
+const MAXCONN: u32 = 1000;
 
 /// What to render.
 pub struct Source<'a> {
@@ -165,7 +167,10 @@ pub fn start(source: &Source, dir: &Path) -> Stack {
     let valkey_proxy = super::haproxy::start(
         dir,
         "valkey-proxy",
-        &endpoints.rewrite_text(&local_binds(&proxy_config, &proxy_binds)),
+        &endpoints.rewrite_text(&cap_maxconn(
+            &local_binds(&proxy_config, &proxy_binds),
+            MAXCONN,
+        )),
         &[("VALKEY_PASSWORD", &valkey_password)],
         &[proxy_port],
     );
@@ -221,7 +226,10 @@ pub fn start(source: &Source, dir: &Path) -> Stack {
     let front = super::haproxy::start(
         dir,
         "haproxy",
-        &endpoints.rewrite_text(&local_binds(&front_config, &front_binds)),
+        &endpoints.rewrite_text(&cap_maxconn(
+            &local_binds(&front_config, &front_binds),
+            MAXCONN,
+        )),
         &[],
         &[front_port],
     );
