@@ -131,6 +131,17 @@ async fn the_chart_stack_serves_clients_through_haproxy_and_survives_a_redis_fai
         event_creator.contains("/send/m.room.message/"),
         "sends went elsewhere"
     );
+    let client_reader = stack.synapse("client-reader-0").service.log_text();
+    for request in [
+        "\"POST /_matrix/client/v3/createRoom",
+        "\"POST /_matrix/client/v3/login",
+    ] {
+        assert!(client_reader.contains(request), "{request} went elsewhere");
+    }
+    assert!(
+        main.contains("\"POST /_synapse/admin/v1/register"),
+        "admin registration went elsewhere"
+    );
     let persisted = "synapse_storage_events_persisted_events_total";
     let persister = stack.synapse("event-persister-0");
     let persisted_there = harness::synapse::metric(persister.metrics_port.unwrap(), persisted);
