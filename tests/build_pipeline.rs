@@ -1804,3 +1804,60 @@ fn charts_travel_as_oci_artifacts_and_a_static_repository() {
     .ok();
     assert_eq!(pulled_digest(&dir), ours, "demo from installer serve");
 }
+
+/// The build runs the stack chart's capacity check for every profile on the site releases.toml
+/// renders it with: a profile whose Synapse pools outgrow PostgreSQL's `max_connections` stops
+/// the build, naming the profile and the arithmetic, before anything is packed.
+#[test]
+fn a_profile_whose_pools_exceed_max_connections_stops_the_build() {
+    tools();
+    let registry = TestRegistry::plain();
+    let work = Work::new();
+    let host = registry.host();
+    work.push_single(&registry, "team/app", 96);
+    let app = format!("{host}/team/app:v1");
+    work.write(
+        "images.toml",
+        &images_toml(Some(&host), &[(&app, Some(&["linux/amd64"][..]))]),
+    );
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    common::run(
+        "cp",
+        &["-r", common::p(&repo.join("charts/messenger")), "chart-src"],
+        &work.path(""),
+    )
+    .ok();
+    std::fs::copy(
+        repo.join("tests/fixtures/site/site.yaml"),
+        work.path("site.yaml"),
+    )
+    .unwrap();
+    let profile = std::fs::read_to_string(work.path("chart-src/profiles/1k.yaml")).unwrap();
+    let greedy = profile.replacen(
+        "    synchrotron:\n      replicas: 2",
+        "    synchrotron:\n      replicas: 40",
+        1,
+    );
+    assert_ne!(
+        greedy, profile,
+        "the 1k profile no longer sets synchrotron replicas"
+    );
+    std::fs::write(work.path("chart-src/profiles/1k.yaml"), greedy).unwrap();
+    std::fs::create_dir_all(work.path("charts")).unwrap();
+    std::fs::rename(work.path("chart-src"), work.path("charts/messenger")).unwrap();
+    work.write(
+        "releases.toml",
+        "[profiles]\n\"1k\" = [\"charts/messenger/profiles/1k.yaml\"]\n\n[[release]]\n\
+         name = \"messenger\"\nnamespace = \"matrix\"\nchart = \"charts/messenger\"\n\
+         values = [\"site.yaml\"]\n",
+    );
+    work.lock(&[]).ok();
+    let refused = work.build("b.tar.zst", "cache", &[]).failed();
+    assert!(
+        refused.stderr.contains("profile 1k fails connections")
+            && refused.stderr.contains("synapse synchrotron"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!work.path("b.tar.zst").exists());
+}

@@ -62,7 +62,8 @@ pub struct BuildArgs {
     version: String,
 }
 
-/// Renders every release of releases.toml for every profile, with the pinned helm when the
+/// Checks the stack chart's capacity (see [`check_capacity`]), then renders every release of
+/// releases.toml for every profile, with the pinned helm when the
 /// lock has one for this machine, and fails when an image it renders is not in images.toml
 /// (warning on listed images nothing renders).
 fn check_rendered_images(
@@ -84,6 +85,7 @@ fn check_rendered_images(
         }
     }
     plan.resolve_locked(|name| locked_paths.get(name).cloned())?;
+    check_capacity(&plan, out)?;
     let scratch = tempfile::tempdir().context("creating a directory for the pinned helm")?;
     let helm = bundle::tools::host_binary(&lock.tools, "helm", cache, scratch.path())?
         .unwrap_or_else(|| args.helm.clone());
@@ -104,6 +106,47 @@ fn check_rendered_images(
         ));
     }
     report.ensure_complete(&images.path)?;
+    Ok(())
+}
+
+/// The stack chart's capacity check for every scale profile on the site values releases.toml
+/// renders it with: a profile whose connection pools exceed PostgreSQL's `max_connections`
+/// (with headroom) fails the build, whatever the site; CPU and memory depend on the site's
+/// nodes, so there a shortfall of the reference site is a warning (`installer capacity` is
+/// the site's own check).
+fn check_capacity(plan: &RenderPlan, out: &Output) -> Result<()> {
+    let Some(release) = plan
+        .releases
+        .iter()
+        .find(|r| r.chart.path.join("profiles").is_dir() && r.chart.path.ends_with("messenger"))
+    else {
+        return Ok(());
+    };
+    let Some(site) = release.values.first() else {
+        return Ok(());
+    };
+    let reports = bundle::capacity::check_all_profiles(&release.chart.path, &site.path)
+        .with_context(|| format!("capacity of {}", release.chart.path.display()))?;
+    let mut failed = Vec::new();
+    for report in &reports {
+        out.info(format!("capacity, profile {}:\n{report}", report.profile));
+        for check in report.failures() {
+            let line = format!(
+                "profile {} fails {}: {}",
+                report.profile,
+                check.name,
+                check.verdict()
+            );
+            if check.name == "connections" {
+                failed.push(line);
+            } else {
+                out.warn(format!("{line} (on the reference site {})", site.written));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("{}", failed.join("\n"));
+    }
     Ok(())
 }
 
