@@ -18,9 +18,11 @@ every problem at once.
 {{- $errors = append $errors (printf "profile: the site asks for profile %q but the sizing values are for %q: layer charts/messenger/profiles/%s.yaml after the site file" (toString $v.profile) (toString $v.sizing.profile) (toString $v.profile)) -}}
 {{- end -}}
 {{- $clients := int (include "messenger.dbClients" .) -}}
-{{- $budget := sub (int $v.postgres.maxConnections) (int $v.sizing.postgresReserve) -}}
+{{- /* The same rules as `installer capacity` (docs/capacity.md): pools within 80% of
+max_connections less the reserve; requests within the nodes less a 10% system reserve. */ -}}
+{{- $budget := sub (div (mul (int $v.postgres.maxConnections) 80) 100) (int $v.sizing.postgresReserve) -}}
 {{- if gt $clients (int $budget) -}}
-{{- $errors = append $errors (printf "postgres.maxConnections: Synapse may open %d connections (sum of cp_max plus 10) but max_connections %d leaves only %d after the reserve of %d" $clients (int $v.postgres.maxConnections) (int $budget) (int $v.sizing.postgresReserve)) -}}
+{{- $errors = append $errors (printf "postgres.maxConnections: Synapse may open %d connections (sum of cp_max plus 10) but 80%% of max_connections %d less the reserve of %d leaves %d" $clients (int $v.postgres.maxConnections) (int $v.sizing.postgresReserve) (int $budget)) -}}
 {{- end -}}
 {{- if gt (int $v.postgres.maxSyncReplicas) (sub (int $v.postgres.instances) 1) -}}
 {{- $errors = append $errors (printf "postgres.maxSyncReplicas: %d synchronous replicas need at least %d instances" (int $v.postgres.maxSyncReplicas) (add 1 (int $v.postgres.maxSyncReplicas))) -}}
@@ -57,14 +59,15 @@ every problem at once.
 {{- $errors = append $errors "backup.archiveName: a restored cluster must archive under a new name, not the archive it restores from" -}}
 {{- end -}}
 {{- $req := include "messenger.requests" . | fromJson -}}
-{{- $cpuHave := mul (int $v.nodes.count) (int $v.nodes.cpu) 1000 -}}
-{{- $memHave := mul (int $v.nodes.count) (int $v.nodes.memoryGiB) 1024 -}}
-{{- /* Operators' sidecars (Barman Cloud, CNPG's) and rolling updates need a quarter more. */ -}}
-{{- if gt (div (mul (int $req.cpu) 5) 4) $cpuHave -}}
-{{- $errors = append $errors (printf "nodes: profile %s requests %dm CPU (plus a quarter for sidecars and rollouts) but %d nodes of %d cores give %dm" (toString $v.profile) (int $req.cpu) (int $v.nodes.count) (int $v.nodes.cpu) $cpuHave) -}}
+{{- $nodeCpu := mul (int $v.nodes.cpu) 1000 -}}
+{{- $nodeMem := mul (int $v.nodes.memoryGiB) 1024 -}}
+{{- $cpuHave := mul (int $v.nodes.count) (sub $nodeCpu (max 500 (div $nodeCpu 10))) -}}
+{{- $memHave := mul (int $v.nodes.count) (sub $nodeMem (max 1024 (div (add $nodeMem 9) 10))) -}}
+{{- if gt (int $req.cpu) $cpuHave -}}
+{{- $errors = append $errors (printf "nodes: profile %s requests %dm CPU but %d nodes of %d cores give %dm after the system reserve" (toString $v.profile) (int $req.cpu) (int $v.nodes.count) (int $v.nodes.cpu) $cpuHave) -}}
 {{- end -}}
-{{- if gt (div (mul (int $req.memory) 5) 4) $memHave -}}
-{{- $errors = append $errors (printf "nodes: profile %s requests %dMi memory (plus a quarter for sidecars and rollouts) but %d nodes of %dGiB give %dMi" (toString $v.profile) (int $req.memory) (int $v.nodes.count) (int $v.nodes.memoryGiB) $memHave) -}}
+{{- if gt (int $req.memory) $memHave -}}
+{{- $errors = append $errors (printf "nodes: profile %s requests %dMi memory but %d nodes of %dGiB give %dMi after the system reserve" (toString $v.profile) (int $req.memory) (int $v.nodes.count) (int $v.nodes.memoryGiB) $memHave) -}}
 {{- end -}}
 {{- $_ := include "messenger.topology" . -}}
 {{- if $errors -}}
