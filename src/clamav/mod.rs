@@ -125,7 +125,6 @@ pub struct Cvd {
     pub builder: String,
     /// Build time in seconds since the epoch.
     pub build_time_secs: u64,
-    data: Vec<u8>,
 }
 
 /// The result of a successful [`Cvd::verify`].
@@ -174,18 +173,23 @@ impl Cvd {
                 })
             }
         };
-        let data = std::fs::read(path).map_err(|source| ClamavError::Io {
+        let io = |source| ClamavError::Io {
             file: path.to_path_buf(),
             source,
-        })?;
+        };
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(HEADER_LEN as u64)
+            .read_to_end(&mut header)
+            .map_err(io)?;
         let name = path
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_string();
-        let mut cvd = Self::parse_header(path, &data, kind)?;
+        let mut cvd = Self::parse_header(path, &header, kind)?;
         cvd.name = name;
-        cvd.data = data;
         Ok(cvd)
     }
 
@@ -246,13 +250,7 @@ impl Cvd {
             dsig,
             builder: fields[7].to_string(),
             build_time_secs,
-            data: Vec::new(),
         })
-    }
-
-    /// The compressed body following the header.
-    pub fn body(&self) -> &[u8] {
-        &self.data[HEADER_LEN..]
     }
 
     /// Checks everything that can be checked about this database; see the module docs.
@@ -265,7 +263,10 @@ impl Cvd {
         // Order: body MD5, then the signed `.info` (which also authenticates the header
         // fields), then the header signature over the MD5, then the `.sign` file. Every check
         // must pass; the order only decides which failure is reported first.
-        let actual_md5 = hex::encode(Md5::digest(self.body()));
+        // One streaming pass over the file: its SHA-256 (for `.sign`), the body's MD5, and the
+        // body unpacked entry by entry into sizes and hashes, the small `.info` kept whole.
+        let scan = scan_file(file)?;
+        let actual_md5 = scan.body_md5.clone();
         // sigtool --unsigned still records the body MD5 (the dsig is `X`): check it if there.
         let has_md5 = !unsigned || self.md5.len() == 32;
         if has_md5 && actual_md5 != self.md5.to_ascii_lowercase() {
@@ -275,15 +276,21 @@ impl Cvd {
                 actual: actual_md5,
             });
         }
-        let entries = read_body(file, self.body())?;
-        let info_files = check_info(self, &entries, !unsigned)?;
+        let body = scan.body?;
+        let info_files = check_info(self, &body, !unsigned)?;
         if !unsigned && !dsig::verify_md5_sig(&actual_md5, &self.dsig) {
             return Err(ClamavError::HeaderSignature { file: file.clone() });
         }
         let sign_path = sign_path(file);
         let sign_verified = if sign_path.exists() {
             let at = opts.at.unwrap_or_else(std::time::SystemTime::now);
-            sign::verify_sign_file(file, &self.data, &sign_path, opts.cert_dir.as_deref(), at)?;
+            sign::verify_sign_file(
+                file,
+                &scan.file_sha256,
+                &sign_path,
+                opts.cert_dir.as_deref(),
+                at,
+            )?;
             true
         } else {
             false
@@ -331,43 +338,147 @@ fn sign_path(file: &Path) -> PathBuf {
 /// Largest uncompressed body accepted (bounds memory on hostile input).
 const MAX_BODY: u64 = 4 << 30;
 
-/// Unpacks the gzip tar body into memory: regular files by name.
-fn read_body(file: &Path, body: &[u8]) -> Result<HashMap<String, Vec<u8>>, ClamavError> {
+/// Size and hashes of one file in a database body.
+struct EntryDigest {
+    size: u64,
+    sha256: String,
+    md5: String,
+}
+
+/// What one pass over a database file found.
+struct Scan {
+    /// SHA-256 of the whole file (header and body), what a `.sign` file signs.
+    file_sha256: [u8; 32],
+    /// MD5 of the body, lower-case hex.
+    body_md5: String,
+    /// The body's entries, or why it is not a readable gzip tar.
+    body: Result<Body, ClamavError>,
+}
+
+/// A database body: every regular file's digests, and the `.info` manifests whole.
+struct Body {
+    entries: HashMap<String, EntryDigest>,
+    infos: Vec<(String, Vec<u8>)>,
+}
+
+/// Largest `.info` manifest accepted in memory.
+const MAX_INFO: u64 = 16 << 20;
+
+/// A reader that hashes what passes through it: every byte into the file's SHA-256, bytes
+/// after the header into the body's MD5.
+struct Hashing<R> {
+    inner: R,
+    offset: u64,
+    file: Sha256,
+    body: Md5,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.file.update(&buf[..n]);
+        let header_left = (HEADER_LEN as u64).saturating_sub(self.offset) as usize;
+        if n > header_left {
+            self.body.update(&buf[header_left..n]);
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads `file` once, hashing it and unpacking its body without holding the databases in
+/// memory.
+fn scan_file(file: &Path) -> Result<Scan, ClamavError> {
+    let io = |source| ClamavError::Io {
+        file: file.to_path_buf(),
+        source,
+    };
+    let mut reader = Hashing {
+        inner: std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(file).map_err(io)?),
+        offset: 0,
+        file: Sha256::new(),
+        body: Md5::new(),
+    };
+    std::io::copy(
+        &mut (&mut reader).take(HEADER_LEN as u64),
+        &mut std::io::sink(),
+    )
+    .map_err(io)?;
+    let body = read_body(file, &mut reader);
+    // The archive may end before the file does (gzip trailer, padding): hash the rest too.
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(io)?;
+    Ok(Scan {
+        file_sha256: reader.file.finalize().into(),
+        body_md5: hex::encode(reader.body.finalize()),
+        body,
+    })
+}
+
+/// Unpacks the gzip tar body from `reader`: each regular file's size and hashes, the `.info`
+/// files kept whole.
+fn read_body(file: &Path, reader: &mut impl Read) -> Result<Body, ClamavError> {
     let bad = |e: std::io::Error| ClamavError::BodyArchive {
         file: file.to_path_buf(),
         reason: e.to_string(),
     };
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(body).take(MAX_BODY));
-    let mut out = HashMap::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader).take(MAX_BODY));
+    let mut body = Body {
+        entries: HashMap::new(),
+        infos: Vec::new(),
+    };
+    let mut buf = vec![0u8; 1 << 16];
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         if !entry.header().entry_type().is_file() {
             continue;
         }
         let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
-        let mut content = Vec::new();
-        entry.read_to_end(&mut content).map_err(bad)?;
-        out.insert(name, content);
+        if name.ends_with(".info") {
+            let mut content = Vec::new();
+            (&mut entry)
+                .take(MAX_INFO)
+                .read_to_end(&mut content)
+                .map_err(bad)?;
+            body.infos.push((name.clone(), content));
+        }
+        let (mut sha256, mut md5, mut size) = (Sha256::new(), Md5::new(), 0u64);
+        if let Some((_, content)) = body.infos.last().filter(|(n, _)| *n == name) {
+            sha256.update(content);
+            md5.update(content);
+            size = content.len() as u64;
+        }
+        loop {
+            let n = entry.read(&mut buf).map_err(bad)?;
+            if n == 0 {
+                break;
+            }
+            sha256.update(&buf[..n]);
+            md5.update(&buf[..n]);
+            size += n as u64;
+        }
+        body.entries.insert(
+            name,
+            EntryDigest {
+                size,
+                sha256: hex::encode(sha256.finalize()),
+                md5: hex::encode(md5.finalize()),
+            },
+        );
     }
-    Ok(out)
+    Ok(body)
 }
 
 /// Checks the `.info` manifest: its `DSIG:` line first (when `signed`), then that every file
 /// it lists is in the body with the listed size and hash, and that the header copy it carries
 /// agrees with the container header. Returns the names of the files it lists.
-fn check_info(
-    cvd: &Cvd,
-    entries: &HashMap<String, Vec<u8>>,
-    signed: bool,
-) -> Result<Vec<String>, ClamavError> {
+fn check_info(cvd: &Cvd, body: &Body, signed: bool) -> Result<Vec<String>, ClamavError> {
     let file = &cvd.path;
-    let mut infos = entries.keys().filter(|k| k.ends_with(".info"));
-    let (Some(info_name), None) = (infos.next(), infos.next()) else {
+    let entries = &body.entries;
+    let [(info_name, info)] = &body.infos[..] else {
         return Err(ClamavError::InfoMissing {
             file: file.to_path_buf(),
         });
     };
-    let info = &entries[info_name];
     let malformed = |line: usize, reason: &str| ClamavError::InfoMalformed {
         file: file.to_path_buf(),
         line,
@@ -459,18 +570,18 @@ fn check_info(
             entry: name.to_string(),
             what,
         };
-        if content.len() as u64 != size {
+        if content.size != size {
             return Err(mismatch(format!(
                 "size is {}, .info says {size}",
-                content.len()
+                content.size
             )));
         }
         let actual = if hash.len() == 64 {
-            hex::encode(Sha256::digest(content))
+            &content.sha256
         } else {
-            hex::encode(Md5::digest(content))
+            &content.md5
         };
-        if actual != hash.to_ascii_lowercase() {
+        if *actual != hash.to_ascii_lowercase() {
             return Err(mismatch(format!("hash is {actual}, .info says {hash}")));
         }
         listed.push(name.to_string());
@@ -478,7 +589,7 @@ fn check_info(
     // Everything else in the body must be listed too (ClamAV only exempts COPYING).
     let mut unlisted: Vec<&String> = entries
         .keys()
-        .filter(|k| *k != info_name && *k != "COPYING" && !listed.contains(k))
+        .filter(|k| *k != info_name && *k != "COPYING" && !listed.contains(*k))
         .collect();
     unlisted.sort();
     if let Some(entry) = unlisted.first() {

@@ -65,11 +65,11 @@ pub(crate) fn load_trusted(dir: &Path) -> std::io::Result<Vec<Certificate>> {
     Ok(out)
 }
 
-/// Verifies `sign_path` over `content` (the database file `file`). Every signature line must
+/// Verifies `sign_path` over the database file `file`, given its SHA-256. Every signature line must
 /// verify.
 pub(crate) fn verify_sign_file(
     file: &Path,
-    content: &[u8],
+    content_sha256: &[u8; 32],
     sign_path: &Path,
     cert_dir: Option<&Path>,
     at: SystemTime,
@@ -116,7 +116,7 @@ pub(crate) fn verify_sign_file(
         let der = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map_err(|e| malformed(format!("base64: {e}")))?;
-        verify_pkcs7(file, content, &der, &trusted, at)?;
+        verify_pkcs7(file, content_sha256, &der, &trusted, at)?;
         count += 1;
     }
     if count == 0 {
@@ -224,7 +224,7 @@ fn chain_to_trusted(
 
 fn verify_pkcs7(
     file: &Path,
-    content: &[u8],
+    content_sha256: &[u8; 32],
     der: &[u8],
     trusted: &[Certificate],
     at: SystemTime,
@@ -277,7 +277,7 @@ fn verify_pkcs7(
                     && c.tbs_certificate.serial_number == ias.serial_number
             })
             .ok_or_else(|| malformed("signer certificate not found".into()))?;
-        let content_digest = Sha256::digest(content);
+        let content_digest = sha2::digest::Output::<Sha256>::from(*content_sha256);
         let signed_digest = match &si.signed_attrs {
             Some(attrs) => {
                 let md = attrs
