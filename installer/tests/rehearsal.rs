@@ -1,5 +1,5 @@
 //! The deployment rehearsal: the chart's own Synapse, HAProxy and Valkey-proxy configurations
-//! (profile 100) run as local processes. Through the chart's HAProxy, the smoke client passes
+//! (profile 100, with one instance of every worker type) run as local processes. Through the chart's HAProxy, the smoke client passes
 //! every step, /sync is served by the synchrotron and events are persisted by the event
 //! persister; when the Redis primary dies, Sentinel promotes a replica, the proxy follows it,
 //! and messages flow again within 30 seconds with none lost.
@@ -24,12 +24,13 @@ fn start(dir: &Path) -> Stack {
     let chart = repo.join("charts/messenger");
     let site = repo.join("tests/fixtures/site/site.yaml");
     let profile = chart.join("profiles/100.yaml");
+    let every_worker = repo.join("tests/fixtures/site/every-worker.yaml");
     stack::start(
         &Source {
             chart: &chart,
             release: "msg",
             namespace: "matrix",
-            values: &[&site, &profile],
+            values: &[&site, &profile, &every_worker],
         },
         dir,
     )
@@ -112,8 +113,40 @@ async fn the_chart_stack_serves_clients_through_haproxy_and_survives_a_redis_fai
         "{report:#}"
     );
 
+    // Main and one process of every worker type ran.
+    let mut instances: Vec<&str> = stack.synapse.iter().map(|p| p.instance.as_str()).collect();
+    instances.sort_unstable();
+    assert_eq!(
+        instances,
+        [
+            "account-data-0",
+            "background-0",
+            "client-reader-0",
+            "device-lists-0",
+            "event-creator-0",
+            "event-persister-0",
+            "federation-reader-0",
+            "federation-sender-0",
+            "initial-sync-0",
+            "main",
+            "media-repository-0",
+            "presence-0",
+            "push-rules-0",
+            "pusher-0",
+            "receipts-0",
+            "synchrotron-0",
+            "to-device-0",
+            "typing-0",
+        ],
+    );
+
     // Each route reached the worker the chart's routing names.
     let sync_request = "\"GET /_matrix/client/v3/sync";
+    let initial_sync = stack.synapse("initial-sync-0").service.log_text();
+    assert!(
+        initial_sync.contains(sync_request),
+        "the initial-sync pool served no first /sync"
+    );
     let synchrotron = stack.synapse("synchrotron-0").service.log_text();
     assert!(
         synchrotron.contains(sync_request),
