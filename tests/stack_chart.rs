@@ -1121,9 +1121,27 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The rendered HAProxy running in front of stand-ins; stopped (and its directory removed)
+/// when dropped.
+struct RoutedHaproxy {
+    port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RoutedHaproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One routing case: method, path, headers, and the instance prefix that must answer.
+type RouteCase<'a> = (&'a str, String, &'a [(&'a str, &'a str)], &'a str);
+
 /// Runs the rendered HAProxy config against stand-ins for every Synapse instance and checks
 /// where each kind of request lands.
-fn route_through_haproxy(profile: &str, extra: &[&str]) -> (u16, std::process::Child) {
+fn route_through_haproxy(profile: &str, extra: &[&str]) -> RoutedHaproxy {
     let docs = documents(&render(profile, extra));
     let hs: Value =
         serde_norway::from_str(&config_map_key(&docs, "msg-synapse", "homeserver.yaml")).unwrap();
@@ -1192,19 +1210,23 @@ fn route_through_haproxy(profile: &str, extra: &[&str]) -> (u16, std::process::C
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    std::mem::forget(dir);
-    (front, child)
+    RoutedHaproxy {
+        port: front,
+        child,
+        _dir: dir,
+    }
 }
 
 #[test]
 fn haproxy_sends_each_kind_of_request_to_its_pool() {
     require("haproxy", "haproxy");
-    let (port, mut child) = route_through_haproxy("1k", &[]);
+    let haproxy = route_through_haproxy("1k", &[]);
+    let port = haproxy.port;
     let bearer = |t: &str| format!("Bearer {t}");
     let auth_a = bearer("token-a");
     let a = [("Authorization", auth_a.as_str())];
     let room = "/_matrix/client/v3/rooms/!room:example.test";
-    let cases: Vec<(&str, String, &[(&str, &str)], &str)> = vec![
+    let cases: Vec<RouteCase> = vec![
         ("GET", "/_matrix/client/v3/sync".into(), &a, "initial-sync-"),
         (
             "GET",
@@ -1350,8 +1372,7 @@ fn haproxy_sends_each_kind_of_request_to_its_pool() {
         403
     );
     assert_eq!(http(port, "GET", "/_matrix/key/v2/server", &[]).0, 403);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(haproxy);
     assert!(failures.is_empty(), "misrouted:\n{}", failures.join("\n"));
 }
 
@@ -1359,7 +1380,8 @@ fn haproxy_sends_each_kind_of_request_to_its_pool() {
 fn with_federation_on_haproxy_sends_federation_to_its_readers() {
     require("haproxy", "haproxy");
     let fed = VARIANTS.iter().find(|v| v.0 == "federation").unwrap().1;
-    let (port, mut child) = route_through_haproxy("5k", fed);
+    let haproxy = route_through_haproxy("5k", fed);
+    let port = haproxy.port;
     let event = http(port, "GET", "/_matrix/federation/v1/event/$e", &[]);
     let send = http(port, "PUT", "/_matrix/federation/v1/send/1", &[]);
     let version = http(port, "GET", "/_matrix/federation/v1/version", &[]);
@@ -1368,8 +1390,7 @@ fn with_federation_on_haproxy_sends_federation_to_its_readers() {
     let creators: BTreeSet<String> = (0..6)
         .map(|i| http(port, "PUT", &format!("{path}{i}"), &[]).1)
         .collect();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(haproxy);
     assert!(event.1.starts_with("federation-reader-"), "{event:?}");
     assert!(send.1.starts_with("federation-reader-"), "{send:?}");
     assert_eq!(version, (200, "main".to_owned()));
