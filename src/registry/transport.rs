@@ -98,8 +98,8 @@ impl Transport {
     /// Builds both clients: no automatic redirects (the client follows them itself, to keep
     /// credentials on the registry's host), connect and read time-outs.
     pub fn new(config: &ClientConfig) -> Result<Self, RegistryError> {
-        let roots = ca_roots(&config.ca_files)
-            .map_err(|message| RegistryError::Config { message })?;
+        let roots =
+            ca_roots(&config.ca_files).map_err(|message| RegistryError::Config { message })?;
         let build = |insecure: bool| {
             let mut builder = reqwest::Client::builder()
                 .user_agent(config.user_agent.clone())
