@@ -65,6 +65,15 @@ pub enum ChartError {
         /// Its version.
         version: String,
     },
+    /// Downloading a chart archive failed.
+    #[error("chart {chart}")]
+    Download {
+        /// The chart being fetched.
+        chart: String,
+        /// What failed.
+        #[source]
+        source: crate::store::DownloadError,
+    },
     /// An HTTP request of a chart repository failed.
     #[error("chart {chart}: cannot fetch {url}")]
     Http {

@@ -4,11 +4,9 @@
 //! version, the chart layer fetched. Every `.tgz` lands in the content-addressed blob cache,
 //! so fetching a locked chart again is offline once cached, and always digest-checked.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use futures_util::StreamExt as _;
-use sha2::Digest as _;
 
 use super::error::ChartError;
 use super::lock::{LockedChart, LockedSource};
@@ -19,7 +17,7 @@ use super::repo::{index_entries, IndexEntry, INDEX_FILE};
 use super::spec::{ChartSource, UpstreamChart};
 use crate::registry::media::OCI_MANIFEST;
 use crate::registry::{Client, Digest, Reference};
-use crate::store::BlobCache;
+use crate::store::{BlobCache, DownloadError};
 
 /// Largest `index.yaml` read (the biggest public repositories' are tens of MiB).
 const MAX_INDEX_SIZE: usize = 256 << 20;
@@ -281,48 +279,20 @@ impl Upstream {
         url: &str,
         expected: &Digest,
     ) -> Result<u64, ChartError> {
-        let http = |source| ChartError::Http {
-            chart: chart.to_string(),
-            url: url.to_string(),
-            source,
-        };
-        let cache_err = |source| ChartError::Cache {
-            chart: chart.to_string(),
-            source,
-        };
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(http)?;
-        let mut pending = self.cache.pending(expected).map_err(cache_err)?;
-        let path = pending.path().to_path_buf();
-        let mut hasher = sha2::Sha256::new();
-        let mut size = 0u64;
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(http)?;
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
-            pending
-                .file()
-                .write_all(&chunk)
-                .map_err(super::error::io(&path))?;
-        }
-        let actual = Digest::from_sha256(&hasher.finalize());
-        if actual != *expected {
-            return Err(ChartError::DigestMismatch {
+        match crate::store::download(&self.http, url, &self.cache, Some(expected)).await {
+            Ok(stored) => Ok(stored.size),
+            Err(DownloadError::DigestMismatch { actual, .. }) => Err(ChartError::DigestMismatch {
                 chart: chart.to_string(),
                 version: version.to_string(),
                 source_url: url.to_string(),
                 expected: expected.to_string(),
                 actual: actual.to_string(),
-            });
+            }),
+            Err(source) => Err(ChartError::Download {
+                chart: chart.to_string(),
+                source,
+            }),
         }
-        pending.commit_checked(false).map_err(cache_err)?;
-        Ok(size)
     }
 
     /// A small document (an index), whole.

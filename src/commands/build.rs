@@ -7,8 +7,7 @@ use bundle::archive::parallel::default_threads;
 use bundle::archive::DEFAULT_LEVEL;
 use bundle::build::charts::{chart_contents, own_charts};
 use bundle::build::{
-    build, lock_for_build, BuildEvent, BuildEvents, BuildOutput, Contents, Extras, LockSources,
-    Sources,
+    build, lock_for_build, BuildEvent, BuildEvents, BuildOutput, Contents, Extras, Sources,
 };
 use bundle::chart::Upstream;
 use bundle::cli::secrets::SigningArgs;
@@ -164,18 +163,9 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
     let client = args.images.client(&images)?;
     let events = CliEvents::new(&out);
     let progress = out.progress();
-    let tools = args.images.load_tools()?;
-    let http = args.images.http()?;
-    let charts = args.images.load_charts()?;
-    let upstream = Upstream::new(http.clone(), client.clone(), cache.clone());
-    let sources = LockSources {
-        tools: tools.as_ref(),
-        charts: charts.as_ref(),
-        upstream: &upstream,
-        clamav_source: args.images.clamav_source(),
-        http: &http,
-        cache: &cache,
-    };
+    let inputs = args.images.lock_inputs(&client, cache.clone())?;
+    let sources = inputs.sources();
+    let (http, upstream) = (&inputs.http, &inputs.upstream);
     let rt = runtime()?;
     let lock = rt.block_on(lock_for_build(
         &images,
@@ -201,15 +191,13 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
     let tool_files = if only_clamav {
         Vec::new()
     } else {
-        rt.block_on(bundle::tools::fetch(&lock.tools, &http, &cache))?
+        rt.block_on(bundle::tools::fetch(&lock.tools, http, &cache))?
     };
     if !only_clamav {
-        check_rendered_images(args, &images, &lock, (&upstream, &cache), &rt, &out)?;
+        check_rendered_images(args, &images, &lock, (upstream, &cache), &rt, &out)?;
     }
     let clamav = match &images.clamav {
-        Some(_) => {
-            Some(rt.block_on(bundle::clamav::collect::fetch(&lock.clamav, &http, &cache))?)
-        }
+        Some(_) => Some(rt.block_on(bundle::clamav::collect::fetch(&lock.clamav, http, &cache))?),
         None => None,
     };
     let mut files: Vec<Input> = tool_files
@@ -250,7 +238,7 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
         let charts = rt.block_on(chart_contents(
             &own,
             &lock,
-            &upstream,
+            upstream,
             &cache,
             chart_staging.path(),
             timestamp,

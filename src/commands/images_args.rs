@@ -2,9 +2,11 @@
 
 use anyhow::{Context, Result};
 use bundle::build::client_config;
-use bundle::chart::ChartsFile;
+use bundle::build::LockSources;
+use bundle::chart::{ChartsFile, Upstream};
 use bundle::registry::{Client, Credentials};
 use bundle::spec::ImagesFile;
+use bundle::store::BlobCache;
 use bundle::tools::ToolsFile;
 use std::path::PathBuf;
 
@@ -77,11 +79,55 @@ impl ImagesArgs {
         Ok(bundle::store::http_client(&self.ca_files)?)
     }
 
+    /// Loads what a lock needs besides images.toml; downloads go to `cache`.
+    pub fn lock_inputs(&self, client: &Client, cache: BlobCache) -> Result<LockInputs> {
+        let http = self.http()?;
+        Ok(LockInputs {
+            tools: self.load_tools()?,
+            charts: self.load_charts()?,
+            clamav_source: self.clamav_source(),
+            upstream: Upstream::new(http.clone(), client.clone(), cache.clone()),
+            http,
+            cache,
+        })
+    }
+
     /// A registry client for `images`, with logins from docker's and podman's files.
     pub fn client(&self, images: &ImagesFile) -> Result<Client> {
         let credentials = Credentials::from_environment().context("reading registry logins")?;
         let config = client_config(images, &self.ca_files, &self.insecure, credentials);
         Ok(Client::new(config)?)
+    }
+}
+
+/// What a lock is made from besides images.toml, loaded once per command: tools.toml,
+/// charts.toml, the ClamAV source, the download client and the chart resolver.
+pub struct LockInputs {
+    /// tools.toml, if any.
+    pub tools: Option<ToolsFile>,
+    /// charts.toml, if any.
+    pub charts: Option<ChartsFile>,
+    /// The ClamAV source the command line names.
+    pub clamav_source: Option<String>,
+    /// Client for plain downloads.
+    pub http: reqwest::Client,
+    /// Resolves and fetches upstream charts.
+    pub upstream: Upstream,
+    /// Where downloads go.
+    pub cache: BlobCache,
+}
+
+impl LockInputs {
+    /// The borrowed view the library takes.
+    pub fn sources(&self) -> LockSources<'_> {
+        LockSources {
+            tools: self.tools.as_ref(),
+            charts: self.charts.as_ref(),
+            upstream: &self.upstream,
+            clamav_source: self.clamav_source.clone(),
+            http: &self.http,
+            cache: &self.cache,
+        }
     }
 }
 

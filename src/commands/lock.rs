@@ -3,10 +3,7 @@
 use super::images_args::{runtime, ImagesArgs};
 use anyhow::{bail, Result};
 use bundle::build::charts::lock_charts;
-use bundle::build::{
-    load_lock, lock_clamav, lock_tools, resolve::resolve, write_lock, LockSources,
-};
-use bundle::chart::Upstream;
+use bundle::build::{load_lock, lock_clamav, lock_tools, resolve::resolve, write_lock};
 use bundle::cli::Output;
 use bundle::store::BlobCache;
 
@@ -31,19 +28,10 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
         None => None,
     };
     let client = args.images.client(&images)?;
-    let tools = args.images.load_tools()?;
-    let http = args.images.http()?;
-    let cache = BlobCache::open(BlobCache::default_root())?;
-    let charts = args.images.load_charts()?;
-    let upstream = Upstream::new(http.clone(), client.clone(), cache.clone());
-    let sources = LockSources {
-        tools: tools.as_ref(),
-        charts: charts.as_ref(),
-        upstream: &upstream,
-        clamav_source: args.images.clamav_source(),
-        http: &http,
-        cache: &cache,
-    };
+    let inputs = args
+        .images
+        .lock_inputs(&client, BlobCache::open(BlobCache::default_root())?)?;
+    let sources = inputs.sources();
     let rt = runtime()?;
     let mut lock = rt.block_on(resolve(
         &images,
