@@ -1,6 +1,6 @@
 //! [`MatrixClient`]: the few client-server and admin API calls the smoke test needs.
 
-use crate::error::{chain, MatrixError};
+use crate::error::MatrixError;
 use crate::registration::registration_mac;
 use crate::sync::SyncBatch;
 use reqwest::{Method, StatusCode};
@@ -242,7 +242,7 @@ impl MatrixClient {
             .map_err(|source| MatrixError::Transport {
                 method: Method::GET,
                 path: path.clone(),
-                detail: chain(&source),
+                detail: bundle::archive::error_chain(&source),
             })?;
         Ok(bytes.to_vec())
     }
@@ -287,7 +287,7 @@ impl MatrixClient {
                 .map_err(|source| MatrixError::Transport {
                     method: method.clone(),
                     path: path.to_string(),
-                    detail: chain(&source),
+                    detail: bundle::archive::error_chain(&source),
                 })?;
             let status = response.status();
             if status.is_success() {

@@ -55,18 +55,6 @@ impl MatrixError {
     }
 }
 
-/// An error and its causes, joined by `: `, for a [`MatrixError::Transport`].
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Formats ` M_CODE: message` when the server sent them.
 struct Errcode<'a>(&'a Option<String>, &'a Option<String>);
 
