@@ -4,6 +4,8 @@
 //! Needs `openssl` and PyPI's `kubernetes-validate` on PATH
 //! (`pip install kubernetes-validate`); a missing tool fails the test with that hint.
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -410,11 +412,10 @@ fn containerd_hosts_toml_parses() {
 }
 
 /// The stock `age` tool opens the encrypted key (recipient mode; the passphrase mode needs a
-/// terminal). Ignored by default: run with `cargo test --test ca -- --ignored` after
-/// `apt-get install age`.
+/// terminal).
 #[test]
-#[ignore = "needs the age CLI (apt-get install age)"]
 fn age_cli_opens_recipient_file() {
+    common::require("age", "age");
     let ca = RootCa::generate("Root", "Org", 30).unwrap();
     let id = age::x25519::Identity::generate();
     let enc = ca

@@ -407,8 +407,11 @@ fn both_rendered_haproxy_configs_pass_haproxy_check() {
             let docs = documents(&render(profile, extra));
             for cm in ["msg-haproxy", "msg-valkey-proxy"] {
                 let cfg = config_map_key(&docs, cm, "haproxy.cfg");
+                assert!(cfg.contains("init-addr last,libc,none"), "{cm}: {cfg}");
+                // This sandbox has no cluster DNS and each failed lookup costs a fifth of a
+                // second: check the config as rendered, but resolving nothing at start-up.
+                let cfg = cfg.replace("init-addr last,libc,none", "init-addr none");
                 let file = write(dir.path(), &format!("{profile}-{variant}-{cm}.cfg"), &cfg);
-                // Instance names do not resolve here: `init-addr none` keeps that a warning.
                 let out = run("haproxy", &["-c", "-f", p(&file)], dir.path());
                 assert_eq!(
                     out.code, 0,
