@@ -1430,7 +1430,9 @@ fn clamav_signature_image_serves_clamscan_and_updates_alone() {
     let reference = format!("{host}/clamav/clamav:v1");
     let images = format!(
         "{}\n[clamav]\nimage = \"{reference}\"\ndatabases = [\"test-1\", \"test-2\", \"bytecode\"]\n\
-         dir = \"db\"\ncert_dir = \"certs\"\n",
+         dir = \"db\"\ncert_dir = \"certs\"\n\
+         # The shared test root expires in March 2027.\n\
+         certificates_valid_at = \"2026-06-01T00:00:00Z\"\n",
         images_toml(Some(&host), &[(&reference, Some(&["linux/amd64"][..]))])
     );
     work.write("images.toml", &images);
@@ -1480,6 +1482,18 @@ fn clamav_signature_image_serves_clamscan_and_updates_alone() {
     std::fs::copy(data.join("test-2.cvd"), work.path("db/test-2.cvd")).unwrap();
     drop(mirror);
     std::fs::write(work.path("manifests.lock"), before).unwrap();
+    // Past the test root's expiry, the .sign certificates are refused.
+    work.write(
+        "images.toml",
+        &images.replace("2026-06-01T00:00:00Z", "2028-01-01T00:00:00Z"),
+    );
+    let expired = work.lock(&[]).failed();
+    assert!(
+        expired.stderr.contains("test-1.cvd") && expired.stderr.contains("certificate"),
+        "{}",
+        expired.stderr
+    );
+    work.write("images.toml", &images);
 
     work.build("full.tar.zst", "cache", &[]).ok();
     let layout = work.extract("full.tar.zst", "full");

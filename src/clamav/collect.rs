@@ -122,7 +122,7 @@ pub async fn collect(
     let options = VerifyOptions {
         cert_dir: spec.cert_dir.clone(),
         allow_unsigned: spec.allow_unsigned,
-        at: None,
+        at: spec.certificates_valid_at,
     };
     let mut locked = Vec::with_capacity(spec.databases.len());
     for name in &spec.databases {

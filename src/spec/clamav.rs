@@ -9,6 +9,8 @@
 //! # mirror = "https://clamav.corp.example/"     # a private mirror (never the public CDN)
 //! cert_dir = "/etc/clamav/certs"                # trusted roots for .sign files (optional)
 //! allow_unsigned = false                        # accept .cud databases (local builds only)
+//! certificates_valid_at = "2026-06-01T00:00:00Z" # check .sign certificates as of this time
+//!                                               # (re-locking an archived set; default now)
 //! ```
 //!
 //! `dir` is relative to images.toml. The command line (`--clamav-dir`, `--clamav-mirror`)
@@ -36,6 +38,8 @@ pub struct ClamavSpec {
     pub cert_dir: Option<PathBuf>,
     /// Whether unsigned `.cud` databases are accepted.
     pub allow_unsigned: bool,
+    /// The time `.sign` certificates must be valid at; `None` is the time of locking.
+    pub certificates_valid_at: Option<std::time::SystemTime>,
     /// Line of `image`.
     pub line: usize,
 }
@@ -50,6 +54,7 @@ pub(crate) struct RawClamav {
     cert_dir: Option<String>,
     #[serde(default)]
     allow_unsigned: bool,
+    certificates_valid_at: Option<Spanned<String>>,
 }
 
 /// The source URL of a database directory: `file:///abs/dir/`.
@@ -125,12 +130,29 @@ impl RawClamav {
             }
             (None, None) => None,
         };
+        let certificates_valid_at = match &self.certificates_valid_at {
+            Some(text) => Some(
+                crate::manifest::parse_rfc3339(text.get_ref())
+                    .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+                    .ok_or_else(|| {
+                        SpecError::invalid(
+                            at(text.span().start),
+                            format!(
+                                "certificates_valid_at {:?} is not an RFC 3339 UTC time",
+                                text.get_ref()
+                            ),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
         Ok(ClamavSpec {
             image,
             databases,
             source,
             cert_dir: self.cert_dir.as_ref().map(|d| base.join(d)),
             allow_unsigned: self.allow_unsigned,
+            certificates_valid_at,
             line: line_of(text, self.image.span().start),
         })
     }
