@@ -481,6 +481,27 @@ fn tampered_or_ambiguous_bundles_are_refused() {
     let ambiguous = pack(dir.path(), "amb.tar.zst");
     let stderr = serve_fails(&ambiguous, &f.public);
     assert!(stderr.contains("two images claim team/app:v1"), "{stderr}");
+
+    // An update bundle, whose base layers only the site registry has.
+    let dir = tempfile::tempdir().unwrap();
+    stage_images(
+        dir.path(),
+        &["docker.io/team/synapse:v1", "docker.io/team/app:v1"],
+    );
+    std::fs::write(
+        dir.path().join("stage/external-blobs.json"),
+        format!(
+            "[{{\"digest\": \"sha256:{}\", \"size\": 1, \"image\": \"docker.io/team/base:v1\"}}]\n",
+            "a".repeat(64)
+        ),
+    )
+    .unwrap();
+    let update = pack(dir.path(), "update.tar.zst");
+    let stderr = serve_fails(&update, &f.public);
+    assert!(
+        stderr.contains("is an update bundle") && stderr.contains("installer load"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -26,6 +26,15 @@ pub struct Args {
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
     let bundle = verify_cmd::open_verified(&args.bundle, out)?;
+    if bundle.member(bundle::build::EXTERNAL_BLOBS).is_some() {
+        anyhow::bail!(
+            "{} is an update bundle: its images build on layers it does not carry (listed in \
+             {}), so nodes could not pull them from here; load it into the site registry \
+             with `installer load`",
+            args.bundle.bundle.display(),
+            bundle::build::EXTERNAL_BLOBS
+        );
+    }
     let server = Server::new(bundle, out)
         .with_context(|| format!("cataloguing the images of {}", args.bundle.bundle.display()))?;
     let tls = match (&args.tls_cert, &args.tls_key) {
