@@ -113,6 +113,13 @@ async fn the_chart_stack_serves_clients_through_haproxy_and_survives_a_redis_fai
         "{report:#}"
     );
 
+    // Valkey runs the chart's own server and sentinel files.
+    let primary = stack.redis.primary_port().unwrap();
+    let policy = stack
+        .redis
+        .cli(primary, &["CONFIG", "GET", "maxmemory-policy"]);
+    assert!(policy.contains("volatile-lru"), "{policy}");
+
     // Main and one process of every worker type ran.
     let mut instances: Vec<&str> = stack.synapse.iter().map(|p| p.instance.as_str()).collect();
     instances.sort_unstable();

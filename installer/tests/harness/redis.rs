@@ -28,6 +28,33 @@ impl Default for SentinelTiming {
     }
 }
 
+/// The configuration files the servers and sentinels start from (the chart's); the harness
+/// appends its loopback port, address, directory and replication lines, which take
+/// precedence.
+#[derive(Debug, Clone)]
+pub struct BaseConfig {
+    /// Base of every server's configuration.
+    pub server: String,
+    /// Base of every sentinel's configuration.
+    pub sentinel: String,
+}
+
+impl BaseConfig {
+    /// `base` without the directives the harness sets itself: the listening port and
+    /// address, and the directory (redis changes into it while reading the file).
+    fn without_local(base: &str) -> String {
+        base.lines()
+            .filter(|line| {
+                !matches!(
+                    line.split_whitespace().next(),
+                    Some("port" | "bind" | "dir")
+                )
+            })
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
+}
+
 /// One `redis-server` or `redis-sentinel`.
 pub struct Node {
     pub port: u16,
@@ -49,6 +76,7 @@ pub fn start(
     sentinels: usize,
     password: Option<&str>,
     timing: SentinelTiming,
+    base: &BaseConfig,
 ) -> Replicated {
     super::require(
         "redis-server",
@@ -82,8 +110,9 @@ pub fn start(
         std::fs::write(
             &config,
             format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\nsave \"\"\nappendonly no\n\
+                "{}\nport {port}\nbind 127.0.0.1\ndir {}\n\
                  daemonize no\nreplica-priority 100\n{auth}{follow}",
+                BaseConfig::without_local(&base.server),
                 node_dir.display()
             ),
         )
@@ -105,11 +134,12 @@ pub fn start(
         std::fs::write(
             &config,
             format!(
-                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n\
+                "{}\nport {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n\
                  sentinel monitor {MASTER_NAME} 127.0.0.1 {primary_port} {quorum}\n\
                  sentinel down-after-milliseconds {MASTER_NAME} {}\n\
                  sentinel failover-timeout {MASTER_NAME} {}\n\
                  sentinel parallel-syncs {MASTER_NAME} 1\n{auth}",
+                BaseConfig::without_local(&base.sentinel),
                 dir.display(),
                 timing.down_after_ms,
                 timing.failover_timeout_ms,

@@ -115,6 +115,15 @@ pub fn start(source: &Source, dir: &Path) -> Stack {
         .config_map(&format!("{release}-valkey"), "sentinel-start.sh")
         .map(|script| sentinel_timing(&script))
         .unwrap_or_default();
+    // The chart's own server and sentinel files, under the harness's loopback settings.
+    let valkey_config = redis::BaseConfig {
+        server: rendered
+            .config_map(&format!("{release}-valkey"), "valkey.conf")
+            .expect("ConfigMap <release>-valkey has valkey.conf"),
+        sentinel: rendered
+            .config_map(&format!("{release}-valkey"), "sentinel.conf")
+            .expect("ConfigMap <release>-valkey has sentinel.conf"),
+    };
     let db = &homeserver["database"]["args"];
     let db_user = db["user"].as_str().unwrap_or("synapse").to_string();
     let db_name = db["dbname"].as_str().unwrap_or("synapse").to_string();
@@ -127,6 +136,7 @@ pub fn start(source: &Source, dir: &Path) -> Stack {
                 3,
                 Some(&valkey_password),
                 sentinel_timing,
+                &valkey_config,
             )
         });
         (pg.join().unwrap(), rd.join().unwrap())
