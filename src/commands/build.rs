@@ -43,13 +43,13 @@ pub struct BuildArgs {
     #[arg(long, value_name = "DIR")]
     ca: Option<PathBuf>,
     /// The stack's own charts: every subdirectory with a Chart.yaml is packaged and carried
-    /// (skipped when the default directory is absent).
-    #[arg(long, default_value = "charts", value_name = "DIR")]
-    chart_dir: PathBuf,
+    /// [default: charts/ beside images.toml, skipped when absent].
+    #[arg(long, value_name = "DIR")]
+    chart_dir: Option<PathBuf>,
     /// The render plan `bundle find-images` reads; every image it renders must be in
-    /// images.toml (skipped when the default file is absent).
-    #[arg(long, default_value = "releases.toml", value_name = "FILE")]
-    releases: PathBuf,
+    /// images.toml [default: releases.toml beside images.toml, skipped when absent].
+    #[arg(long, value_name = "FILE")]
+    releases: Option<PathBuf>,
     /// The helm binary for rendering when the lock pins none for this machine's platform.
     #[arg(long, env = "BUNDLE_HELM", default_value = "helm", value_name = "PATH")]
     helm: PathBuf,
@@ -73,10 +73,13 @@ fn check_rendered_images(
     rt: &tokio::runtime::Runtime,
     out: &Output,
 ) -> Result<()> {
-    if !args.releases.exists() && args.releases == std::path::Path::new("releases.toml") {
+    let Some(releases) = args
+        .images
+        .beside_images(args.releases.as_ref(), "releases.toml")
+    else {
         return Ok(());
-    }
-    let mut plan = RenderPlan::load(&args.releases)?;
+    };
+    let mut plan = RenderPlan::load(&releases)?;
     let mut locked_paths = std::collections::BTreeMap::new();
     for name in plan.locked_charts() {
         if let Some(chart) = lock.charts.iter().find(|c| c.name == name) {
@@ -91,7 +94,7 @@ fn check_rendered_images(
     out.info(format!(
         "rendering {} release(s) of {} with {}",
         plan.releases.len(),
-        args.releases.display(),
+        releases.display(),
         helm.display()
     ));
     let findings = discover(&plan, &helm)?;
@@ -101,7 +104,7 @@ fn check_rendered_images(
             "{} ({}) is listed but no release of {} renders it",
             unused.written,
             images.location_of(unused),
-            args.releases.display()
+            releases.display()
         ));
     }
     report.ensure_complete(&images.path)?;
@@ -225,10 +228,9 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
     let chart_staging = tempfile::tempdir().context("creating a directory for charts")?;
     let mut chart_images = Vec::new();
     if !only_clamav {
-        let own = if args.chart_dir.is_dir() || args.chart_dir != std::path::Path::new("charts") {
-            own_charts(&args.chart_dir)?
-        } else {
-            Vec::new()
+        let own = match args.images.beside_images(args.chart_dir.as_ref(), "charts") {
+            Some(dir) => own_charts(&dir)?,
+            None => Vec::new(),
         };
         let timestamp = lock
             .resolved_at

@@ -25,12 +25,14 @@ pub struct ImagesArgs {
     /// Trust this PEM CA certificate for registries, beside the system's (repeatable).
     #[arg(long = "ca-file", value_name = "FILE")]
     pub ca_files: Vec<PathBuf>,
-    /// The tools the installer needs offline (skipped when the default file is absent).
-    #[arg(long, default_value = "tools.toml", value_name = "FILE")]
-    pub tools: PathBuf,
-    /// The upstream charts to pin and carry (skipped when the default file is absent).
-    #[arg(long, default_value = "charts.toml", value_name = "FILE")]
-    pub charts: PathBuf,
+    /// The tools the installer needs offline [default: tools.toml beside images.toml, skipped
+    /// when absent].
+    #[arg(long, value_name = "FILE")]
+    pub tools: Option<PathBuf>,
+    /// The upstream charts to pin and carry [default: charts.toml beside images.toml, skipped
+    /// when absent].
+    #[arg(long, value_name = "FILE")]
+    pub charts: Option<PathBuf>,
     /// Take the ClamAV databases from this directory (kept by Cisco's cvdupdate), overriding
     /// images.toml's [clamav] source.
     #[arg(long, value_name = "DIR", conflicts_with = "clamav_mirror")]
@@ -49,20 +51,34 @@ impl ImagesArgs {
         Ok(ImagesFile::load(&self.images)?)
     }
 
-    /// Loads tools.toml; `None` when it is the default and does not exist.
-    pub fn load_tools(&self) -> Result<Option<ToolsFile>> {
-        if !self.tools.exists() && self.tools == std::path::Path::new("tools.toml") {
-            return Ok(None);
+    /// `given`, or `name` beside images.toml when that exists; `None` when neither is named
+    /// nor present.
+    pub fn beside_images(&self, given: Option<&PathBuf>, name: &str) -> Option<PathBuf> {
+        if let Some(path) = given {
+            return Some(path.clone());
         }
-        Ok(Some(ToolsFile::load(&self.tools)?))
+        let default = self
+            .images
+            .parent()
+            .unwrap_or(std::path::Path::new(""))
+            .join(name);
+        default.exists().then_some(default)
     }
 
-    /// Loads charts.toml; `None` when it is the default and does not exist.
+    /// Loads tools.toml, if there is one.
+    pub fn load_tools(&self) -> Result<Option<ToolsFile>> {
+        self.beside_images(self.tools.as_ref(), "tools.toml")
+            .map(|path| ToolsFile::load(&path))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Loads charts.toml, if there is one.
     pub fn load_charts(&self) -> Result<Option<ChartsFile>> {
-        if !self.charts.exists() && self.charts == std::path::Path::new("charts.toml") {
-            return Ok(None);
-        }
-        Ok(Some(ChartsFile::load(&self.charts)?))
+        self.beside_images(self.charts.as_ref(), "charts.toml")
+            .map(|path| ChartsFile::load(&path))
+            .transpose()
+            .map_err(Into::into)
     }
 
     /// The ClamAV source the command line names, as a URL ending in `/`.
