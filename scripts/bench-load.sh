@@ -10,6 +10,7 @@
 # beyond a few MiB.
 set -euo pipefail
 SIZE_MIB=${SIZE_MIB:-1024}
+# LOAD_ARGS: extra options for the first `installer load` (e.g. "--jobs 8"), for experiments.
 IMAGES=${IMAGES:-20}
 cd "$(dirname "$0")/.."
 for tool in docker-registry skopeo zstd python3; do
@@ -70,7 +71,7 @@ measure() { # name, command... -> seconds and peak RSS (KiB) in $SECS / $RSS
 mkdir "$WORK/tmp"
 echo "load into an empty registry:"
 measure "installer load" env TMPDIR="$WORK/tmp" sh -c \
-  "'$INSTALLER' --json load '$WORK/b.tar.zst' --registry '$OURS' --insecure-registry --key '$WORK/k.pub' > '$WORK/first.json'"
+  "'$INSTALLER' --json load '$WORK/b.tar.zst' --registry '$OURS' --insecure-registry --key '$WORK/k.pub' ${LOAD_ARGS:-} > '$WORK/first.json'"
 OUR_SECS=$SECS; OUR_RSS=$RSS
 TMP_USE=$(du -sk "$WORK/tmp" | cut -f1)
 STANDARD="mkdir -p '$WORK/x' && zstd -dc '$WORK/b.tar.zst' | tar -xf - -C '$WORK/x' && for i in \$(seq -f '%02g' 0 $((IMAGES - 1))); do \
