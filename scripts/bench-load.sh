@@ -29,7 +29,7 @@ cleanup() {
 trap cleanup EXIT
 SKOPEO=(env HOME="$WORK/home" skopeo --insecure-policy)
 
-start_registry() { # name -> prints HOST:PORT
+start_registry() { # name -> sets REGISTRY to HOST:PORT (no subshell: PIDS must see the pid)
   local port
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   printf 'version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
@@ -37,11 +37,11 @@ start_registry() { # name -> prints HOST:PORT
   docker-registry serve "$WORK/$1.yml" > "$WORK/$1.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
-  echo "127.0.0.1:$port"
+  REGISTRY="127.0.0.1:$port"
 }
-SOURCE=$(start_registry source)
-OURS=$(start_registry ours)
-THEIRS=$(start_registry theirs)
+start_registry source; SOURCE=$REGISTRY
+start_registry ours; OURS=$REGISTRY
+start_registry theirs; THEIRS=$REGISTRY
 
 echo "generating and pushing $IMAGES images of about $SIZE_MIB MiB, building the bundle ..."
 python3 scripts/gen-bench-images.py "$WORK/layout" "$SIZE_MIB" "$IMAGES"

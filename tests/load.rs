@@ -780,3 +780,54 @@ fn a_registry_restarted_mid_load_is_survived() {
     assert_digests(&target, "");
     assert_eq!(check_storage(&target).len(), IMAGES);
 }
+
+/// Story: a signed bundle with one changed byte in an image config. The signatures pass, so blobs
+/// start uploading while the member check runs; the check fails, the load fails naming the
+/// member, and the registry gets no manifest and no tag (a blob without a manifest is no
+/// image; the registry checked each blob it took against its digest).
+#[test]
+fn a_tampered_bundle_loads_no_manifest_and_no_tag() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("b.tar.zst");
+    std::fs::copy(f.signed(), &copy).unwrap();
+    let config = f.lock.images[0].platforms[0]
+        .config_digest
+        .hex()
+        .to_string();
+    let member = format!("blobs/sha256/{config}");
+    let offset = common::file_offset_of(dir.path(), "b.tar.zst", &member);
+    common::flip_byte(&copy, offset + 10);
+    let target = TestRegistry::plain();
+    let refused = installer(&[
+        "load",
+        common::p(&copy),
+        "--key",
+        &f.key(),
+        "--registry",
+        &target.host(),
+        "--insecure-registry",
+    ])
+    .failed();
+    assert!(
+        refused.stderr.contains("failed verification"),
+        "{}",
+        refused.stderr
+    );
+    assert!(check_storage(&target).is_empty());
+    let mut manifests = 0;
+    let mut stack = vec![target.dir().join("storage/docker/registry/v2/repositories")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.file_name() == "_manifests" {
+                manifests += 1;
+            } else if entry.path().is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    assert_eq!(
+        manifests, 0,
+        "the registry holds manifests of a tampered bundle"
+    );
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
-use bundle::cli::verify_cmd::{open_verified, TrustedBundleArgs};
+use bundle::cli::verify_cmd::{open_signed, TrustedBundleArgs};
 use bundle::cli::Output;
 use bundle::load::{self, LoadOptions, Target};
 use bundle::registry::{Client, ClientConfig, Credentials, RegistrySettings};
@@ -49,7 +49,33 @@ pub fn run(args: &Args, out: Output) -> anyhow::Result<()> {
         .as_deref()
         .map(|p| p.trim_matches('/').to_string())
         .filter(|p| !p.is_empty());
-    let bundle = Arc::new(open_verified(&args.bundle, out)?);
+    // Signatures first; the member check then runs while the blobs upload, and no manifest
+    // or tag is pushed before it passed (the registry checks each blob against its digest).
+    let signed = open_signed(&args.bundle, out)?;
+    let bundle = Arc::new(signed.bundle);
+    let (verified, gate) = tokio::sync::oneshot::channel();
+    {
+        let checked = Arc::clone(&bundle);
+        let name = args.bundle.bundle.display().to_string();
+        let signatures = signed.signatures;
+        std::thread::spawn(move || {
+            let result = bundle::container::verify::check_members(
+                &checked,
+                signatures.as_deref(),
+                bundle::archive::parallel::default_threads(),
+                &bundle::container::NoProgress,
+                None,
+            )
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "{name} failed verification: {}",
+                    bundle::archive::error_chain(&e)
+                )
+            });
+            let _ = verified.send(result);
+        });
+    }
     let target = Target {
         registry: registry.clone(),
         prefix,
@@ -94,7 +120,8 @@ pub fn run(args: &Args, out: Output) -> anyhow::Result<()> {
         &plans,
         &options,
         progress.as_ref(),
-    ));
+        Some(gate),
+    ))?;
     for failure in &summary.failures {
         out.warn(format!("{} failed: {}", failure.image, failure.error));
     }

@@ -43,6 +43,74 @@ pub struct TrustedBundleArgs {
     pub insecure_skip_verify: bool,
 }
 
+/// A bundle whose signatures passed the trust policy, with the signature members found (none
+/// with `--insecure-skip-verify`); its members are not checked yet.
+pub struct SignedBundle {
+    /// The open bundle.
+    pub bundle: Bundle<crate::archive::source::FileSource>,
+    /// The signature members, which the member check expects exactly.
+    pub signatures: Option<Vec<crate::container::FoundSignature>>,
+}
+
+impl SignedBundle {
+    /// Checks every member against bundle.json in one streaming pass.
+    pub fn check_members(&self, progress: &dyn crate::container::Progress) -> Result<()> {
+        crate::container::verify::check_members(
+            &self.bundle,
+            self.signatures.as_deref(),
+            crate::archive::parallel::default_threads(),
+            progress,
+            None,
+        )?;
+        Ok(())
+    }
+}
+
+/// Opens the bundle and checks its signatures against the trust policy, naming the signers;
+/// with `--insecure-skip-verify` it says loudly that the signatures are not checked. The
+/// members are NOT checked: call [`SignedBundle::check_members`] before relying on them, or
+/// use [`open_verified`].
+pub fn open_signed(args: &TrustedBundleArgs, out: Output) -> Result<SignedBundle> {
+    let bundle = Bundle::open_path(&args.bundle)
+        .with_context(|| format!("opening {}", args.bundle.display()))?;
+    if args.insecure_skip_verify {
+        out.warn(
+            "SIGNATURES NOT CHECKED (--insecure-skip-verify): nothing proves who made this bundle",
+        );
+        return Ok(SignedBundle {
+            bundle,
+            signatures: None,
+        });
+    }
+    let policy = args.trust.policy()?;
+    let failed = || format!("{} failed verification", args.bundle.display());
+    let signatures: Vec<_> = bundle
+        .signatures()
+        .map_err(|problem| crate::container::BundleError::Layout(problem.to_string()))
+        .with_context(failed)?
+        .iter()
+        .map(|(_, signature)| signature.clone())
+        .collect();
+    let signers = policy
+        .check(bundle.manifest_bytes(), &signatures)
+        .with_context(failed)?;
+    out.info(format!(
+        "signatures of {} {} verified: signed by {}",
+        bundle.manifest().name,
+        bundle.manifest().version,
+        signers
+            .trusted
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok(SignedBundle {
+        bundle,
+        signatures: Some(signatures),
+    })
+}
+
 /// Opens the bundle and verifies it (signatures, then every member) before anything uses it;
 /// with `--insecure-skip-verify` it still checks every member against bundle.json and says
 /// loudly that the signatures were not checked.
@@ -50,35 +118,18 @@ pub fn open_verified(
     args: &TrustedBundleArgs,
     out: Output,
 ) -> Result<Bundle<crate::archive::source::FileSource>> {
-    let bundle = Bundle::open_path(&args.bundle)
-        .with_context(|| format!("opening {}", args.bundle.display()))?;
-    let threads = crate::archive::parallel::default_threads();
+    let signed = open_signed(args, out)?;
     let progress = out.progress();
-    if args.insecure_skip_verify {
-        out.warn(
-            "SIGNATURES NOT CHECKED (--insecure-skip-verify): nothing proves who made this bundle",
-        );
-        crate::container::verify::check_members(&bundle, None, threads, progress.as_ref(), None)
-            .with_context(|| format!("{} failed verification", args.bundle.display()))?;
-        return Ok(bundle);
-    }
-    let policy = args.trust.policy()?;
-    let report = verify(&bundle, &policy, threads, progress.as_ref())
+    signed
+        .check_members(progress.as_ref())
         .with_context(|| format!("{} failed verification", args.bundle.display()))?;
     out.info(format!(
-        "verified {} {}: {} members; signed by {}",
-        report.name,
-        report.version,
-        report.members,
-        report
-            .signers
-            .trusted
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
+        "verified {} {}: {} members",
+        signed.bundle.manifest().name,
+        signed.bundle.manifest().version,
+        signed.bundle.manifest().members.len()
     ));
-    Ok(bundle)
+    Ok(signed.bundle)
 }
 
 /// Checks signatures and every member of a bundle and reports who signed it.

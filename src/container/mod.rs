@@ -15,7 +15,7 @@ pub mod verify;
 mod tests;
 
 pub use error::{BundleError, SignatureError};
-pub use open::{Bundle, Located};
+pub use open::{Bundle, FoundSignature, Located};
 pub use trust::TrustPolicy;
 
 /// Reports progress of long operations; the library never prints, binaries draw bars.

@@ -1,6 +1,7 @@
-//! The executor: per image, every blob (HEAD first; mounted from another repository this run
-//! already pushed it to; else uploaded) with several in flight, then the manifests by digest
-//! (HEAD first), then the tag.
+//! The executor: first every image's blobs (HEAD first; mounted from another repository this
+//! run already pushed it to; else uploaded), several in flight, while the bundle's member check
+//! may still be running; then, once it passed, per image the manifests by digest (HEAD
+//! first) and the tag.
 
 use std::collections::HashMap;
 use std::io::Read as _;
@@ -26,6 +27,10 @@ pub struct LoadOptions {
     /// by default).
     pub chunk_size: u64,
 }
+
+/// The bundle's member check, running while the blobs upload: no manifest or tag is pushed
+/// until it reports success, and a failure ends the load with its message.
+pub type Gate = tokio::sync::oneshot::Receiver<std::result::Result<(), String>>;
 
 /// What a load did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -109,7 +114,8 @@ pub async fn load<S: ReadAt + 'static>(
     plans: &[ImagePlan],
     options: &LoadOptions,
     progress: &dyn Progress,
-) -> Summary {
+    gate: Option<Gate>,
+) -> Result<Summary> {
     let started = Instant::now();
     let total: u64 = plans
         .iter()
@@ -119,14 +125,30 @@ pub async fn load<S: ReadAt + 'static>(
     let counters = Counters::default();
     // Where each blob is known to be in the target registry (for cross-repository mounts).
     let known: Mutex<HashMap<Digest, String>> = Mutex::new(HashMap::new());
+    let mut blobs = Vec::with_capacity(plans.len());
+    for plan in plans {
+        blobs.push(push_blobs(client, &bundle, plan, options, progress, &counters, &known).await);
+    }
+    progress.finish();
+    if let Some(gate) = gate {
+        match gate.await {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => bail!("{message}"),
+            Err(_) => bail!("the bundle's member check ended without a result"),
+        }
+    }
     let charts = plans.iter().filter(|p| is_chart(p)).count();
     let mut summary = Summary {
         images: plans.len() - charts,
         charts,
         ..Summary::default()
     };
-    for plan in plans {
-        match load_image(client, &bundle, plan, options, progress, &counters, &known).await {
+    for (plan, blobs) in plans.iter().zip(blobs) {
+        let pushed = match blobs {
+            Ok(()) => push_manifests(client, plan).await,
+            Err(error) => Err(error),
+        };
+        match pushed {
             Ok((pushed, skipped, tagged)) => {
                 summary.manifests_pushed += pushed;
                 summary.manifests_skipped += skipped;
@@ -143,14 +165,13 @@ pub async fn load<S: ReadAt + 'static>(
             }),
         }
     }
-    progress.finish();
     summary.blobs_pushed = counters.blobs_pushed.load(Ordering::Relaxed);
     summary.blobs_skipped = counters.blobs_skipped.load(Ordering::Relaxed);
     summary.blobs_mounted = counters.blobs_mounted.load(Ordering::Relaxed);
     summary.bytes_pushed = counters.bytes_pushed.load(Ordering::Relaxed);
     summary.bytes_skipped = counters.bytes_skipped.load(Ordering::Relaxed);
     summary.seconds = started.elapsed().as_secs_f64();
-    summary
+    Ok(summary)
 }
 
 /// Whether a plan is a Helm chart artifact (`charts/<name>:<version>` in the bundle).
@@ -159,8 +180,8 @@ fn is_chart(plan: &ImagePlan) -> bool {
         .starts_with(&format!("{}/", crate::chart::oci::REPOSITORY_PREFIX))
 }
 
-/// Loads one image; returns manifests pushed, manifests skipped, tags set.
-async fn load_image<S: ReadAt + 'static>(
+/// Puts every blob of one image in the target, several at once.
+async fn push_blobs<S: ReadAt + 'static>(
     client: &Client,
     bundle: &Arc<Bundle<S>>,
     plan: &ImagePlan,
@@ -168,7 +189,7 @@ async fn load_image<S: ReadAt + 'static>(
     progress: &dyn Progress,
     counters: &Counters,
     known: &Mutex<HashMap<Digest, String>>,
-) -> Result<(u64, u64, u64)> {
+) -> Result<()> {
     let target = &plan.target;
     let results: Vec<Result<()>> = stream::iter(plan.blobs.iter())
         .map(|(digest, size)| async move {
@@ -181,9 +202,13 @@ async fn load_image<S: ReadAt + 'static>(
         .buffer_unordered(options.jobs.max(1))
         .collect()
         .await;
-    for result in results {
-        result?;
-    }
+    results.into_iter().collect()
+}
+
+/// Pushes one image's manifests (children first) and its tag, after checking the blobs it
+/// needs from the site are there; returns manifests pushed, manifests skipped, tags set.
+async fn push_manifests(client: &Client, plan: &ImagePlan) -> Result<(u64, u64, u64)> {
+    let target = &plan.target;
     for (digest, _, image) in &plan.external {
         if client.head_blob(target, digest).await?.is_none() {
             bail!(
