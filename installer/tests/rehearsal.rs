@@ -271,17 +271,26 @@ async fn the_chart_stack_serves_clients_through_haproxy_and_survives_a_redis_fai
     );
     sent.extend(after);
 
-    // B's timeline holds every message, once, in order (seen from a fresh login: Synapse
-    // caches a device's identical /sync requests for a while).
+    // B's timeline holds every message, once, in order, seen from a fresh login (Synapse
+    // caches a device's identical /sync requests for a while). Its initial sync is served by
+    // the initial-sync worker, which may still be catching up on the replication stream after
+    // its Redis connection moved to the new primary: give it the same failover budget.
     let b_again = client.login("rehearsal-b", "rehearsal-pw").await.unwrap();
-    let timeline = b_again.sync(None, Duration::ZERO).await.unwrap();
-    let seen: Vec<&String> = timeline
-        .messages
-        .iter()
-        .filter(|m| m.room_id == talk.room)
-        .map(|m| &m.event_id)
-        .collect();
-    assert_eq!(seen, sent.iter().collect::<Vec<_>>(), "B's timeline");
+    let caught_up_by = Instant::now() + FAILOVER_BUDGET;
+    let seen = loop {
+        let timeline = b_again.sync(None, Duration::ZERO).await.unwrap();
+        let seen: Vec<String> = timeline
+            .messages
+            .into_iter()
+            .filter(|m| m.room_id == talk.room)
+            .map(|m| m.event_id)
+            .collect();
+        if seen.len() >= sent.len() || Instant::now() >= caught_up_by {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(seen, sent, "B's timeline");
     eprintln!(
         "rehearsal: stack up in {startup:?}; the Redis primary killed, a replica promoted \
          after {promoted_in:?}, every message through after {recovered:?}; total {:?}",
