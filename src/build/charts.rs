@@ -5,6 +5,7 @@
 //! and `installer serve` serves it), and in a static chart repository (`charts/index.yaml` and
 //! `charts/<name>-<version>.tgz`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::fetch::ImageContent;
@@ -64,6 +65,19 @@ pub fn chart_mismatch(charts: Option<&ChartsFile>, lock: &Lock) -> Vec<String> {
     problems
 }
 
+/// The archive of every upstream chart the lock pins, by chart name: from the cache, fetched
+/// (and checked against its digest) when missing.
+pub async fn fetch_upstream(
+    lock: &Lock,
+    upstream: &Upstream,
+) -> Result<BTreeMap<String, PathBuf>, BuildError> {
+    let mut paths = BTreeMap::new();
+    for locked in &lock.charts {
+        paths.insert(locked.name.clone(), upstream.fetch(locked).await?);
+    }
+    Ok(paths)
+}
+
 /// The stack's own chart directories under `dir`: every subdirectory with a `Chart.yaml`,
 /// sorted.
 pub fn own_charts(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
@@ -79,12 +93,12 @@ pub fn own_charts(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
     Ok(charts)
 }
 
-/// Packages `own` charts into `staging`, fetches the lock's upstream charts, and returns the
-/// OCI layout entries and files for the bundle. Blobs go into `cache`.
-pub async fn chart_contents(
+/// Packages `own` charts into `staging`, adds the fetched `upstream` archives (see
+/// [`fetch_upstream`]), and returns the OCI layout entries and files for the bundle. Blobs go
+/// into `cache`.
+pub fn chart_contents(
     own: &[PathBuf],
-    lock: &Lock,
-    upstream: &Upstream,
+    upstream: &BTreeMap<String, PathBuf>,
     cache: &BlobCache,
     staging: &Path,
     timestamp: u64,
@@ -95,9 +109,8 @@ pub async fn chart_contents(
     for dir in own {
         packaged.push(package(dir, &out_dir, timestamp)?);
     }
-    for locked in &lock.charts {
-        let path = upstream.fetch(locked).await?;
-        packaged.push(PackagedChart::open(&path)?);
+    for path in upstream.values() {
+        packaged.push(PackagedChart::open(path)?);
     }
     let mut extras = Extras::default();
     for chart in &packaged {

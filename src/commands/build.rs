@@ -5,17 +5,18 @@ use super::images_args::{runtime, ImagesArgs};
 use anyhow::{Context, Result};
 use bundle::archive::parallel::default_threads;
 use bundle::archive::DEFAULT_LEVEL;
-use bundle::build::charts::{chart_contents, own_charts};
+use bundle::build::charts::{chart_contents, fetch_upstream, own_charts};
 use bundle::build::{
     build, lock_for_build, BuildEvent, BuildEvents, BuildOutput, Contents, Extras, Sources,
 };
-use bundle::chart::Upstream;
 use bundle::cli::secrets::SigningArgs;
 use bundle::cli::Output;
 use bundle::container::pack::{Input, PackOptions};
 use bundle::discover::{check, discover, RenderPlan};
-use bundle::spec::{ImagesFile, Lock};
+use bundle::spec::ImagesFile;
 use bundle::store::BlobCache;
+use bundle::tools::ToolFile;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Arguments of `build`.
@@ -62,15 +63,13 @@ pub struct BuildArgs {
 }
 
 /// Checks the stack chart's capacity (see [`check_capacity`]), then renders every release of
-/// releases.toml for every profile, with the pinned helm when the
-/// lock has one for this machine, and fails when an image it renders is not in images.toml
-/// (warning on listed images nothing renders).
+/// releases.toml for every profile (upstream charts from their fetched archives), with the
+/// pinned helm when the bundle carries one for this machine, and fails when an image it
+/// renders is not in images.toml (warning on listed images nothing renders).
 fn check_rendered_images(
     args: &BuildArgs,
     images: &ImagesFile,
-    lock: &Lock,
-    (upstream, cache): (&Upstream, &BlobCache),
-    rt: &tokio::runtime::Runtime,
+    (tools, upstream): (&[ToolFile], &BTreeMap<String, PathBuf>),
     out: &Output,
 ) -> Result<()> {
     let Some(releases) = args
@@ -80,16 +79,11 @@ fn check_rendered_images(
         return Ok(());
     };
     let mut plan = RenderPlan::load(&releases)?;
-    let mut locked_paths = std::collections::BTreeMap::new();
-    for name in plan.locked_charts() {
-        if let Some(chart) = lock.charts.iter().find(|c| c.name == name) {
-            locked_paths.insert(name.to_string(), rt.block_on(upstream.fetch(chart))?);
-        }
-    }
-    plan.resolve_locked(|name| locked_paths.get(name).cloned())?;
+    plan.resolve_locked(|name| upstream.get(name).cloned())?;
     check_capacity(&plan, out)?;
     let scratch = tempfile::tempdir().context("creating a directory for the pinned helm")?;
-    let helm = bundle::tools::host_binary(&lock.tools, "helm", cache, scratch.path())?
+    let helm = bundle::tools::host_binary(tools, "helm", scratch.path())
+        .context("writing the pinned helm")?
         .unwrap_or_else(|| args.helm.clone());
     out.info(format!(
         "rendering {} release(s) of {} with {}",
@@ -196,8 +190,13 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
     } else {
         rt.block_on(bundle::tools::fetch(&lock.tools, http, &cache))?
     };
+    let upstream_charts = if only_clamav {
+        BTreeMap::new()
+    } else {
+        rt.block_on(fetch_upstream(&lock, upstream))?
+    };
     if !only_clamav {
-        check_rendered_images(args, &images, &lock, (upstream, &cache), &rt, &out)?;
+        check_rendered_images(args, &images, (&tool_files, &upstream_charts), &out)?;
     }
     let clamav = match &images.clamav {
         Some(_) => Some(rt.block_on(bundle::clamav::collect::fetch(&lock.clamav, http, &cache))?),
@@ -237,14 +236,13 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<()> {
             .as_deref()
             .and_then(bundle::manifest::parse_rfc3339)
             .unwrap_or(0);
-        let charts = rt.block_on(chart_contents(
+        let charts = chart_contents(
             &own,
-            &lock,
-            upstream,
+            &upstream_charts,
             &cache,
             chart_staging.path(),
             timestamp,
-        ))?;
+        )?;
         chart_images = charts.images;
         files.extend(charts.files);
     }

@@ -56,16 +56,9 @@ fn resolve_locked_charts(plan: &mut RenderPlan, lock_path: &std::path::Path) -> 
     let cache = bundle::store::BlobCache::open(bundle::store::BlobCache::default_root())?;
     let registry = bundle::registry::Client::new(bundle::registry::ClientConfig::default())?;
     let upstream = bundle::chart::Upstream::new(bundle::store::http_client(&[])?, registry, cache);
-    let rt = super::images_args::runtime()?;
-    let mut paths = std::collections::BTreeMap::new();
-    for name in plan.locked_charts() {
-        if let Some(chart) = lock.charts.iter().find(|c| c.name == name) {
-            let path = rt
-                .block_on(upstream.fetch(chart))
-                .with_context(|| format!("fetching the pinned chart {name}"))?;
-            paths.insert(name.to_string(), path);
-        }
-    }
+    let paths = super::images_args::runtime()?
+        .block_on(bundle::build::charts::fetch_upstream(&lock, &upstream))
+        .context("fetching the pinned charts")?;
     plan.resolve_locked(|name| paths.get(name).cloned())?;
     Ok(())
 }

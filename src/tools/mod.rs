@@ -223,29 +223,23 @@ pub fn host_platform() -> String {
     format!("{}/{arch}", std::env::consts::OS)
 }
 
-/// The locked binary `name` for this host, copied from `cache` into `dir` as an executable
-/// file; `None` when the lock has none for this platform or the cache lacks it.
+/// The fetched binary `name` for this host (one of `files`, which [`fetch`] checked), copied
+/// into `dir` as an executable file; `None` when the bundle carries none for this platform.
 pub fn host_binary(
-    locked: &[LockedTool],
+    files: &[ToolFile],
     name: &str,
-    cache: &BlobCache,
     dir: &std::path::Path,
-) -> Result<Option<PathBuf>, ToolError> {
-    let host = host_platform();
-    let Some(tool) = locked.iter().find(|t| t.name == name && t.platform == host) else {
+) -> std::io::Result<Option<PathBuf>> {
+    let wanted = format!("tools/{}/{name}", host_platform().replace('/', "-"));
+    let Some(tool) = files.iter().find(|f| f.bundle_path == wanted) else {
         return Ok(None);
     };
-    if !cache.verify(&tool.sha256, Some(tool.size))? {
-        return Ok(None);
-    }
     let target = dir.join(name);
-    std::fs::copy(cache.blob_path(&tool.sha256), &target)
-        .map_err(|e| archive_error(tool, format!("copying to {}: {e}", target.display())))?;
+    std::fs::copy(&tool.file, &target)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| archive_error(tool, format!("{}: {e}", target.display())))?;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
     }
     Ok(Some(target))
 }
