@@ -18,6 +18,20 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
+/// A response with the status and headers of `upstream`, less the hop-by-hop ones.
+pub fn response_head(upstream: &reqwest::Response) -> hyper::http::response::Builder {
+    let mut response = Response::builder().status(upstream.status().as_u16());
+    for (name, value) in upstream.headers() {
+        if !matches!(
+            name.as_str(),
+            "connection" | "transfer-encoding" | "keep-alive"
+        ) {
+            response = response.header(name, value);
+        }
+    }
+    response
+}
+
 type Body = BoxBody<Bytes, std::io::Error>;
 type Failure = std::io::Error;
 
@@ -350,15 +364,7 @@ async fn handle(
     let upstream = forward.send().await.map_err(boxed)?;
     let status = upstream.status();
     record(status.as_u16());
-    let mut response = Response::builder().status(status.as_u16());
-    for (name, value) in upstream.headers() {
-        if !matches!(
-            name.as_str(),
-            "connection" | "transfer-encoding" | "keep-alive"
-        ) {
-            response = response.header(name, value);
-        }
-    }
+    let response = response_head(&upstream);
     let mut body = upstream.bytes().await.map_err(boxed)?.to_vec();
     match fault {
         Some(Fault::Corrupt) if !body.is_empty() => {

@@ -206,15 +206,7 @@ async fn handle(
         return Err(std::io::Error::other("injected reset after forwarding"));
     }
     record(status.as_u16());
-    let mut response = Response::builder().status(status.as_u16());
-    for (name, value) in upstream.headers() {
-        if !matches!(
-            name.as_str(),
-            "connection" | "transfer-encoding" | "keep-alive"
-        ) {
-            response = response.header(name, value);
-        }
-    }
+    let response = super::fault_proxy::response_head(&upstream);
     let body = upstream.bytes().await.map_err(std::io::Error::other)?;
     response.body(full(body)).map_err(std::io::Error::other)
 }
