@@ -192,15 +192,7 @@ pub async fn lock_clamav(
 
 /// How the lock's databases differ from images.toml's `[clamav]` list, one line each.
 fn clamav_mismatch(images: &ImagesFile, lock: &Lock) -> Vec<String> {
-    let listed: Vec<String> = lock
-        .clamav
-        .iter()
-        .map(|d| {
-            d.file
-                .rsplit_once('.')
-                .map_or(d.file.clone(), |(stem, _)| stem.to_string())
-        })
-        .collect();
+    let listed: Vec<&str> = lock.clamav.iter().map(|d| d.name()).collect();
     match &images.clamav {
         None if listed.is_empty() => Vec::new(),
         None => vec![format!(

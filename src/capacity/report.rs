@@ -117,29 +117,34 @@ impl Check {
     }
 }
 
-/// Every check of one profile on one site.
-#[derive(Debug, Clone, Serialize)]
+/// Every check of one profile on one site; serialises as `{"profile", "ok", "checks"}`.
+#[derive(Debug, Clone)]
 pub struct Report {
     /// The profile checked.
     pub profile: String,
-    ok: bool,
     /// The checks, in a fixed order.
     pub checks: Vec<Check>,
 }
 
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut report = serializer.serialize_struct("Report", 3)?;
+        report.serialize_field("profile", &self.profile)?;
+        report.serialize_field("ok", &self.ok())?;
+        report.serialize_field("checks", &self.checks)?;
+        report.end()
+    }
+}
+
 impl Report {
     pub(crate) fn new(profile: String, checks: Vec<Check>) -> Report {
-        let ok = checks.iter().all(|check| check.ok);
-        Report {
-            profile,
-            ok,
-            checks,
-        }
+        Report { profile, checks }
     }
 
     /// Whether every check passes.
     pub fn ok(&self) -> bool {
-        self.ok
+        self.checks.iter().all(|check| check.ok)
     }
 
     /// The checks that fail.
@@ -151,7 +156,7 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = |ok| if ok { "ok" } else { "FAIL" };
-        writeln!(f, "profile {}: {}", self.profile, verdict(self.ok))?;
+        writeln!(f, "profile {}: {}", self.profile, verdict(self.ok()))?;
         for check in &self.checks {
             writeln!(f, "  {}: {}", check.name, verdict(check.ok))?;
             for line in &check.lines {

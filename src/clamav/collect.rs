@@ -82,13 +82,16 @@ impl LockedDatabase {
         format!("{}.sign", self.url)
     }
 
+    /// The database's name: its file name without extension (`daily`).
+    pub fn name(&self) -> &str {
+        self.file
+            .rsplit_once('.')
+            .map_or(self.file.as_str(), |(stem, _)| stem)
+    }
+
     /// `name-version` of the database (`daily-27500`), for tags and messages.
     pub fn label(&self) -> String {
-        let stem = self
-            .file
-            .rsplit_once('.')
-            .map_or(self.file.as_str(), |(s, _)| s);
-        format!("{stem}-{}", self.version)
+        format!("{}-{}", self.name(), self.version)
     }
 }
 
