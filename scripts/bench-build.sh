@@ -23,35 +23,16 @@ command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
 cargo build --release -q
 BIN=$PWD/target/release/bundle
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/bench-build.XXXXXX")
-REGISTRY_PID=
+. scripts/registry.sh
 cleanup() {
-  if [ -n "$REGISTRY_PID" ]; then kill "$REGISTRY_PID" 2>/dev/null || true; wait "$REGISTRY_PID" 2>/dev/null || true; fi
+  stop_registries
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 # skopeo keeps a blob-info cache under $HOME; keep it (and any default bundle cache) in $WORK.
 SKOPEO=(env HOME="$WORK/home" skopeo --insecure-policy)
 
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-HOST=127.0.0.1:$PORT
-cat > "$WORK/registry.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $WORK/registry
-http:
-  addr: $HOST
-EOF
-docker-registry serve "$WORK/registry.yml" > "$WORK/registry.log" 2>&1 &
-REGISTRY_PID=$!
-for _ in $(seq 200); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-  sleep 0.05
-done
+start_registry registry; HOST=$REGISTRY
 
 echo "generating $IMAGES images of about $SIZE_MIB MiB in total in $WORK ..."
 python3 scripts/gen-bench-images.py "$WORK/layout" "$SIZE_MIB" "$IMAGES"

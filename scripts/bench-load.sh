@@ -21,24 +21,14 @@ cargo build --release -q --workspace
 BIN=$PWD/target/release/bundle
 INSTALLER=$PWD/target/release/installer
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/bench-load.XXXXXX")
-PIDS=()
+. scripts/registry.sh
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  stop_registries
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 SKOPEO=(env HOME="$WORK/home" skopeo --insecure-policy)
 
-start_registry() { # name -> sets REGISTRY to HOST:PORT (no subshell: PIDS must see the pid)
-  local port
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  printf 'version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
-    "$WORK/$1" "$port" > "$WORK/$1.yml"
-  docker-registry serve "$WORK/$1.yml" > "$WORK/$1.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
-  REGISTRY="127.0.0.1:$port"
-}
 start_registry source; SOURCE=$REGISTRY
 start_registry ours; OURS=$REGISTRY
 start_registry theirs; THEIRS=$REGISTRY

@@ -24,23 +24,16 @@ cd "$WORK"
 # The passphrase of the signing key and of the CA key (never on a command line).
 export BUNDLE_KEY_PASSPHRASE
 BUNDLE_KEY_PASSPHRASE=$(head -c 18 /dev/urandom | base64)
-REGISTRY_PID=
-TARGET_PID=
+. "$REPO/scripts/registry.sh"
 cleanup() {
-  for pid in $REGISTRY_PID $TARGET_PID; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  stop_registries
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 step() { printf '\n== %s\n' "$*"; }
 
 step "starting a local source registry (Debian docker-registry) with sample images"
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-HOST=127.0.0.1:$PORT
-printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
-  "$WORK/registry" "$HOST" > "$WORK/registry.yml"
-docker-registry serve "$WORK/registry.yml" > "$WORK/registry.log" 2>&1 &
-REGISTRY_PID=$!
-for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
+start_registry registry; HOST=$REGISTRY
 {
   echo 'platforms = ["linux/amd64", "linux/arm64"]'
   echo "[registries.\"$HOST\"]"
@@ -112,13 +105,7 @@ mkdir "$WORK/audit"
   sh -c "$(sed -n '/<!-- audit-script -->/,$p' "$REPO/docs/auditing.md" | sed -n '/^```sh$/,/^```$/p' | sed '1d;$d')")
 
 step "installer load into a second, empty registry (the enclave's), straight from the bundle"
-TPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-TARGET=127.0.0.1:$TPORT
-printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
-  "$WORK/target" "$TARGET" > "$WORK/target.yml"
-docker-registry serve "$WORK/target.yml" > "$WORK/target.log" 2>&1 &
-TARGET_PID=$!
-for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$TPORT") 2>/dev/null && break; sleep 0.05; done
+start_registry target; TARGET=$REGISTRY
 "$INSTALLER" load "$WORK/sample.tar.zst" --registry "$TARGET" --insecure-registry --key "$WORK/release.pub"
 echo "loaded digest: $(HOME="$WORK" skopeo --insecure-policy inspect --raw --tls-verify=false \
   "docker://$TARGET/demo/homeserver:v1" | sha256sum | cut -d' ' -f1)"
