@@ -136,7 +136,7 @@ impl Work {
 
     /// A single-platform (linux/amd64) sample pushed to `registry` as `repository:v1`.
     fn push_single(&self, registry: &TestRegistry, repository: &str, seed: u64) -> SampleImage {
-        let image = images::single(&self.path(&format!("layouts/{seed}")), "v1", seed);
+        let image = images::single(&self.path(&format!("layouts/{seed}")), "v1", seed, 200_000);
         images::push(&image, registry, repository);
         image
     }

@@ -15,7 +15,7 @@ use std::process::Command;
 use bundle::chart::lock::{LockedChart, LockedSource};
 use bundle::chart::{oci, package, repo, ChartArtifact, ChartsFile, PackagedChart, Upstream};
 use bundle::registry::media::OCI_MANIFEST;
-use bundle::registry::{BlobSource, Client, ClientConfig, Digest, Reference, RegistrySettings};
+use bundle::registry::{Client, ClientConfig, Digest, Reference, RegistrySettings};
 use bundle::store::BlobCache;
 use common::registry::TestRegistry;
 use common::Run;
@@ -447,16 +447,6 @@ async fn tampered_digests_are_refused_naming_the_chart() {
     );
 }
 
-/// Uploads in-memory bytes.
-struct Bytes(Vec<u8>);
-
-impl BlobSource for Bytes {
-    fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-        let start = offset as usize;
-        Ok(self.0[start..start + len].to_vec())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chart_pushed_by_helm_resolves_by_oci_reference() {
     let registry = TestRegistry::plain();
@@ -609,7 +599,7 @@ async fn our_oci_artifact_is_pulled_by_helm_with_our_digest() {
                 digest,
                 size,
                 bundle::registry::CHUNK_SIZE,
-                &Bytes(bytes),
+                &bytes::Bytes::from(bytes),
                 &|_| {},
             )
             .await

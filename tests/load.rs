@@ -88,7 +88,7 @@ fn fixture() -> &'static Fixture {
         images::push(&multi, &source, "team/copy");
         let amd = images::multi_arch(&dir.path().join("layouts/42"), "v1", 42);
         images::push(&amd, &source, "team/amd-only");
-        let single = images::single(&dir.path().join("layouts/43"), "v1", 43);
+        let single = images::single(&dir.path().join("layouts/43"), "v1", 43, images::BIG_LAYER);
         images::push(&single, &source, "team/single");
         let toml = format!(
             "platforms = [\"linux/amd64\", \"linux/arm64\"]\n\n\
@@ -643,7 +643,7 @@ fn load_survives_5xx_and_resets_on_push_requests() {
         &host,
         "--insecure-registry",
         "--chunk-size",
-        "65536",
+        "2000000",
     ])
     .ok();
     let summary: Value = serde_json::from_str(run.stdout.trim()).unwrap();

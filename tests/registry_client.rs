@@ -100,7 +100,7 @@ fn pushed_single(
     seed: u64,
 ) -> (tempfile::TempDir, SampleImage) {
     let work = tempfile::tempdir().unwrap();
-    let image = images::single(&work.path().join("layout"), "v1", seed);
+    let image = images::single(&work.path().join("layout"), "v1", seed, 200_000);
     images::push(&image, registry, repository);
     (work, image)
 }

@@ -29,7 +29,7 @@ struct Fixture {
 /// Stages two sample layouts into one OCI layout whose `index.json` names both images.
 fn stage_images(dir: &Path, refs: &[&str]) -> (SampleImage, SampleImage) {
     let synapse = images::multi_arch(&dir.join("src-a"), "v1.142.0", 11);
-    let app = images::single(&dir.join("src-b"), "v1", 21);
+    let app = images::single(&dir.join("src-b"), "v1", 21, images::BIG_LAYER);
     let stage = dir.join("stage");
     std::fs::create_dir_all(stage.join("blobs/sha256")).unwrap();
     for src in [&synapse.layout, &app.layout] {
@@ -291,10 +291,10 @@ fn http_api_ranges_heads_and_errors() {
         (404, "MANIFEST_UNKNOWN")
     );
 
-    // Ranged blob reads.
-    let layer = &f.synapse.images[0].layers[0];
+    // Ranged blob reads, of a layer of two frames.
+    let layer = &f.app.images[0].layers[0];
     let size = layer.bytes.len();
-    let url = server.url(&format!("/v2/matrixdotorg/synapse/blobs/{}", layer.digest));
+    let url = server.url(&format!("/v2/team/app/blobs/{}", layer.digest));
     let (status, headers, body) = http("GET", &url, None);
     assert_eq!(status, 200);
     assert_eq!(body, layer.bytes);
@@ -302,6 +302,7 @@ fn http_api_ranges_heads_and_errors() {
     assert_eq!(headers["docker-content-digest"], layer.digest.as_str());
     let cases = [
         ("bytes=100-1099", 100, 1100),
+        ("bytes=2000000-2199999", 2_000_000, 2_200_000),
         (&*format!("bytes={}-", size - 777), size - 777, size),
         ("bytes=-500", size - 500, size),
         (&*format!("bytes=10-{}", size + 50), 10, size),
@@ -353,7 +354,10 @@ fn http_api_ranges_heads_and_errors() {
             "BLOB_UNKNOWN",
         ),
         (
-            format!("/v2/team/app/blobs/{}", layer.digest),
+            format!(
+                "/v2/team/app/blobs/{}",
+                f.synapse.images[0].layers[0].digest
+            ),
             "BLOB_UNKNOWN",
         ),
         ("/v2/nobody/here/manifests/v1".to_string(), "NAME_UNKNOWN"),

@@ -1,6 +1,7 @@
 //! A small pool of frame-sized buffers, so that the pipeline reuses the same few allocations
 //! instead of faulting fresh pages in for every frame. It holds at most `max` idle buffers.
 
+use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 
 /// Idle buffers ready for reuse.
@@ -35,5 +36,34 @@ impl BufferPool {
                 idle.push(buf);
             }
         }
+    }
+}
+
+impl BufferPool {
+    /// Hands `buf` out as shared bytes; it comes back to the pool when the last piece of it
+    /// is dropped.
+    pub fn share(self: &Arc<Self>, buf: Vec<u8>) -> Bytes {
+        Bytes::from_owner(Lent {
+            buf,
+            pool: Arc::clone(self),
+        })
+    }
+}
+
+/// A buffer out of the pool as `Bytes`.
+struct Lent {
+    buf: Vec<u8>,
+    pool: Arc<BufferPool>,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
     }
 }

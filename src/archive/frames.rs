@@ -96,22 +96,31 @@ pub fn raw_frame_into(data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&checksum.to_le_bytes());
 }
 
-/// A reusable decompression context.
-pub struct FrameDecompressor(zstd::bulk::Decompressor<'static>);
+/// A reusable decompression context, with a reusable buffer for compressed input.
+pub struct FrameDecompressor {
+    context: zstd::bulk::Decompressor<'static>,
+    /// Room for a frame's compressed bytes, kept from frame to frame.
+    pub(crate) input: Vec<u8>,
+}
 
 impl FrameDecompressor {
     /// A fresh context.
     pub fn new() -> std::io::Result<Self> {
-        zstd::bulk::Decompressor::new().map(FrameDecompressor)
+        Ok(FrameDecompressor {
+            context: zstd::bulk::Decompressor::new()?,
+            input: Vec::new(),
+        })
     }
 
-    /// Decompresses frame `index`, whose bytes are `compressed`, checking that it is exactly
-    /// one zstd frame that yields exactly the size the seek table promises.
+    /// Decompresses frame `index`, whose bytes are `compressed`, into `out` (emptied first),
+    /// checking that it is exactly one zstd frame that yields exactly the size the seek table
+    /// promises.
     pub fn decompress(
         &mut self,
         index: usize,
         frame: &Frame,
         compressed: &[u8],
+        mut out: Vec<u8>,
     ) -> Result<Vec<u8>, ArchiveError> {
         let fail = |reason: String| ArchiveError::Frame {
             index,
@@ -142,9 +151,10 @@ impl FrameDecompressor {
             }
             _ => return Err(fail("the frame header does not state its size".into())),
         }
-        let mut out = Vec::with_capacity(frame.decompressed as usize);
+        out.clear();
+        out.reserve(frame.decompressed as usize);
         let n = self
-            .0
+            .context
             .decompress_to_buffer(compressed, &mut out)
             .map_err(|e| fail(e.to_string()))?;
         if n != frame.decompressed as usize {
@@ -185,11 +195,14 @@ mod tests {
             };
             if len > 0 {
                 let mut d = FrameDecompressor::new().unwrap();
-                assert_eq!(d.decompress(0, &entry, &frame).unwrap(), data);
+                assert_eq!(d.decompress(0, &entry, &frame, Vec::new()).unwrap(), data);
                 let mut bad = frame.clone();
                 let at = bad.len() / 2;
                 bad[at] ^= 1;
-                assert!(d.decompress(0, &entry, &bad).is_err(), "length {len}");
+                assert!(
+                    d.decompress(0, &entry, &bad, Vec::new()).is_err(),
+                    "length {len}"
+                );
             }
         }
     }
@@ -206,7 +219,7 @@ mod tests {
         };
         let err = FrameDecompressor::new()
             .unwrap()
-            .decompress(0, &entry, &frame)
+            .decompress(0, &entry, &frame, Vec::new())
             .unwrap_err();
         assert!(err.to_string().contains("no content checksum"), "{err}");
     }

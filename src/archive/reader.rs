@@ -1,23 +1,35 @@
 //! Reads an archive through its seek table: any decompressed range on demand, member headers
 //! at known offsets, and every frame in order with parallel decompression.
 
+use super::buffers::BufferPool;
 use super::frames::FrameDecompressor;
 use super::parallel::ordered_map;
 use super::tar::{MemberHeader, Parser, Visitor, BLOCK};
 use super::{ArchiveError, ReadAt, SeekTable};
+use bytes::Bytes;
 use std::ops::Range;
+use std::sync::Arc;
+
+/// Idle frame buffers an archive keeps for reuse.
+const IDLE_BUFFERS: usize = 16;
 
 /// An open archive: its byte source and checked seek table.
 pub struct Archive<S> {
     src: S,
     table: SeekTable,
+    /// Decompressed frames' buffers, used again once every piece of a frame is dropped.
+    buffers: Arc<BufferPool>,
 }
 
 impl<S: ReadAt> Archive<S> {
     /// Opens `src`, reading and checking its seek table.
     pub fn open(src: S) -> Result<Self, ArchiveError> {
         let table = SeekTable::read(&src)?;
-        Ok(Archive { src, table })
+        Ok(Archive {
+            src,
+            table,
+            buffers: BufferPool::new(IDLE_BUFFERS),
+        })
     }
 
     /// The seek table.
@@ -31,19 +43,22 @@ impl<S: ReadAt> Archive<S> {
     }
 
     /// Reads and decompresses frame `index`.
-    pub fn frame(
-        &self,
-        index: usize,
-        dctx: &mut FrameDecompressor,
-    ) -> Result<Vec<u8>, ArchiveError> {
+    pub fn frame(&self, index: usize, dctx: &mut FrameDecompressor) -> Result<Bytes, ArchiveError> {
         let Some(frame) = self.table.frames().get(index) else {
             return Err(ArchiveError::Truncated(format!("no frame {index}")));
         };
-        let mut compressed = vec![0u8; frame.compressed as usize];
-        self.src
+        let mut compressed = std::mem::take(&mut dctx.input);
+        compressed.resize(frame.compressed as usize, 0);
+        let read = self
+            .src
             .read_exact_at(&mut compressed, frame.offset)
-            .map_err(|e| ArchiveError::io(format!("reading frame {index}"), e))?;
-        dctx.decompress(index, frame, &compressed)
+            .map_err(|e| ArchiveError::io(format!("reading frame {index}"), e));
+        let data = read.and_then(|()| {
+            let out = self.buffers.take(frame.decompressed as usize);
+            dctx.decompress(index, frame, &compressed, out)
+        });
+        dctx.input = compressed;
+        Ok(self.buffers.share(data?))
     }
 
     /// Fills `buf` with decompressed bytes starting at decompressed `offset`.
@@ -110,7 +125,7 @@ impl<S: ReadAt> Archive<S> {
         &self,
         frames: Range<usize>,
         threads: usize,
-        mut sink: impl FnMut(usize, Result<Vec<u8>, ArchiveError>) -> Result<(), E>,
+        mut sink: impl FnMut(usize, Result<Bytes, ArchiveError>) -> Result<(), E>,
     ) -> Result<(), E> {
         let start = frames.start;
         let mut next = start;
@@ -138,7 +153,7 @@ pub struct RangeReader<'a, S> {
     position: u64,
     end: u64,
     /// The frame holding `position`: its decompressed offset and bytes.
-    frame: Option<(u64, Vec<u8>)>,
+    frame: Option<(u64, Bytes)>,
     dctx: Option<FrameDecompressor>,
 }
 
@@ -168,6 +183,22 @@ impl<S: ReadAt> RangeReader<'_, S> {
         let data = self.archive.frame(index, dctx)?;
         self.frame = Some((self.archive.table.frames()[index].data_offset, data));
         Ok(())
+    }
+
+    /// The next bytes of the range, up to the end of the current frame, without copying them;
+    /// `None` at the end of the range.
+    pub fn next_piece(&mut self) -> Result<Option<Bytes>, ArchiveError> {
+        if self.position >= self.end {
+            return Ok(None);
+        }
+        self.fill()?;
+        let Some((start, data)) = self.frame.as_ref() else {
+            return Ok(None);
+        };
+        let from = (self.position - start) as usize;
+        let take = (data.len() - from).min((self.end - self.position) as usize);
+        self.position += take as u64;
+        Ok(Some(data.slice(from..from + take)))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod open;
 pub mod pack;
 pub mod signing;
 pub mod split;
+pub mod stream;
 pub mod trust;
 pub mod verify;
 

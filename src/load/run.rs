@@ -4,9 +4,8 @@
 //! first) and the tag.
 
 use std::collections::HashMap;
-use std::io::Read as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
@@ -15,7 +14,8 @@ use serde::Serialize;
 
 use super::plan::{blob_path, ImagePlan};
 use crate::archive::ReadAt;
-use crate::container::{Bundle, Progress};
+use crate::container::stream::{member_pieces, Pieces};
+use crate::container::{Bundle, Located, Progress};
 use crate::registry::{BlobSource, Client, Digest, Reference};
 
 /// How to load.
@@ -83,31 +83,21 @@ struct Counters {
     bytes_skipped: AtomicU64,
 }
 
-/// A blob of the bundle, read a range at a time from the compressed file.
+/// A blob of the bundle, streamed from the compressed file.
 struct MemberBlob<S> {
     bundle: Arc<Bundle<S>>,
-    path: String,
+    member: Located,
 }
 
-impl<S: ReadAt> BlobSource for MemberBlob<S> {
-    fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-        let member = self.bundle.member(&self.path).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("the bundle has no {}", self.path),
-            )
-        })?;
-        let mut data = vec![0; len];
-        self.bundle
-            .member_reader(member, offset, len as u64)
-            .read_exact(&mut data)?;
-        Ok(data)
+impl<S: ReadAt + 'static> BlobSource for MemberBlob<S> {
+    fn pieces(&self, offset: u64, len: u64) -> Pieces {
+        member_pieces(Arc::clone(&self.bundle), self.member.clone(), offset, len)
     }
 }
 
 /// Pushes every planned image into the registry, with `progress` counting bytes (pushed and
 /// skipped). Failed images are listed in the summary; the others are still loaded. Must run
-/// on a multi-threaded tokio runtime (bundle reads block in place).
+/// inside a tokio runtime (bundle reads run on blocking threads).
 pub async fn load<S: ReadAt + 'static>(
     client: &Client,
     bundle: Arc<Bundle<S>>,
@@ -123,12 +113,7 @@ pub async fn load<S: ReadAt + 'static>(
         .sum();
     progress.start("pushing", total);
     let counters = Counters::default();
-    // Where each blob is known to be in the target registry (for cross-repository mounts).
-    let known: Mutex<HashMap<Digest, String>> = Mutex::new(HashMap::new());
-    let mut blobs = Vec::with_capacity(plans.len());
-    for plan in plans {
-        blobs.push(push_blobs(client, &bundle, plan, options, progress, &counters, &known).await);
-    }
+    let blobs = push_blobs(client, &bundle, plans, options, progress, &counters).await;
     progress.finish();
     if let Some(gate) = gate {
         match gate.await {
@@ -180,29 +165,59 @@ fn is_chart(plan: &ImagePlan) -> bool {
         .starts_with(&format!("{}/", crate::chart::oci::REPOSITORY_PREFIX))
 }
 
-/// Puts every blob of one image in the target, several at once.
+/// Where a blob already is in the target registry: the repository it was found in or put
+/// into. A task holds its blob's slot while it puts the blob there, so a task for the same
+/// blob in another repository waits and then mounts it instead of uploading it again.
+type Landing = tokio::sync::Mutex<Option<String>>;
+
+/// Puts every blob of every image in the target, `options.jobs` at once across images; the
+/// result per image. Each blob's first use goes first, largest first, so the long uploads
+/// start early; its other uses (mounts, mostly) follow.
 async fn push_blobs<S: ReadAt + 'static>(
     client: &Client,
     bundle: &Arc<Bundle<S>>,
-    plan: &ImagePlan,
+    plans: &[ImagePlan],
     options: &LoadOptions,
     progress: &dyn Progress,
     counters: &Counters,
-    known: &Mutex<HashMap<Digest, String>>,
-) -> Result<()> {
-    let target = &plan.target;
-    let results: Vec<Result<()>> = stream::iter(plan.blobs.iter())
-        .map(|(digest, size)| async move {
-            push_blob(
-                client, bundle, target, digest, *size, options, progress, counters, known,
+) -> Vec<Result<()>> {
+    let mut landings: HashMap<&Digest, Landing> = HashMap::new();
+    let (mut firsts, mut repeats) = (Vec::new(), Vec::new());
+    for (index, plan) in plans.iter().enumerate() {
+        for (digest, size) in &plan.blobs {
+            let first = !landings.contains_key(digest);
+            landings.entry(digest).or_default();
+            let task = (index, digest, *size);
+            if first {
+                firsts.push(task);
+            } else {
+                repeats.push(task);
+            }
+        }
+    }
+    firsts.sort_by_key(|&(_, _, size)| std::cmp::Reverse(size));
+    let landings = &landings;
+    let pushed: Vec<(usize, Result<()>)> = stream::iter(firsts.into_iter().chain(repeats))
+        .map(|(index, digest, size)| async move {
+            let target = &plans[index].target;
+            let landing = &landings[digest];
+            let result = push_blob(
+                client, bundle, target, digest, size, landing, options, progress, counters,
             )
             .await
-            .with_context(|| format!("pushing blob {digest} to {}", target.name()))
+            .with_context(|| format!("pushing blob {digest} to {}", target.name()));
+            (index, result)
         })
         .buffer_unordered(options.jobs.max(1))
         .collect()
         .await;
-    results.into_iter().collect()
+    let mut results: Vec<Result<()>> = plans.iter().map(|_| Ok(())).collect();
+    for (index, result) in pushed {
+        if let (Err(error), Ok(())) = (result, &results[index]) {
+            results[index] = Err(error);
+        }
+    }
+    results
 }
 
 /// Pushes one image's manifests (children first) and its tag, after checking the blobs it
@@ -257,6 +272,8 @@ async fn push_manifests(client: &Client, plan: &ImagePlan) -> Result<(u64, u64, 
     Ok((pushed, skipped, tagged))
 }
 
+/// Puts one blob in `target`'s repository: nothing if it is there, a mount if `landing`
+/// knows another repository holding it, else an upload.
 #[allow(clippy::too_many_arguments)]
 async fn push_blob<S: ReadAt + 'static>(
     client: &Client,
@@ -264,53 +281,41 @@ async fn push_blob<S: ReadAt + 'static>(
     target: &Reference,
     digest: &Digest,
     size: u64,
+    landing: &Landing,
     options: &LoadOptions,
     progress: &dyn Progress,
     counters: &Counters,
-    known: &Mutex<HashMap<Digest, String>>,
 ) -> Result<()> {
-    let remember = || {
-        known
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(digest.clone(), target.repository.clone());
-    };
+    let mut landed = landing.lock().await;
     if client.head_blob(target, digest).await?.is_some() {
         counters.blobs_skipped.fetch_add(1, Ordering::Relaxed);
         counters.bytes_skipped.fetch_add(size, Ordering::Relaxed);
         progress.advance(size);
-        remember();
+        landed.get_or_insert_with(|| target.repository.clone());
         return Ok(());
     }
-    let elsewhere = known
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(digest)
-        .filter(|repo| **repo != target.repository)
-        .cloned();
-    if let Some(from) = elsewhere {
-        if client.mount_blob(target, digest, &from).await? {
+    if let Some(from) = landed.as_deref().filter(|repo| *repo != target.repository) {
+        if client.mount_blob(target, digest, from).await? {
             counters.blobs_mounted.fetch_add(1, Ordering::Relaxed);
             counters.bytes_skipped.fetch_add(size, Ordering::Relaxed);
             progress.advance(size);
-            remember();
             return Ok(());
         }
     }
+    let path = blob_path(digest);
+    let Some(member) = bundle.member(&path) else {
+        bail!("the bundle has no {path}");
+    };
     let source = MemberBlob {
         bundle: Arc::clone(bundle),
-        path: blob_path(digest),
+        member: member.clone(),
     };
-    let sent = AtomicU64::new(0);
-    let report = |n: u64| {
-        sent.fetch_add(n, Ordering::Relaxed);
-        progress.advance(n);
-    };
+    let report = |n: u64| progress.advance(n);
     client
         .upload_blob(target, digest, size, options.chunk_size, &source, &report)
         .await?;
     counters.blobs_pushed.fetch_add(1, Ordering::Relaxed);
     counters.bytes_pushed.fetch_add(size, Ordering::Relaxed);
-    remember();
+    *landed = Some(target.repository.clone());
     Ok(())
 }

@@ -1,30 +1,87 @@
 //! The registry client for pushing: blob existence checks, cross-repository mounts, monolithic
 //! and chunked uploads (restarted from scratch when they fail part-way, so bodies are read
 //! again from their source), and manifests by digest or tag.
+//!
+//! Bodies larger than [`BUFFERED`] are streamed from their source as the registry takes them,
+//! so neither the chunk size nor the blob size costs memory.
 
-use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{
+    HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION,
+};
 use reqwest::{Method, StatusCode, Url};
 
 use super::client::Client;
 use super::error::RegistryError;
 use super::reference::{Digest, Reference};
-use super::request::{header_text, Call};
+use super::request::{header_text, Call, RequestBody};
 use super::transport::endpoint;
+pub use crate::container::stream::Pieces;
 
 /// Default chunk size: blobs up to this size go up in one PUT; larger ones in PATCH chunks
-/// of this size.
-pub const CHUNK_SIZE: u64 = 8 << 20;
+/// of this size. Every request costs a registry a round of bookkeeping (and, for a
+/// filesystem-backed one, an fsync), so chunks are large.
+pub const CHUNK_SIZE: u64 = 64 << 20;
+
+/// Bodies up to this size are read into memory and replayed on retries; larger ones are
+/// streamed, read again from the source for every attempt.
+const BUFFERED: u64 = 1 << 20;
 
 /// Whole-upload attempts (each a fresh upload session) before giving up.
 const UPLOAD_ATTEMPTS: u32 = 4;
 
-/// Where a blob's bytes come from: called with an offset and a length, it must return exactly
-/// those bytes. It may block (it runs inside `block_in_place`); it is called again when an
-/// upload restarts.
+/// Where a blob's bytes come from. Called again for every attempt; called inside a tokio
+/// runtime.
 pub trait BlobSource: Send + Sync {
-    /// `len` bytes from `offset`.
-    fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>>;
+    /// The blob's bytes `[offset, offset + len)`, in order.
+    fn pieces(&self, offset: u64, len: u64) -> Pieces;
+}
+
+/// Bytes in memory are a source too.
+impl BlobSource for Bytes {
+    fn pieces(&self, offset: u64, len: u64) -> Pieces {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let start = (offset as usize).min(self.len());
+        let end = start.saturating_add(len as usize).min(self.len());
+        // The channel has room for the one piece and nothing was sent yet: this cannot fail.
+        let _ = tx.try_send(Ok(self.slice(start..end)));
+        rx
+    }
+}
+
+/// Reads a whole (small) range into memory.
+async fn collect(mut pieces: Pieces, len: u64) -> std::io::Result<Bytes> {
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    while let Some(piece) = pieces.recv().await {
+        let piece = piece?;
+        match first.take() {
+            None if joined.is_empty() => first = Some(piece),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    joined.reserve(len as usize);
+                    joined.extend_from_slice(&earlier);
+                }
+                joined.extend_from_slice(&piece);
+            }
+        }
+    }
+    let bytes = first.unwrap_or_else(|| joined.freeze());
+    if bytes.len() as u64 != len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the blob source gave {} bytes of {len}", bytes.len()),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A request body streaming `pieces`.
+fn streamed(pieces: Pieces) -> reqwest::Body {
+    reqwest::Body::wrap_stream(futures_util::stream::unfold(pieces, |mut pieces| async {
+        let piece = pieces.recv().await?;
+        Some((piece, pieces))
+    }))
 }
 
 /// How a blob reached the registry.
@@ -74,7 +131,7 @@ impl Client {
         method: Method,
         path: String,
         headers: HeaderMap,
-        body: Option<Bytes>,
+        body: Option<RequestBody<'a>>,
         endpoint: &'a super::transport::Endpoint,
     ) -> Call<'a> {
         Call {
@@ -109,7 +166,7 @@ impl Client {
             Method::POST,
             path,
             HeaderMap::new(),
-            Some(Bytes::new()),
+            Some(RequestBody::Bytes(Bytes::new())),
             &endpoint,
         );
         let response = self.inner().send(&call).await?;
@@ -194,7 +251,7 @@ impl Client {
             Method::POST,
             format!("/v2/{}/blobs/uploads/", reference.repository),
             HeaderMap::new(),
-            Some(Bytes::new()),
+            Some(RequestBody::Bytes(Bytes::new())),
             &endpoint,
         );
         let response = inner.send(&start).await?;
@@ -207,56 +264,59 @@ impl Client {
                 .ok_or_else(|| protocol("upload answer without a usable Location".to_string()))
         };
         let mut location = next(response.headers())?;
-        let read = |offset: u64, len: usize| {
-            tokio::task::block_in_place(|| source.read(offset, len)).map_err(io)
-        };
-        let final_body = if size <= chunk {
-            Bytes::from(read(0, size as usize)?)
-        } else {
-            let mut offset = 0;
-            while offset < size {
-                let len = (size - offset).min(chunk);
-                let data = Bytes::from(read(offset, len as usize)?);
-                let mut headers = octet_stream();
+        // One request's body: `[offset, offset + len)` of the blob.
+        let send = |method: Method, path: String, offset: u64, len: u64| {
+            let mut headers = octet_stream();
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+            if method == Method::PATCH {
                 if let Ok(v) = HeaderValue::from_str(&format!("{}-{}", offset, offset + len - 1)) {
                     headers.insert(CONTENT_RANGE, v);
                 }
-                let call = self.push_call(
-                    reference,
-                    &what,
-                    Method::PATCH,
-                    location.clone(),
-                    headers,
-                    Some(data),
-                    &endpoint,
-                );
+            }
+            let make = move || streamed(source.pieces(offset, len));
+            let endpoint = &endpoint;
+            let what = &what;
+            async move {
+                let body = if len <= BUFFERED {
+                    RequestBody::Bytes(collect(source.pieces(offset, len), len).await.map_err(io)?)
+                } else {
+                    RequestBody::Stream(&make)
+                };
+                let call =
+                    self.push_call(reference, what, method, path, headers, Some(body), endpoint);
                 let response = inner.send(&call).await?;
-                if response.status() != StatusCode::ACCEPTED {
+                let expected = if call.method == Method::PATCH {
+                    response.status() == StatusCode::ACCEPTED
+                } else {
+                    response.status().is_success()
+                };
+                if !expected {
                     return Err(inner.status_error(&call, response).await);
                 }
-                location = next(response.headers())?;
-                offset += len;
-                progress(offset);
+                Ok(response)
             }
-            Bytes::new()
         };
-        let body_len = final_body.len() as u64;
-        let call = self.push_call(
-            reference,
-            &what,
+        if size <= chunk {
+            let path = with_query(&location, &format!("digest={digest}"));
+            send(Method::PUT, path, 0, size).await?;
+            progress(size);
+            return Ok(());
+        }
+        let mut offset = 0;
+        while offset < size {
+            let len = (size - offset).min(chunk);
+            let response = send(Method::PATCH, location.clone(), offset, len).await?;
+            location = next(response.headers())?;
+            offset += len;
+            progress(offset);
+        }
+        send(
             Method::PUT,
             with_query(&location, &format!("digest={digest}")),
-            octet_stream(),
-            Some(final_body),
-            &endpoint,
-        );
-        let response = inner.send(&call).await?;
-        if !response.status().is_success() {
-            return Err(inner.status_error(&call, response).await);
-        }
-        if body_len > 0 {
-            progress(size);
-        }
+            size,
+            0,
+        )
+        .await?;
         Ok(())
     }
 
@@ -289,7 +349,7 @@ impl Client {
             Method::PUT,
             path,
             headers,
-            Some(Bytes::from(bytes)),
+            Some(RequestBody::Bytes(Bytes::from(bytes))),
             &endpoint,
         );
         let response = self.inner().send(&call).await?;
@@ -303,6 +363,26 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pieces_of(parts: &[&'static [u8]]) -> Pieces {
+        let (tx, rx) = tokio::sync::mpsc::channel(parts.len().max(1));
+        for part in parts {
+            tx.try_send(Ok(Bytes::from_static(part))).unwrap();
+        }
+        rx
+    }
+
+    #[tokio::test]
+    async fn small_bodies_are_collected_whole_or_refused_when_short() {
+        let one = collect(pieces_of(&[b"abcdef"]), 6).await.unwrap();
+        assert_eq!(&one[..], b"abcdef");
+        let three = collect(pieces_of(&[b"ab", b"cd", b"ef"]), 6).await.unwrap();
+        assert_eq!(&three[..], b"abcdef");
+        let short = collect(pieces_of(&[b"ab", b"cd"]), 6).await.unwrap_err();
+        assert!(short.to_string().contains("gave 4 bytes of 6"), "{short}");
+        let ranged = collect(Bytes::from_static(b"0123456789").pieces(3, 4), 4).await;
+        assert_eq!(&ranged.unwrap()[..], b"3456");
+    }
 
     #[test]
     fn locations_become_paths() {

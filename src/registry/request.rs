@@ -38,10 +38,36 @@ pub(crate) struct Call<'a> {
     pub path: String,
     /// Extra headers (`Accept`, `Range`).
     pub headers: HeaderMap,
-    /// Request body, replayed as is on every attempt (pushes only).
-    pub body: Option<bytes::Bytes>,
+    /// Request body, made again for every attempt (pushes only).
+    pub body: Option<RequestBody<'a>>,
     /// Whether the token scope must allow pushing (`pull,push`).
     pub push: bool,
+}
+
+/// A push's request body, sent again on every attempt, redirect or authentication retry.
+pub(crate) enum RequestBody<'a> {
+    /// Bytes in memory, replayed as they are.
+    Bytes(bytes::Bytes),
+    /// A fresh stream from the function each time.
+    Stream(&'a (dyn Fn() -> reqwest::Body + Sync)),
+}
+
+impl RequestBody<'_> {
+    fn make(&self) -> reqwest::Body {
+        match self {
+            RequestBody::Bytes(bytes) => bytes.clone().into(),
+            RequestBody::Stream(make) => make(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RequestBody<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestBody::Bytes(bytes) => write!(f, "{} bytes", bytes.len()),
+            RequestBody::Stream(_) => f.write_str("a stream"),
+        }
+    }
 }
 
 impl Call<'_> {
@@ -360,7 +386,7 @@ impl Inner {
                         request = request.header(AUTHORIZATION, value);
                     }
                     if let Some(body) = &call.body {
-                        request = request.body(body.clone());
+                        request = request.body(body.make());
                     }
                     request
                 })

@@ -7,6 +7,7 @@ use super::routes::{self, ByteRange, Route};
 use crate::archive::source::FileSource;
 use crate::cli::Output;
 use crate::container::open::Located;
+use crate::container::stream::{member_pieces, Pieces};
 use crate::container::Bundle;
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -16,7 +17,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
@@ -24,13 +24,9 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-/// Largest chunk a blob body is read in.
-pub const CHUNK: usize = 1 << 20;
-/// Chunks buffered per streaming response.
-const CHANNEL_CHUNKS: usize = 4;
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -73,7 +69,7 @@ pub enum Body {
     /// The whole body (taken when sent).
     Full(Option<Bytes>),
     /// Chunks from a reader thread.
-    Stream(mpsc::Receiver<std::io::Result<Bytes>>, u64),
+    Stream(Pieces, u64),
 }
 
 impl Body {
@@ -386,25 +382,10 @@ impl Server {
         response
     }
 
-    /// Streams `len` bytes of `member` from `start`: a blocking thread reads chunks of at most
-    /// [`CHUNK`] into a bounded channel, so memory stays bounded whatever the blob size.
+    /// Streams `len` bytes of `member` from `start`, a frame at a time from a reader thread,
+    /// so memory stays bounded whatever the blob size.
     fn stream(self: &Arc<Self>, member: Located, start: u64, len: u64) -> Body {
-        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-        let bundle = self.bundle.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut reader = bundle.member_reader(&member, start, len);
-            let mut remaining = len;
-            while remaining > 0 {
-                let mut chunk = vec![0; remaining.min(CHUNK as u64) as usize];
-                let result = reader.read_exact(&mut chunk).map(|()| Bytes::from(chunk));
-                let failed = result.is_err();
-                remaining = remaining.saturating_sub(CHUNK as u64);
-                if tx.blocking_send(result).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        Body::Stream(rx, len)
+        Body::Stream(member_pieces(self.bundle.clone(), member, start, len), len)
     }
 
     async fn handle(

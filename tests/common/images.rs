@@ -229,9 +229,13 @@ pub fn multi_arch(dir: &Path, tag: &str, seed: u64) -> SampleImage {
     }
 }
 
-/// A single-platform (linux/amd64) image of one layer under `dir`.
-pub fn single(dir: &Path, tag: &str, seed: u64) -> SampleImage {
-    let img = image("linux/amd64", vec![layer(seed, 200_000)]);
+/// A layer size spanning two 2 MiB frames of a bundle and above the 1 MiB a push holds in
+/// memory: such a blob is streamed, by `load` and by `serve`.
+pub const BIG_LAYER: usize = 3_000_000;
+
+/// A single-platform (linux/amd64) image of one layer of about `layer_len` bytes under `dir`.
+pub fn single(dir: &Path, tag: &str, seed: u64, layer_len: usize) -> SampleImage {
+    let img = image("linux/amd64", vec![layer(seed, layer_len)]);
     let mut blobs: Vec<&Blob> = vec![&img.config];
     blobs.extend(&img.layers);
     write_layout(dir, tag, &img.manifest, &blobs);
