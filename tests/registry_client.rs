@@ -708,3 +708,57 @@ async fn bearer_tokens_are_cached_and_kept_off_redirect_hosts() {
         other => panic!("expected Unauthorized, got {other:?}"),
     }
 }
+
+/// A streamed, chunked upload cut after the registry took its second chunk starts again from
+/// scratch; the registry ends with exactly the bytes, and progress counts each byte once.
+#[test]
+fn a_restarted_streamed_upload_lands_whole_and_reports_each_byte_once() {
+    use common::push_proxy::{PushFault, PushProxy};
+    let registry = TestRegistry::plain();
+    let proxy = PushProxy::start(&registry.url());
+    proxy.fail("PATCH", "/blobs/uploads/", PushFault::Pass);
+    proxy.fail("PATCH", "/blobs/uploads/", PushFault::ResetAfter);
+    let data: Vec<u8> = (0..3_000_000u64)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let size = data.len() as u64;
+    let blob = digest(&images::sha256(&data));
+    let client = Client::new(fast_config(&[&proxy.host(), &registry.host()])).unwrap();
+    let target = reference(&proxy.host(), "team/streamed");
+    let reported = AtomicU64::new(0);
+    // The proxy runs its own runtime, which may not be dropped inside another.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // 1.2 MB chunks: two streamed PATCHes (above the 1 MiB kept in memory) and a buffered one.
+    runtime
+        .block_on(client.upload_blob(
+            &target,
+            &blob,
+            size,
+            1_200_000,
+            &bytes::Bytes::from(data.clone()),
+            &|n| {
+                reported.fetch_add(n, Ordering::Relaxed);
+            },
+        ))
+        .unwrap();
+    assert_eq!(proxy.pending(), 0, "the reset was met: {:?}", proxy.seen());
+    let patches = proxy.seen().iter().filter(|(m, _, _)| m == "PATCH").count();
+    assert!(patches > 3, "the upload started again: {:?}", proxy.seen());
+    assert_eq!(reported.load(Ordering::Relaxed), size);
+    let mut stored = Vec::new();
+    let got = runtime
+        .block_on(client.get_blob(
+            &reference(&registry.host(), "team/streamed"),
+            &blob,
+            Some(size),
+            &mut stored,
+            &|_| {},
+        ))
+        .unwrap();
+    assert_eq!(got, size);
+    assert!(stored == data, "the registry holds other bytes");
+}

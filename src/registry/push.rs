@@ -5,6 +5,9 @@
 //! Bodies larger than [`BUFFERED`] are streamed from their source as the registry takes them,
 //! so neither the chunk size nor the blob size costs memory.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{
     HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION,
@@ -26,6 +29,9 @@ pub const CHUNK_SIZE: u64 = 64 << 20;
 /// Bodies up to this size are read into memory and replayed on retries; larger ones are
 /// streamed, read again from the source for every attempt.
 const BUFFERED: u64 = 1 << 20;
+
+/// How often a streaming request reports the bytes it has sent.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Whole-upload attempts (each a fresh upload session) before giving up.
 const UPLOAD_ATTEMPTS: u32 = 4;
@@ -76,12 +82,19 @@ async fn collect(mut pieces: Pieces, len: u64) -> std::io::Result<Bytes> {
     Ok(bytes)
 }
 
-/// A request body streaming `pieces`.
-fn streamed(pieces: Pieces) -> reqwest::Body {
-    reqwest::Body::wrap_stream(futures_util::stream::unfold(pieces, |mut pieces| async {
-        let piece = pieces.recv().await?;
-        Some((piece, pieces))
-    }))
+/// A request body streaming `pieces`, counting in `sent` the bytes handed on.
+fn streamed(pieces: Pieces, sent: Arc<AtomicU64>) -> reqwest::Body {
+    let state = (pieces, sent);
+    reqwest::Body::wrap_stream(futures_util::stream::unfold(
+        state,
+        |(mut pieces, sent)| async move {
+            let piece = pieces.recv().await?;
+            if let Ok(piece) = &piece {
+                sent.fetch_add(piece.len() as u64, Ordering::Relaxed);
+            }
+            Some((piece, (pieces, sent)))
+        },
+    ))
 }
 
 /// How a blob reached the registry.
@@ -179,8 +192,8 @@ impl Client {
 
     /// Uploads blob `digest` of `size` bytes read from `source` (one PUT up to `chunk`
     /// bytes, PATCH chunks of `chunk` bytes above), restarting the whole upload when it fails.
-    /// `progress` gets each chunk's byte count once it is accepted (once, even when the
-    /// upload restarts).
+    /// `progress` gets byte counts as the body goes out (each byte once, even when the upload
+    /// restarts).
     pub async fn upload_blob(
         &self,
         reference: &Reference,
@@ -273,7 +286,15 @@ impl Client {
                     headers.insert(CONTENT_RANGE, v);
                 }
             }
-            let make = move || streamed(source.pieces(offset, len));
+            // Bytes of this request's body handed to the connection so far, by this attempt.
+            let sent = Arc::new(AtomicU64::new(0));
+            let make = {
+                let sent = Arc::clone(&sent);
+                move || {
+                    sent.store(0, Ordering::Relaxed);
+                    streamed(source.pieces(offset, len), Arc::clone(&sent))
+                }
+            };
             let endpoint = &endpoint;
             let what = &what;
             async move {
@@ -284,7 +305,17 @@ impl Client {
                 };
                 let call =
                     self.push_call(reference, what, method, path, headers, Some(body), endpoint);
-                let response = inner.send(&call).await?;
+                let response = {
+                    let request = inner.send(&call);
+                    tokio::pin!(request);
+                    let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
+                    loop {
+                        tokio::select! {
+                            response = &mut request => break response?,
+                            _ = tick.tick() => progress(offset + sent.load(Ordering::Relaxed)),
+                        }
+                    }
+                };
                 let expected = if call.method == Method::PATCH {
                     response.status() == StatusCode::ACCEPTED
                 } else {

@@ -23,6 +23,8 @@ pub enum PushFault {
     Reset,
     /// Forward, then drop the connection with RST instead of answering.
     ResetAfter,
+    /// Forward untouched: a rule that lets the next one meet a later request.
+    Pass,
 }
 
 /// Bearer-token guard: `/token` hands out `tok:SCOPE` to `user`/`password` (Basic), and
