@@ -22,33 +22,15 @@ BIN=$PWD/target/release/bundle
 INSTALLER=$PWD/target/release/installer
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/bench-load.XXXXXX")
 . scripts/registry.sh
+. scripts/bench-bundle.sh
 cleanup() {
   stop_registries
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-SKOPEO=(env HOME="$WORK/home" skopeo --insecure-policy)
-
-start_registry source; SOURCE=$REGISTRY
+build_bench_bundle
 start_registry ours; OURS=$REGISTRY
 start_registry theirs; THEIRS=$REGISTRY
-
-echo "generating and pushing $IMAGES images of about $SIZE_MIB MiB, building the bundle ..."
-python3 scripts/gen-bench-images.py "$WORK/layout" "$SIZE_MIB" "$IMAGES"
-printf 'platforms = ["linux/amd64"]\n\n[registries."%s"]\ninsecure = true\n' "$SOURCE" > "$WORK/images.toml"
-for i in $(seq -f '%02g' 0 $((IMAGES - 1))); do
-  "${SKOPEO[@]}" copy -q --preserve-digests --dest-tls-verify=false \
-    "oci:$WORK/layout:img-$i" "docker://$SOURCE/bench/img-$i:v1"
-  printf '\n[[images]]\nref = "%s/bench/img-%s:v1"\n' "$SOURCE" "$i" >> "$WORK/images.toml"
-done
-rm -rf "$WORK/layout"
-export BUNDLE_KEY_PASSPHRASE=bench
-"$BIN" -q keygen -o "$WORK/k"
-"$BIN" -q lock --images "$WORK/images.toml" --lock "$WORK/manifests.lock"
-"$BIN" -q build --images "$WORK/images.toml" --lock "$WORK/manifests.lock" --locked \
-  --cache "$WORK/cache" -o "$WORK/b.tar.zst" --sign-key "$WORK/k.key"
-rm -rf "$WORK/cache"
-ls -l "$WORK/b.tar.zst"
 
 measure() { # name, command... -> seconds and peak RSS (KiB) in $SECS / $RSS
   local log="$WORK/time.log"

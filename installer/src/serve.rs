@@ -22,6 +22,11 @@ pub struct Args {
     /// TLS private key (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Blob downloads answered at once, each holding up to about 8 MiB; further ones wait
+    /// their turn.
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub max_streams: u16,
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
@@ -35,7 +40,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             bundle::build::EXTERNAL_BLOBS
         );
     }
-    let server = Server::new(bundle, out)
+    let server = Server::new(bundle, out, usize::from(args.max_streams))
         .with_context(|| format!("cataloguing the images of {}", args.bundle.bundle.display()))?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(serve::tls_acceptor(cert, key)?),

@@ -11,7 +11,7 @@ use super::{Bundle, BundleError, Located};
 use crate::archive::ReadAt;
 
 /// Pieces waiting in the channel at most (each at most one frame).
-const DEPTH: usize = 2;
+const DEPTH: usize = 1;
 
 /// The receiving end: pieces in order, an error ends the stream.
 pub type Pieces = mpsc::Receiver<std::io::Result<Bytes>>;

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -35,12 +35,16 @@ pub struct Server {
     bundle: Arc<Bundle<FileSource>>,
     catalog: Catalog,
     blobs: HashMap<String, Located>,
+    /// One permit per blob body being sent: what bounds memory whatever the number of clients.
+    streams: Arc<Semaphore>,
     out: Output,
 }
 
 impl Server {
-    /// A server for an already verified bundle: builds the catalog from `index.json`.
-    pub fn new(bundle: Bundle<FileSource>, out: Output) -> Result<Server> {
+    /// A server for an already verified bundle: builds the catalog from `index.json`. At most
+    /// `max_streams` blob bodies are sent at once (each holds a few frames of memory); further
+    /// blob requests wait their turn.
+    pub fn new(bundle: Bundle<FileSource>, out: Output, max_streams: usize) -> Result<Server> {
         let catalog = Catalog::build(&bundle)?;
         let blobs = bundle
             .members()
@@ -54,6 +58,7 @@ impl Server {
             bundle: Arc::new(bundle),
             catalog,
             blobs,
+            streams: Arc::new(Semaphore::new(max_streams.max(1))),
             out,
         })
     }
@@ -68,8 +73,8 @@ impl Server {
 pub enum Body {
     /// The whole body (taken when sent).
     Full(Option<Bytes>),
-    /// Chunks from a reader thread.
-    Stream(Pieces, u64),
+    /// Pieces from a reader thread, their total length, and the permit they hold.
+    Stream(Pieces, u64, OwnedSemaphorePermit),
 }
 
 impl Body {
@@ -92,7 +97,7 @@ impl HttpBody for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
             Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Body::Stream(rx, _) => rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))),
+            Body::Stream(rx, _, _) => rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))),
         }
     }
 
@@ -103,7 +108,7 @@ impl HttpBody for Body {
     fn size_hint(&self) -> SizeHint {
         match self {
             Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
-            Body::Stream(_, len) => SizeHint::with_exact(*len),
+            Body::Stream(_, len, _) => SizeHint::with_exact(*len),
         }
     }
 }
@@ -236,7 +241,7 @@ impl Server {
                 }
             },
             Route::Manifest(name, reference) => self.manifest(&name, &reference, head).await,
-            Route::Blob(name, digest) => self.blob(&name, &digest, head, range),
+            Route::Blob(name, digest) => self.blob(&name, &digest, head, range).await,
             Route::Other => error(
                 Code::Unsupported,
                 "not supported by this read-only registry",
@@ -317,7 +322,7 @@ impl Server {
         response
     }
 
-    fn blob(
+    async fn blob(
         self: &Arc<Self>,
         name: &str,
         digest: &str,
@@ -360,7 +365,7 @@ impl Server {
         let body = if head || len == 0 {
             Body::empty()
         } else {
-            self.stream(member, start, len)
+            self.stream(member, start, len).await
         };
         let mut response = Response::new(body);
         *response.status_mut() = status;
@@ -384,8 +389,15 @@ impl Server {
 
     /// Streams `len` bytes of `member` from `start`, a frame at a time from a reader thread,
     /// so memory stays bounded whatever the blob size.
-    fn stream(self: &Arc<Self>, member: Located, start: u64, len: u64) -> Body {
-        Body::Stream(member_pieces(self.bundle.clone(), member, start, len), len)
+    /// Waits for a free stream permit first.
+    async fn stream(self: &Arc<Self>, member: Located, start: u64, len: u64) -> Body {
+        let permit = match Arc::clone(&self.streams).acquire_owned().await {
+            Ok(permit) => permit,
+            // The semaphore is never closed.
+            Err(_) => return Body::empty(),
+        };
+        let pieces = member_pieces(self.bundle.clone(), member, start, len);
+        Body::Stream(pieces, len, permit)
     }
 
     async fn handle(

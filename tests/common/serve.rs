@@ -18,6 +18,16 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(bundle_file: &Path, key: &Path, tls: Option<&TestCa>) -> Serve {
+        Serve::start_with(bundle_file, key, tls, &[])
+    }
+
+    /// Like [`Serve::start`], with further options for `installer serve`.
+    pub fn start_with(
+        bundle_file: &Path,
+        key: &Path,
+        tls: Option<&TestCa>,
+        options: &[&str],
+    ) -> Serve {
         let port = free_port();
         let logdir = tempfile::tempdir().unwrap();
         let log = logdir.path().join("serve.log");
@@ -25,6 +35,7 @@ impl Serve {
         command
             .args(["serve", p(bundle_file), "--key", p(key), "--listen"])
             .arg(format!("127.0.0.1:{port}"));
+        command.args(options);
         if let Some(ca) = tls {
             command
                 .arg("--tls-cert")
