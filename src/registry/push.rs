@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::header::{
     HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION,
 };
@@ -57,22 +57,14 @@ impl BlobSource for Bytes {
 
 /// Reads a whole (small) range into memory.
 async fn collect(mut pieces: Pieces, len: u64) -> std::io::Result<Bytes> {
-    let mut first: Option<Bytes> = None;
-    let mut joined = BytesMut::new();
+    let mut parts: Vec<Bytes> = Vec::new();
     while let Some(piece) = pieces.recv().await {
-        let piece = piece?;
-        match first.take() {
-            None if joined.is_empty() => first = Some(piece),
-            earlier => {
-                if let Some(earlier) = earlier {
-                    joined.reserve(len as usize);
-                    joined.extend_from_slice(&earlier);
-                }
-                joined.extend_from_slice(&piece);
-            }
-        }
+        parts.push(piece?);
     }
-    let bytes = first.unwrap_or_else(|| joined.freeze());
+    let bytes = match parts.len() {
+        1 => parts.swap_remove(0),
+        _ => Bytes::from(parts.concat()),
+    };
     if bytes.len() as u64 != len {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
@@ -298,7 +290,9 @@ impl Client {
             let endpoint = &endpoint;
             let what = &what;
             async move {
-                let body = if len <= BUFFERED {
+                let body = if len == 0 {
+                    RequestBody::Bytes(Bytes::new())
+                } else if len <= BUFFERED {
                     RequestBody::Bytes(collect(source.pieces(offset, len), len).await.map_err(io)?)
                 } else {
                     RequestBody::Stream(&make)
