@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 const SYNAPSE: &str = "docker.io/matrixdotorg/synapse:v1.142.0";
 const APP: &str = "127.0.0.1:5000/team/app:v1";
+/// The app's one layer: six frames, more than a client that stops reading and the kernel's
+/// socket buffers take in.
+const APP_LAYER: usize = 12_000_000;
 
 /// A signed bundle holding a multi-arch image and a single-platform one.
 struct Fixture {
@@ -29,7 +32,7 @@ struct Fixture {
 /// Stages two sample layouts into one OCI layout whose `index.json` names both images.
 fn stage_images(dir: &Path, refs: &[&str]) -> (SampleImage, SampleImage) {
     let synapse = images::multi_arch(&dir.join("src-a"), "v1.142.0", 11);
-    let app = images::single(&dir.join("src-b"), "v1", 21, images::BIG_LAYER);
+    let app = images::single(&dir.join("src-b"), "v1", 21, APP_LAYER);
     let stage = dir.join("stage");
     std::fs::create_dir_all(stage.join("blobs/sha256")).unwrap();
     for src in [&synapse.layout, &app.layout] {
@@ -569,4 +572,63 @@ fn copy_synapse_and_check_blobs(f: &Fixture, host: &str) {
         let hex = blob.digest.trim_start_matches("sha256:");
         assert!(dest.join(hex).is_file(), "{} missing", blob.digest);
     }
+}
+
+/// A client that asks for a blob and then reads nothing holds the only stream until the send
+/// timeout drops its connection; a second client's download then completes, exact.
+#[test]
+fn a_client_that_stops_reading_gives_its_stream_back() {
+    use std::io::{Read, Write};
+    let f = fixture();
+    let server = Serve::start_with(
+        &f.bundle,
+        &f.public,
+        None,
+        &["--max-streams", "1", "--send-timeout", "2"],
+    );
+    let layer = &f.app.images[0].layers[0];
+    let path = format!("/v2/team/app/blobs/{}", layer.digest);
+    let mut stalled = TcpStream::connect(server.host()).unwrap();
+    write!(
+        stalled,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.host()
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    stalled.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200", "the stalled client got its stream");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let second = runtime.block_on(async {
+        let request = reqwest::Client::new().get(server.url(&path)).send();
+        let response = tokio::time::timeout(Duration::from_secs(60), request)
+            .await
+            .expect("the second download waited for the stalled one for good")
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap()
+    });
+    assert!(second == layer.bytes, "the second download is exact");
+
+    // The stalled client's connection was closed before its body was complete.
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = stalled.read_to_end(&mut rest);
+    assert!(
+        rest.len() < layer.bytes.len(),
+        "the stalled client got {} of {} bytes",
+        rest.len(),
+        layer.bytes.len()
+    );
+    let log = server.log();
+    assert!(
+        log.contains("took nothing for 2s: connection dropped"),
+        "{log}"
+    );
 }

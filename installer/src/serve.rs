@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use bundle::cli::verify_cmd::{self, TrustedBundleArgs};
 use bundle::cli::Output;
-use bundle::serve::{self, Server};
+use bundle::serve::{self, Limits, Server};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -27,6 +27,11 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub max_streams: u16,
+    /// Drop a connection whose client has taken nothing for this many seconds (it stopped
+    /// reading or vanished), giving its stream to the next.
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub send_timeout: u64,
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
@@ -40,8 +45,15 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             bundle::build::EXTERNAL_BLOBS
         );
     }
-    let server = Server::new(bundle, out, usize::from(args.max_streams))
-        .with_context(|| format!("cataloguing the images of {}", args.bundle.bundle.display()))?;
+    let server = Server::new(
+        bundle,
+        out,
+        Limits {
+            max_streams: usize::from(args.max_streams),
+            send_timeout: std::time::Duration::from_secs(args.send_timeout),
+        },
+    )
+    .with_context(|| format!("cataloguing the images of {}", args.bundle.bundle.display()))?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(serve::tls_acceptor(cert, key)?),
         _ => None,

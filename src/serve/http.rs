@@ -4,6 +4,7 @@
 use super::catalog::{blob_path, read_small, Catalog, Repository};
 use super::errors::{self, Code};
 use super::routes::{self, ByteRange, Route};
+use super::stall;
 use crate::archive::source::FileSource;
 use crate::cli::Output;
 use crate::container::open::Located;
@@ -37,14 +38,35 @@ pub struct Server {
     blobs: HashMap<String, Located>,
     /// One permit per blob body being sent: what bounds memory whatever the number of clients.
     streams: Arc<Semaphore>,
+    /// How long a connection's writes may stall before it is dropped.
+    send_timeout: Duration,
     out: Output,
 }
 
+/// What one server allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Blob bodies sent at once (each holds a few frames of memory); further blob requests
+    /// wait their turn.
+    pub max_streams: usize,
+    /// A connection whose writes make no progress for this long is dropped (its client stopped
+    /// reading or vanished), giving back its stream.
+    pub send_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_streams: 16,
+            send_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 impl Server {
-    /// A server for an already verified bundle: builds the catalog from `index.json`. At most
-    /// `max_streams` blob bodies are sent at once (each holds a few frames of memory); further
-    /// blob requests wait their turn.
-    pub fn new(bundle: Bundle<FileSource>, out: Output, max_streams: usize) -> Result<Server> {
+    /// A server for an already verified bundle, within `limits`: builds the catalog from
+    /// `index.json`.
+    pub fn new(bundle: Bundle<FileSource>, out: Output, limits: Limits) -> Result<Server> {
         let catalog = Catalog::build(&bundle)?;
         let blobs = bundle
             .members()
@@ -58,7 +80,8 @@ impl Server {
             bundle: Arc::new(bundle),
             catalog,
             blobs,
-            streams: Arc::new(Semaphore::new(max_streams.max(1))),
+            streams: Arc::new(Semaphore::new(limits.max_streams.max(1))),
+            send_timeout: limits.send_timeout,
             out,
         })
     }
@@ -459,12 +482,18 @@ async fn connection<IO>(
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let (io, watchdog) = stall::watch(io);
+    let send_timeout = server.send_timeout;
+    let out = server.out;
     let service = hyper::service::service_fn(move |request| server.clone().handle(request, peer));
     let conn = hyper::server::conn::http1::Builder::new()
         .serve_connection(hyper_util::rt::TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
+        () = watchdog.stalled(send_timeout) => {
+            out.info(format!("{peer} took nothing for {}s: connection dropped", send_timeout.as_secs()));
+        }
         _ = stop.changed() => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
