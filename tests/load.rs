@@ -665,6 +665,65 @@ fn load_survives_5xx_and_resets_on_push_requests() {
     assert_eq!(n(&again, "blobs_pushed"), 0, "{again}");
 }
 
+/// Story 5b: a repository that refuses uploads (403) fails its own image only: the others
+/// load complete, the summary names the failure and the exit status is non-zero; a rerun
+/// where the refusal is gone finishes the job.
+#[test]
+fn a_refused_repository_fails_its_image_alone() {
+    use common::push_proxy::{PushFault, PushProxy};
+    let f = fixture();
+    let target = TestRegistry::plain();
+    let proxy = PushProxy::start(&target.url());
+    for _ in 0..4 {
+        proxy.fail(
+            "POST",
+            "/team/single/blobs/uploads/",
+            PushFault::Status(403),
+        );
+    }
+    let (bundle, key, host) = (f.signed(), f.key(), proxy.host());
+    let run = installer(&[
+        "--json",
+        "load",
+        &bundle,
+        "--key",
+        &key,
+        "--registry",
+        &host,
+        "--insecure-registry",
+    ])
+    .failed();
+    let summary: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let failures = summary["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{summary}");
+    assert!(
+        failures[0]["image"]
+            .as_str()
+            .unwrap()
+            .ends_with("/team/single:v1"),
+        "{summary}"
+    );
+    assert!(
+        failures[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("team/single"),
+        "{summary}"
+    );
+    assert_eq!(n(&summary, "images_loaded"), IMAGES as u64 - 1, "{summary}");
+    let tags = check_storage(&target);
+    assert_eq!(tags.len(), IMAGES - 1, "{tags:?}");
+    assert!(
+        !tags.iter().any(|t| t.starts_with("team/single:")),
+        "{tags:?}"
+    );
+
+    let rerun = load_plain(&target, &[]);
+    assert_eq!(n(&rerun, "images_loaded"), IMAGES as u64, "{rerun}");
+    assert_eq!(n(&rerun, "tags_pushed"), 1, "{rerun}");
+    assert_digests(&target, "");
+}
+
 /// Story 6: a registry behind bearer tokens: pushes ask the token service for
 /// `repository:NAME:pull,push` with the login from docker's config.json.
 #[test]
