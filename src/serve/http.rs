@@ -388,7 +388,10 @@ impl Server {
         let body = if head || len == 0 {
             Body::empty()
         } else {
-            self.stream(member, start, len).await
+            match self.stream(member, start, len).await {
+                Some(body) => body,
+                None => return error(Code::Internal, "no stream can be opened", digest),
+            }
         };
         let mut response = Response::new(body);
         *response.status_mut() = status;
@@ -411,16 +414,12 @@ impl Server {
     }
 
     /// Streams `len` bytes of `member` from `start`, a frame at a time from a reader thread,
-    /// so memory stays bounded whatever the blob size.
-    /// Waits for a free stream permit first.
-    async fn stream(self: &Arc<Self>, member: Located, start: u64, len: u64) -> Body {
-        let permit = match Arc::clone(&self.streams).acquire_owned().await {
-            Ok(permit) => permit,
-            // The semaphore is never closed.
-            Err(_) => return Body::empty(),
-        };
+    /// so memory stays bounded whatever the blob size, once a stream permit is free; `None`
+    /// if no permit can be had (the semaphore was closed).
+    async fn stream(self: &Arc<Self>, member: Located, start: u64, len: u64) -> Option<Body> {
+        let permit = Arc::clone(&self.streams).acquire_owned().await.ok()?;
         let pieces = member_pieces(self.bundle.clone(), member, start, len);
-        Body::Stream(pieces, len, permit)
+        Some(Body::Stream(pieces, len, permit))
     }
 
     async fn handle(
