@@ -188,10 +188,10 @@ fn installer(args: &[&str]) -> Run {
     )
 }
 
-/// `installer --json load` of the signed bundle into `target` (plain, insecure).
-fn load_plain(target: &TestRegistry, extra: &[&str]) -> Value {
+/// `installer --json load` of the signed bundle into `host` (plain, insecure), however it ends.
+fn load_json(host: &str, extra: &[&str]) -> Run {
     let f = fixture();
-    let (bundle, key, host) = (f.signed(), f.key(), target.host());
+    let (bundle, key) = (f.signed(), f.key());
     let mut args = vec![
         "--json",
         "load",
@@ -199,13 +199,22 @@ fn load_plain(target: &TestRegistry, extra: &[&str]) -> Value {
         "--key",
         &key,
         "--registry",
-        &host,
+        host,
         "--insecure-registry",
     ];
     args.extend(extra);
-    let run = installer(&args).ok();
+    installer(&args)
+}
+
+/// The JSON summary `run` printed.
+fn summary_of(run: &Run) -> Value {
     serde_json::from_str(run.stdout.trim())
         .unwrap_or_else(|e| panic!("summary is not JSON ({e}): {}", run.stdout))
+}
+
+/// A successful `installer --json load` of the signed bundle into `target`: its summary.
+fn load_plain(target: &TestRegistry, extra: &[&str]) -> Value {
+    summary_of(&load_json(&target.host(), extra).ok())
 }
 
 /// The repository and tag of each locked image in the target, under `prefix`.
@@ -620,7 +629,6 @@ fn killed_loads_never_leave_broken_tags_and_resume() {
 #[test]
 fn load_survives_5xx_and_resets_on_push_requests() {
     use common::push_proxy::{PushFault, PushProxy};
-    let f = fixture();
     let target = TestRegistry::plain();
     let proxy = PushProxy::start(&target.url());
     proxy.fail("HEAD", "/blobs/", PushFault::Status(503));
@@ -632,21 +640,7 @@ fn load_survives_5xx_and_resets_on_push_requests() {
     proxy.fail("PUT", "digest=", PushFault::ResetAfter);
     proxy.fail("PUT", "/manifests/sha256:", PushFault::Status(500));
     proxy.fail("PUT", "/manifests/v1", PushFault::ResetAfter);
-    let (bundle, key, host) = (f.signed(), f.key(), proxy.host());
-    let run = installer(&[
-        "--json",
-        "load",
-        &bundle,
-        "--key",
-        &key,
-        "--registry",
-        &host,
-        "--insecure-registry",
-        "--chunk-size",
-        "2000000",
-    ])
-    .ok();
-    let summary: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let summary = summary_of(&load_json(&proxy.host(), &["--chunk-size", "2000000"]).ok());
     assert_eq!(n(&summary, "images"), IMAGES as u64);
     assert!(
         summary["failures"].as_array().unwrap().is_empty(),
@@ -671,7 +665,6 @@ fn load_survives_5xx_and_resets_on_push_requests() {
 #[test]
 fn a_refused_repository_fails_its_image_alone() {
     use common::push_proxy::{PushFault, PushProxy};
-    let f = fixture();
     let target = TestRegistry::plain();
     let proxy = PushProxy::start(&target.url());
     for _ in 0..4 {
@@ -681,19 +674,7 @@ fn a_refused_repository_fails_its_image_alone() {
             PushFault::Status(403),
         );
     }
-    let (bundle, key, host) = (f.signed(), f.key(), proxy.host());
-    let run = installer(&[
-        "--json",
-        "load",
-        &bundle,
-        "--key",
-        &key,
-        "--registry",
-        &host,
-        "--insecure-registry",
-    ])
-    .failed();
-    let summary: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let summary = summary_of(&load_json(&proxy.host(), &[]).failed());
     let failures = summary["failures"].as_array().unwrap();
     assert_eq!(failures.len(), 1, "{summary}");
     assert!(
