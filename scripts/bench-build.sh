@@ -15,20 +15,8 @@
 set -euo pipefail
 SIZE_MIB=${SIZE_MIB:-1024}
 IMAGES=${IMAGES:-20}
-cd "$(dirname "$0")/.."
-for tool in docker-registry skopeo zstd python3; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing: scripts/setup.sh installs it" >&2; exit 1; }
-done
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
-cargo build --release -q
-BIN=$PWD/target/release/bundle
-WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/bench-build.XXXXXX")
-. scripts/registry.sh
-cleanup() {
-  stop_registries
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/bench-common.sh"
+bench_start build docker-registry skopeo zstd python3
 # skopeo keeps a blob-info cache under $HOME; keep it (and any default bundle cache) in $WORK.
 SKOPEO=(env HOME="$WORK/home" skopeo --insecure-policy)
 

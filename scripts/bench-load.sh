@@ -12,22 +12,8 @@ set -euo pipefail
 SIZE_MIB=${SIZE_MIB:-1024}
 # LOAD_ARGS: extra options for the first `installer load` (e.g. "--jobs 8"), for experiments.
 IMAGES=${IMAGES:-20}
-cd "$(dirname "$0")/.."
-for tool in docker-registry skopeo zstd python3; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing: scripts/setup.sh installs it" >&2; exit 1; }
-done
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
-cargo build --release -q --workspace
-BIN=$PWD/target/release/bundle
-INSTALLER=$PWD/target/release/installer
-WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/bench-load.XXXXXX")
-. scripts/registry.sh
-. scripts/bench-bundle.sh
-cleanup() {
-  stop_registries
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/bench-common.sh"
+bench_start load docker-registry skopeo zstd python3
 build_bench_bundle
 start_registry ours; OURS=$REGISTRY
 start_registry theirs; THEIRS=$REGISTRY

@@ -13,29 +13,14 @@ set -euo pipefail
 SIZE_MIB=${SIZE_MIB:-1024}
 IMAGES=${IMAGES:-20}
 CLIENTS=${CLIENTS:-16}
-cd "$(dirname "$0")/.."
-for tool in docker-registry skopeo curl python3; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing: scripts/setup.sh installs it" >&2; exit 1; }
-done
-cargo build --release -q --workspace
-BIN=$PWD/target/release/bundle
-INSTALLER=$PWD/target/release/installer
-WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/bench-serve.XXXXXX")
-. scripts/registry.sh
-. scripts/bench-bundle.sh
-SERVE_PID=
-cleanup() {
-  [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
-  stop_registries
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/bench-common.sh"
+bench_start serve docker-registry skopeo curl python3
 build_bench_bundle
 start_registry standard; STANDARD=$REGISTRY; STANDARD_PID=${REGISTRY_PIDS[-1]}
 "$INSTALLER" -q load "$WORK/b.tar.zst" --registry "$STANDARD" --insecure-registry --key "$WORK/k.pub"
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$INSTALLER" -q serve "$WORK/b.tar.zst" --key "$WORK/k.pub" --listen "127.0.0.1:$PORT" &
-SERVE_PID=$!
+SERVE_PID=$!; BENCH_PIDS+=("$SERVE_PID")
 OURS=127.0.0.1:$PORT
 for _ in $(seq 600); do curl -sf "http://$OURS/v2/" >/dev/null && break; sleep 0.1; done
 
