@@ -28,10 +28,11 @@ pub struct Args {
     /// Extra CA certificate (PEM) to trust for the registry; may be repeated.
     #[arg(long = "ca-file", value_name = "FILE")]
     pub ca_files: Vec<PathBuf>,
-    /// Blobs uploaded at once.
+    /// Blobs uploaded at once, shared by all images (largest first).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
-    /// Blobs larger than this many bytes are uploaded in chunks of this size (testing).
+    /// Blobs larger than this many bytes are uploaded in chunks of this size (bodies stream,
+    /// so a large chunk costs no memory).
     #[arg(long, hide = true, default_value_t = bundle::registry::CHUNK_SIZE)]
     pub chunk_size: u64,
 }
