@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use bundle::cli::verify_cmd::{open_signed, TrustedBundleArgs};
@@ -52,31 +51,7 @@ pub fn run(args: &Args, out: Output) -> anyhow::Result<()> {
         .filter(|p| !p.is_empty());
     // Signatures first; the member check then runs while the blobs upload, and no manifest
     // or tag is pushed before it passed (the registry checks each blob against its digest).
-    let signed = open_signed(&args.bundle, out)?;
-    let bundle = Arc::new(signed.bundle);
-    let (verified, gate) = tokio::sync::oneshot::channel();
-    {
-        let checked = Arc::clone(&bundle);
-        let name = args.bundle.bundle.display().to_string();
-        let signatures = signed.signatures;
-        std::thread::spawn(move || {
-            let result = bundle::container::verify::check_members(
-                &checked,
-                signatures.as_deref(),
-                bundle::archive::parallel::default_threads(),
-                &bundle::container::NoProgress,
-                None,
-            )
-            .map(|_| ())
-            .map_err(|e| {
-                format!(
-                    "{name} failed verification: {}",
-                    bundle::archive::error_chain(&e)
-                )
-            });
-            let _ = verified.send(result);
-        });
-    }
+    let (bundle, gate) = open_signed(&args.bundle, out)?.check_in_background();
     let target = Target {
         registry: registry.clone(),
         prefix,

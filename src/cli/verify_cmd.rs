@@ -50,19 +50,63 @@ pub struct SignedBundle {
     pub bundle: Bundle<crate::archive::source::FileSource>,
     /// The signature members, which the member check expects exactly.
     pub signatures: Option<Vec<crate::container::FoundSignature>>,
+    /// The bundle file, for messages.
+    path: PathBuf,
+}
+
+/// Checks every member of `bundle` against bundle.json in one streaming pass; the error names
+/// the bundle file.
+fn check_members_of(
+    bundle: &Bundle<crate::archive::source::FileSource>,
+    signatures: Option<&[crate::container::FoundSignature]>,
+    path: &std::path::Path,
+    progress: &dyn crate::container::Progress,
+) -> Result<()> {
+    crate::container::verify::check_members(
+        bundle,
+        signatures,
+        crate::archive::parallel::default_threads(),
+        progress,
+        None,
+    )
+    .with_context(|| format!("{} failed verification", path.display()))?;
+    Ok(())
 }
 
 impl SignedBundle {
     /// Checks every member against bundle.json in one streaming pass.
     pub fn check_members(&self, progress: &dyn crate::container::Progress) -> Result<()> {
-        crate::container::verify::check_members(
+        check_members_of(
             &self.bundle,
             self.signatures.as_deref(),
-            crate::archive::parallel::default_threads(),
+            &self.path,
             progress,
-            None,
-        )?;
-        Ok(())
+        )
+    }
+
+    /// Shares the bundle and runs the member check on its own thread meanwhile: the gate
+    /// gets its verdict (the error as one line).
+    pub fn check_in_background(
+        self,
+    ) -> (
+        std::sync::Arc<Bundle<crate::archive::source::FileSource>>,
+        crate::load::run::Gate,
+    ) {
+        let bundle = std::sync::Arc::new(self.bundle);
+        let checked = std::sync::Arc::clone(&bundle);
+        let (verdict, gate) = tokio::sync::oneshot::channel();
+        let (signatures, path) = (self.signatures, self.path);
+        std::thread::spawn(move || {
+            let result = check_members_of(
+                &checked,
+                signatures.as_deref(),
+                &path,
+                &crate::container::NoProgress,
+            )
+            .map_err(|e| format!("{e:#}"));
+            let _ = verdict.send(result);
+        });
+        (bundle, gate)
     }
 }
 
@@ -80,6 +124,7 @@ pub fn open_signed(args: &TrustedBundleArgs, out: Output) -> Result<SignedBundle
         return Ok(SignedBundle {
             bundle,
             signatures: None,
+            path: args.bundle.clone(),
         });
     }
     let policy = args.trust.policy()?;
@@ -108,6 +153,7 @@ pub fn open_signed(args: &TrustedBundleArgs, out: Output) -> Result<SignedBundle
     Ok(SignedBundle {
         bundle,
         signatures: Some(signatures),
+        path: args.bundle.clone(),
     })
 }
 
@@ -120,9 +166,7 @@ pub fn open_verified(
 ) -> Result<Bundle<crate::archive::source::FileSource>> {
     let signed = open_signed(args, out)?;
     let progress = out.progress();
-    signed
-        .check_members(progress.as_ref())
-        .with_context(|| format!("{} failed verification", args.bundle.display()))?;
+    signed.check_members(progress.as_ref())?;
     out.info(format!(
         "verified {} {}: {} members",
         signed.bundle.manifest().name,
