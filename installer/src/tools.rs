@@ -27,7 +27,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         .platform
         .clone()
         .unwrap_or_else(bundle::tools::host_platform);
-    let prefix = format!("tools/{}/", platform.replace('/', "-"));
+    let prefix = format!("{}/", bundle::tools::tools_dir(&platform));
     let members: Vec<_> = bundle
         .manifest()
         .members

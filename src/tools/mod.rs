@@ -95,8 +95,14 @@ impl LockedTool {
 
     /// The binary's path in the bundle: `tools/<os>-<arch>[-<variant>]/<name>`.
     pub fn bundle_path(&self) -> String {
-        format!("tools/{}/{}", self.platform.replace('/', "-"), self.name)
+        format!("{}/{}", tools_dir(&self.platform), self.name)
     }
+}
+
+/// The bundle directory holding the tools for `platform` (`linux/amd64` ->
+/// `tools/linux-amd64`).
+pub fn tools_dir(platform: &str) -> String {
+    format!("tools/{}", platform.replace('/', "-"))
 }
 
 /// The lock entries for `tools` on `platforms`: entries of `previous` whose source did not
@@ -230,7 +236,7 @@ pub fn host_binary(
     name: &str,
     dir: &std::path::Path,
 ) -> std::io::Result<Option<PathBuf>> {
-    let wanted = format!("tools/{}/{name}", host_platform().replace('/', "-"));
+    let wanted = format!("{}/{name}", tools_dir(&host_platform()));
     let Some(tool) = files.iter().find(|f| f.bundle_path == wanted) else {
         return Ok(None);
     };
