@@ -433,28 +433,27 @@ fn read_body(file: &Path, reader: &mut impl Read) -> Result<Body, ClamavError> {
             continue;
         }
         let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
+        let (mut sha256, mut md5, mut size) = (Sha256::new(), Md5::new(), 0u64);
+        let mut hash = |data: &[u8]| {
+            sha256.update(data);
+            md5.update(data);
+            size += data.len() as u64;
+        };
         if name.ends_with(".info") {
             let mut content = Vec::new();
             (&mut entry)
                 .take(MAX_INFO)
                 .read_to_end(&mut content)
                 .map_err(bad)?;
+            hash(&content);
             body.infos.push((name.clone(), content));
-        }
-        let (mut sha256, mut md5, mut size) = (Sha256::new(), Md5::new(), 0u64);
-        if let Some((_, content)) = body.infos.last().filter(|(n, _)| *n == name) {
-            sha256.update(content);
-            md5.update(content);
-            size = content.len() as u64;
         }
         loop {
             let n = entry.read(&mut buf).map_err(bad)?;
             if n == 0 {
                 break;
             }
-            sha256.update(&buf[..n]);
-            md5.update(&buf[..n]);
-            size += n as u64;
+            hash(&buf[..n]);
         }
         body.entries.insert(
             name,
