@@ -188,22 +188,27 @@ fn installer(args: &[&str]) -> Run {
     )
 }
 
-/// `installer --json load` of the signed bundle into `host` (plain, insecure), however it ends.
-fn load_json(host: &str, extra: &[&str]) -> Run {
-    let f = fixture();
-    let (bundle, key) = (f.signed(), f.key());
-    let mut args = vec![
-        "--json",
+/// `installer [MODE] load BUNDLE --key K --registry HOST --insecure-registry [EXTRA]`, with
+/// the fixture's key, however it ends.
+fn load_run(mode: &[&str], bundle: &str, host: &str, extra: &[&str]) -> Run {
+    let key = fixture().key();
+    let mut args = mode.to_vec();
+    args.extend([
         "load",
-        &bundle,
+        bundle,
         "--key",
         &key,
         "--registry",
         host,
         "--insecure-registry",
-    ];
+    ]);
     args.extend(extra);
     installer(&args)
+}
+
+/// `installer --json load` of the signed bundle into `host` (plain, insecure), however it ends.
+fn load_json(host: &str, extra: &[&str]) -> Run {
+    load_run(&["--json"], &fixture().signed(), host, extra)
 }
 
 /// The JSON summary `run` printed.
@@ -420,16 +425,7 @@ fn load_pushes_exact_digests_is_idempotent_and_honours_prefix() {
         n(&first, "bytes_pushed") + n(&first, "bytes_skipped")
     );
     // Human output says so.
-    let human = installer(&[
-        "load",
-        &f.signed(),
-        "--key",
-        &f.key(),
-        "--registry",
-        &target.host(),
-        "--insecure-registry",
-    ])
-    .ok();
+    let human = load_run(&[], &f.signed(), &target.host(), &[]).ok();
     assert!(
         human.stdout.contains("nothing uploaded"),
         "{}",
@@ -452,16 +448,7 @@ fn unsigned_bundle_is_refused_unless_verification_is_skipped() {
     let f = fixture();
     let target = TestRegistry::plain();
     let host = target.host();
-    let refused = installer(&[
-        "load",
-        &f.unsigned(),
-        "--key",
-        &f.key(),
-        "--registry",
-        &host,
-        "--insecure-registry",
-    ])
-    .failed();
+    let refused = load_run(&[], &f.unsigned(), &host, &[]).failed();
     assert!(
         refused.stderr.to_lowercase().contains("sign"),
         "{}",
@@ -772,19 +759,7 @@ fn a_bundle_split_into_volumes_loads_from_its_parts() {
     );
     let target = TestRegistry::plain();
     let first = dir.path().join("b.tar.zst.001");
-    let (first, key, host) = (common::p(&first), f.key(), target.host());
-    let run = installer(&[
-        "--json",
-        "load",
-        first,
-        "--key",
-        &key,
-        "--registry",
-        &host,
-        "--insecure-registry",
-    ])
-    .ok();
-    let summary: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let summary = summary_of(&load_run(&["--json"], common::p(&first), &target.host(), &[]).ok());
     assert!(n(&summary, "blobs_pushed") > 0);
     assert_digests(&target, "");
 }
@@ -839,16 +814,7 @@ fn a_tampered_bundle_loads_no_manifest_and_no_tag() {
     let offset = common::file_offset_of(dir.path(), "b.tar.zst", &member);
     common::flip_byte(&copy, offset + 10);
     let target = TestRegistry::plain();
-    let refused = installer(&[
-        "load",
-        common::p(&copy),
-        "--key",
-        &f.key(),
-        "--registry",
-        &target.host(),
-        "--insecure-registry",
-    ])
-    .failed();
+    let refused = load_run(&[], common::p(&copy), &target.host(), &[]).failed();
     assert!(
         refused.stderr.contains("failed verification"),
         "{}",
