@@ -209,8 +209,8 @@ fn skopeo_pulls_exact_bytes_from_the_bundle() {
         assert_eq!(raw, image.manifest.bytes);
     }
 
-    // Four clients at once, against a server sending two blobs at a time: the others wait
-    // their turn and every copy is exact.
+    // Four clients at once against a server that sends two blobs at a time: the limit queues
+    // requests without failing or mixing any, and every copy is exact.
     let narrow = Serve::start_with(&f.bundle, &f.public, None, &["--max-streams", "2"]);
     let out = tempfile::tempdir().unwrap();
     let threads: Vec<_> = (0..4)
