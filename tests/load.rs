@@ -816,7 +816,7 @@ fn a_tampered_bundle_loads_no_manifest_and_no_tag() {
     let target = TestRegistry::plain();
     let refused = load_run(&[], common::p(&copy), &target.host(), &[]).failed();
     assert!(
-        refused.stderr.contains("failed verification"),
+        refused.stderr.contains("failed verification") && refused.stderr.contains(&member),
         "{}",
         refused.stderr
     );
