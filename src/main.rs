@@ -1,10 +1,10 @@
-//! `bundle`: the release engineer's tool. Packs, signs, verifies and inspects air-gap bundles.
+//! `bundle`: the release engineer's tool. Locks, builds, packs, signs, verifies and inspects
+//! air-gap bundles.
 
 mod commands;
 
-use bundle::cli::output::OutputArgs;
-use bundle::cli::Output;
 use clap::Parser;
+use cli_support::{Output, OutputArgs};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -23,8 +23,5 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = Output::new(cli.output);
-    match commands::run(cli.command, out) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => ExitCode::from(out.failure(&error)),
-    }
+    commands::run(cli.command, out).unwrap_or_else(|error| out.failure(&error))
 }

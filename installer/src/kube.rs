@@ -4,32 +4,58 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use anyhow::{bail, Context as _, Result};
-
 /// Field manager of everything the installer applies (server-side apply).
 pub const FIELD_MANAGER: &str = "messenger-installer";
 
 /// How long kubectl waits for one API request.
 const REQUEST_TIMEOUT: &str = "30s";
 
+/// Why a request to the cluster failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// kubectl cannot be started.
+    #[error("running {} (install kubectl or give --kubectl PATH)", binary.display())]
+    Spawn {
+        /// The binary tried.
+        binary: PathBuf,
+        /// Why it did not start.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Talking to the kubectl process failed.
+    #[error("{what} kubectl")]
+    Pipe {
+        /// `writing to` or `waiting for`.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// kubectl ran and refused.
+    #[error("kubectl apply to {server} failed: {stderr}")]
+    Apply {
+        /// The API server the kubeconfig points at.
+        server: String,
+        /// What kubectl said.
+        stderr: String,
+    },
+}
+
 /// Which cluster to talk to, and with which kubectl.
-#[derive(Debug, Clone, clap::Args)]
-pub struct KubeArgs {
+#[derive(Debug, Clone)]
+pub struct Kubectl {
     /// kubeconfig file (default: kubectl's, $KUBECONFIG or ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// kubeconfig context (default: its current context).
-    #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
     /// The kubectl binary.
-    #[arg(long, value_name = "PATH", default_value = "kubectl")]
     pub kubectl: PathBuf,
 }
 
-impl KubeArgs {
+impl Kubectl {
     /// Server-side applies `manifest` (YAML or JSON), given on stdin so that Secrets never reach
     /// argv; the installer owns these fields (conflicts are forced). Returns kubectl's summary.
-    pub fn apply(&self, manifest: &str) -> Result<String> {
+    pub fn apply(&self, manifest: &str) -> Result<String, KubeError> {
         let mut child = self
             .command()
             .args(["apply", "--server-side", "--force-conflicts"])
@@ -38,23 +64,31 @@ impl KubeArgs {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| self.spawn_error())?;
+            .map_err(|source| KubeError::Spawn {
+                binary: self.kubectl.clone(),
+                source,
+            })?;
         if let Some(mut stdin) = child.stdin.take() {
             // kubectl may exit before reading (bad kubeconfig): its status says why.
             match stdin.write_all(manifest.as_bytes()) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    return Err(e).context("writing to kubectl");
+                Err(source) if source.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(KubeError::Pipe {
+                        what: "writing to",
+                        source,
+                    });
                 }
                 _ => {}
             }
         }
-        let output = child.wait_with_output().context("waiting for kubectl")?;
+        let output = child.wait_with_output().map_err(|source| KubeError::Pipe {
+            what: "waiting for",
+            source,
+        })?;
         if !output.status.success() {
-            bail!(
-                "kubectl apply to {} failed: {}",
-                self.server(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
+            return Err(KubeError::Apply {
+                server: self.server(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
         }
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
     }
@@ -85,12 +119,5 @@ impl KubeArgs {
             }
             _ => "the cluster (its server is not in the kubeconfig)".to_string(),
         }
-    }
-
-    fn spawn_error(&self) -> String {
-        format!(
-            "running {} (install kubectl or give --kubectl PATH)",
-            self.kubectl.display()
-        )
     }
 }

@@ -1,120 +1,92 @@
-//! `installer tools`: the helm and kubectl binaries the bundle carries for one platform,
-//! written out of a verified bundle as executables, each checked against bundle.json.
+//! The helm and kubectl binaries a bundle carries for a platform, written out as executables,
+//! each checked against bundle.json before it is renamed into place.
 
-use anyhow::{bail, Context as _, Result};
-use bundle::cli::verify_cmd::{open_verified, TrustedBundleArgs};
-use bundle::cli::Output;
-use sha2::{Digest as _, Sha256};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Arguments of `tools`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    bundle: TrustedBundleArgs,
-    /// Directory to write the binaries into (created if missing).
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
-    /// The platform the binaries must run on (default: this machine's).
-    #[arg(long, value_name = "OS/ARCH")]
-    platform: Option<String>,
+use bundle_file::archive::ReadAt;
+use bundle_file::extract::extract_member;
+use bundle_file::{Bundle, BundleError};
+use online::spec::lock::tools_dir;
+
+/// Why the tools cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolsError {
+    /// The bundle has no tools for the platform.
+    #[error("the bundle carries no tools for {platform} (it has: {carried})")]
+    NoneFor {
+        /// The platform asked for.
+        platform: String,
+        /// The platforms it has tools for, or `none`.
+        carried: String,
+    },
+    /// The output directory cannot be made.
+    #[error("creating {}", path.display())]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A tool cannot be written, or is not what bundle.json says.
+    #[error("writing {} from {member}", target.display())]
+    Write {
+        /// Where it was to go.
+        target: PathBuf,
+        /// The bundle member.
+        member: String,
+        /// Why.
+        #[source]
+        source: Box<BundleError>,
+    },
 }
 
-pub fn run(args: &Args, out: Output) -> Result<()> {
-    let bundle = open_verified(&args.bundle, out)?;
-    let platform = args
-        .platform
-        .clone()
-        .unwrap_or_else(bundle::tools::host_platform);
-    let prefix = format!("{}/", bundle::tools::tools_dir(&platform));
-    let members: Vec<_> = bundle
-        .manifest()
+/// Writes every tool the bundle carries for `platform` (`linux/amd64`) into `dir`, created
+/// if missing, mode 0755; returns the files written.
+pub fn write_tools<S: ReadAt>(
+    bundle: &Bundle<S>,
+    platform: &str,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, ToolsError> {
+    let prefix = format!("{}/", tools_dir(platform));
+    let members: Vec<&str> = bundle
+        .toc()
         .members
         .iter()
         .filter(|m| m.path.starts_with(&prefix))
-        .cloned()
+        .map(|m| m.path.as_str())
         .collect();
     if members.is_empty() {
         let mut carried: Vec<String> = bundle
-            .manifest()
+            .toc()
             .members
             .iter()
             .filter_map(|m| m.path.strip_prefix("tools/")?.split_once('/'))
             .map(|(p, _)| p.replace('-', "/"))
             .collect();
         carried.dedup();
-        bail!(
-            "{} carries no tools for {platform} (it has: {})",
-            args.bundle.bundle.display(),
-            if carried.is_empty() {
+        return Err(ToolsError::NoneFor {
+            platform: platform.to_string(),
+            carried: if carried.is_empty() {
                 "none".to_string()
             } else {
                 carried.join(", ")
-            }
-        );
+            },
+        });
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| ToolsError::Directory {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut written = Vec::new();
-    for entry in &members {
-        let name = &entry.path[prefix.len()..];
-        let located = bundle
-            .member(&entry.path)
-            .with_context(|| format!("{} is listed but not in the bundle", entry.path))?;
-        let target = args.out.join(name);
-        write_checked(
-            &mut bundle.member_reader(located, 0, located.size),
-            &target,
-            &entry.sha256,
-        )
-        .with_context(|| format!("writing {} from {}", target.display(), entry.path))?;
+    for member in members {
+        let target = dir.join(&member[prefix.len()..]);
+        extract_member(bundle, member, &target, 0o755).map_err(|source| ToolsError::Write {
+            target: target.clone(),
+            member: member.to_string(),
+            source: Box::new(source),
+        })?;
         written.push(target);
     }
-    let human: String = written
-        .iter()
-        .map(|p| format!("wrote {}\n", p.display()))
-        .collect();
-    out.result(
-        human,
-        &serde_json::json!({ "ok": true, "platform": platform, "tools": written }),
-    );
-    Ok(())
-}
-
-/// Copies `reader` to `target` through a `.partial` file, made executable and renamed into
-/// place only when its sha256 is `expected`.
-fn write_checked(reader: &mut dyn std::io::Read, target: &Path, expected: &str) -> Result<()> {
-    let mut partial = target.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let result = (|| -> Result<()> {
-        let mut file = std::fs::File::create(&partial)?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n])?;
-        }
-        file.sync_all()?;
-        let actual = hex::encode(hasher.finalize());
-        if actual != expected {
-            bail!("content hashes to {actual}, bundle.json says {expected}");
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))?;
-        }
-        std::fs::rename(&partial, target)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    result
+    Ok(written)
 }

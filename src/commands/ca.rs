@@ -1,8 +1,9 @@
 //! `bundle ca`: the site's internal root CA, made (or imported) on the build host.
 
 use anyhow::Result;
-use bundle::ca::cli::{run_init, InitArgs};
-use bundle::cli::Output;
+use cli_support::ca_init::{run_init, InitArgs};
+use cli_support::Output;
+use std::process::ExitCode;
 
 /// Arguments of `ca`.
 #[derive(Debug, clap::Args)]
@@ -18,7 +19,7 @@ enum CaCommand {
     Init(InitArgs),
 }
 
-pub fn run(args: &CaArgs, out: Output) -> Result<()> {
+pub fn run(args: &CaArgs, out: Output) -> Result<ExitCode> {
     match &args.command {
         CaCommand::Init(init) => run_init(init, out),
     }

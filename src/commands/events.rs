@@ -1,68 +1,44 @@
-//! How build events reach the user: a total progress bar and a line per image on a terminal,
-//! one JSON object per line with `--json`, nothing with `-q`.
+//! How build events reach the user: a progress bar and a line per image on a terminal, lines
+//! on stderr elsewhere, JSON Lines with `--events`, nothing with `--json` or `-q`.
 
-use bundle::build::{BuildEvent, BuildEvents};
-use bundle::cli::Output;
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
-use std::sync::Mutex;
+use cli_support::output::Mode;
+use cli_support::progress::{human_bytes, Bar};
+use cli_support::Output;
+use online::build::{BuildEvent, BuildEvents};
 
 /// Build events rendered for the chosen output mode.
 pub struct CliEvents {
-    mode: Mode,
-    bar: Mutex<Option<ProgressBar>>,
     out: Output,
-}
-
-enum Mode {
-    Quiet,
-    Json,
-    Lines,
-    Terminal,
+    /// The fetch bar, when progress is drawn.
+    bar: Option<Bar>,
 }
 
 impl CliEvents {
     /// Events for `out`'s mode.
-    pub fn new(out: &Output) -> Self {
-        let mode = if out.json() {
-            Mode::Json
-        } else if out.quiet() {
-            Mode::Quiet
-        } else if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
-            Mode::Terminal
-        } else {
-            Mode::Lines
-        };
+    pub fn new(out: Output) -> Self {
         CliEvents {
-            mode,
-            bar: Mutex::new(None),
-            out: *out,
+            out,
+            bar: out.interactive().then(Bar::new),
         }
     }
 
     fn line(&self, text: String) {
-        match &self.mode {
-            Mode::Terminal => match self.bar.lock().ok().and_then(|b| b.clone()) {
-                Some(bar) => bar.println(text),
-                None => eprintln!("{text}"),
-            },
-            // Through `info`, which `-q` silences.
-            Mode::Lines => self.out.info(text),
-            _ => {}
+        match &self.bar {
+            Some(bar) => bar.println(&text),
+            None => self.out.info(text),
         }
     }
 }
 
 impl BuildEvents for CliEvents {
     fn event(&self, event: BuildEvent) {
-        if let Mode::Json = self.mode {
+        if self.out.mode() == Mode::Events {
             if !matches!(event, BuildEvent::Progress { .. }) {
-                if let Ok(line) = serde_json::to_string(&event) {
-                    println!("{line}");
-                }
+                self.out.event_of(&event);
             }
             return;
         }
+        use bundle_file::Progress as _;
         match event {
             BuildEvent::Resolved {
                 image,
@@ -73,22 +49,14 @@ impl BuildEvents for CliEvents {
                 platforms.join(", ")
             )),
             BuildEvent::FetchStarted { blobs, bytes } => {
-                self.line(format!("fetching {blobs} blobs, {}", human(bytes)));
-                if let Mode::Terminal = self.mode {
-                    let bar = ProgressBar::new(bytes);
-                    if let Ok(style) = ProgressStyle::with_template(
-                        "   fetch [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-                    ) {
-                        bar.set_style(style.progress_chars("=> "));
-                    }
-                    if let Ok(mut slot) = self.bar.lock() {
-                        *slot = Some(bar);
-                    }
+                self.line(format!("fetching {blobs} blobs, {}", human_bytes(bytes)));
+                if let Some(bar) = &self.bar {
+                    bar.start("fetch", bytes);
                 }
             }
             BuildEvent::Progress { bytes } => {
-                if let Some(bar) = self.bar.lock().ok().and_then(|b| b.clone()) {
-                    bar.inc(bytes);
+                if let Some(bar) = &self.bar {
+                    bar.advance(bytes);
                 }
             }
             BuildEvent::ImageFetched {
@@ -98,21 +66,17 @@ impl BuildEvents for CliEvents {
                 downloaded,
             } => self.line(format!(
                 "  {image}: {blobs} blobs, {} ({} downloaded)",
-                human(bytes),
-                human(downloaded)
+                human_bytes(bytes),
+                human_bytes(downloaded)
             )),
             BuildEvent::PackStarted { bytes } => {
-                if let Some(bar) = self.bar.lock().ok().and_then(|mut b| b.take()) {
-                    bar.finish_and_clear();
+                if let Some(bar) = &self.bar {
+                    bar.finish();
                 }
-                self.line(format!("packing {}", human(bytes)));
+                self.line(format!("packing {}", human_bytes(bytes)));
             }
-            BuildEvent::Done { .. } => {}
+            BuildEvent::Info { message } => self.line(message),
+            BuildEvent::Warning { message } => self.out.warn(message),
         }
     }
-}
-
-/// Bytes in binary units.
-pub fn human(bytes: u64) -> String {
-    indicatif::BinaryBytes(bytes).to_string()
 }

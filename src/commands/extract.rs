@@ -1,12 +1,13 @@
 //! `bundle extract`: write a bundle's members into a directory.
 
 use anyhow::{bail, Context, Result};
-use bundle::archive::parallel::default_threads;
-use bundle::cli::trust_args::TrustArgs;
-use bundle::cli::Output;
-use bundle::container::extract::extract;
-use bundle::container::Bundle;
+use bundle_file::archive::parallel::default_threads;
+use bundle_file::extract::extract;
+use bundle_file::Bundle;
+use cli_support::trust_args::TrustArgs;
+use cli_support::Output;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Arguments of `extract`.
 #[derive(Debug, clap::Args)]
@@ -22,7 +23,7 @@ pub struct ExtractArgs {
     insecure_skip_verify: bool,
 }
 
-pub fn run(args: &ExtractArgs, out: Output) -> Result<()> {
+pub fn run(args: &ExtractArgs, out: Output) -> Result<ExitCode> {
     let bundle = Bundle::open_path(&args.bundle)
         .with_context(|| format!("opening {}", args.bundle.display()))?;
     if args.insecure_skip_verify {
@@ -37,7 +38,7 @@ pub fn run(args: &ExtractArgs, out: Output) -> Result<()> {
             .map_err(|p| anyhow::anyhow!("cannot read signatures: {p}"))?;
         let found: Vec<_> = signatures.iter().map(|(_, s)| s.clone()).collect();
         policy
-            .check(bundle.manifest_bytes(), &found)
+            .check(bundle.toc_bytes(), &found)
             .with_context(|| format!("{} failed verification", args.bundle.display()))?;
     }
     let progress = out.progress();
@@ -47,5 +48,5 @@ pub fn run(args: &ExtractArgs, out: Output) -> Result<()> {
         format!("extracted {files} files into {}\n", args.dir.display()),
         &serde_json::json!({ "ok": true, "files": files, "dir": args.dir }),
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

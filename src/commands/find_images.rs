@@ -2,10 +2,12 @@
 //! where each comes from, and which are missing from (or unused in) images.toml.
 
 use anyhow::{Context, Result};
-use bundle::cli::Output;
-use bundle::discover::{check, discover, findings_of, Finding, RenderPlan};
-use bundle::spec::ImagesFile;
+use cli_support::Output;
+use online::discover::{check, discover, findings_of, Finding};
+use online::spec::ImagesFile;
+use online::spec::RenderPlan;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Arguments of `find-images`.
 #[derive(Debug, clap::Args)]
@@ -30,7 +32,7 @@ pub struct FindImagesArgs {
     why: Option<String>,
 }
 
-pub fn run(args: &FindImagesArgs, out: Output) -> Result<()> {
+pub fn run(args: &FindImagesArgs, out: Output) -> Result<ExitCode> {
     let mut plan = RenderPlan::load(&args.releases)?.only_profiles(&args.profiles)?;
     resolve_locked_charts(&mut plan, &args.lock)?;
     out.info(format!(
@@ -52,19 +54,19 @@ fn resolve_locked_charts(plan: &mut RenderPlan, lock_path: &std::path::Path) -> 
     if plan.locked_charts().is_empty() {
         return Ok(());
     }
-    let lock = bundle::spec::Lock::load(lock_path)?;
-    let cache = bundle::store::BlobCache::open(bundle::store::BlobCache::default_root())?;
-    let registry = bundle::registry::Client::new(bundle::registry::ClientConfig::default())?;
-    let upstream = bundle::chart::Upstream::new(bundle::store::http_client(&[])?, registry, cache);
+    let lock = online::spec::Lock::load(lock_path)?;
+    let cache = online::store::BlobCache::open(online::store::BlobCache::default_root())?;
+    let registry = registry::Client::new(registry::ClientConfig::default())?;
+    let upstream = online::chart::Upstream::new(online::store::http_client(&[])?, registry, cache);
     let paths = super::images_args::runtime()?
-        .block_on(bundle::build::charts::fetch_upstream(&lock, &upstream))
+        .block_on(online::build::charts::fetch_upstream(&lock, &upstream))
         .context("fetching the pinned charts")?;
     plan.resolve_locked(|name| paths.get(name).cloned())?;
     Ok(())
 }
 
 /// Every image with its places, then what images.toml misses or does not need.
-fn list(args: &FindImagesArgs, findings: &[Finding], out: Output) -> Result<()> {
+fn list(args: &FindImagesArgs, findings: &[Finding], out: Output) -> Result<ExitCode> {
     let images = ImagesFile::load(&args.images)?;
     let report = check(findings, &images);
     for unused in &report.unused {
@@ -74,7 +76,8 @@ fn list(args: &FindImagesArgs, findings: &[Finding], out: Output) -> Result<()> 
             images.location_of(unused)
         ));
     }
-    if out.json() {
+    if out.machine_readable() {
+        // The one JSON document is then the error.
         report.ensure_complete(&images.path)?;
     }
     let mut human = String::new();
@@ -126,11 +129,12 @@ fn list(args: &FindImagesArgs, findings: &[Finding], out: Output) -> Result<()> 
             })).collect::<Vec<_>>(),
         }),
     );
-    Ok(report.ensure_complete(&images.path)?)
+    report.ensure_complete(&images.path)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Every place `image` is rendered, or that it never is.
-fn why(image: &str, findings: &[Finding], out: Output) -> Result<()> {
+fn why(image: &str, findings: &[Finding], out: Output) -> Result<ExitCode> {
     let places = findings_of(findings, image).with_context(|| format!("--why {image}"))?;
     let mut human = String::new();
     if places.is_empty() {
@@ -168,7 +172,7 @@ fn why(image: &str, findings: &[Finding], out: Output) -> Result<()> {
             "places": places.iter().map(|p| place_json(p)).collect::<Vec<_>>(),
         }),
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn profiles_note(place: &Finding) -> String {

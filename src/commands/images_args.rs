@@ -1,14 +1,15 @@
 //! Options shared by the commands that read images.toml and talk to registries.
 
 use anyhow::{Context, Result};
-use bundle::build::client_config;
-use bundle::build::LockSources;
-use bundle::chart::{ChartsFile, Upstream};
-use bundle::registry::{Client, Credentials};
-use bundle::spec::ImagesFile;
-use bundle::store::BlobCache;
-use bundle::tools::ToolsFile;
+use cli_support::retries::RetryReporter;
+use cli_support::Output;
+use online::build::{client_config, LockInputs};
+use online::chart::Upstream;
+use online::spec::{ChartsFile, ImagesFile, ToolsFile};
+use online::store::BlobCache;
+use registry::{Client, Credentials};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Input files and registry access.
 #[derive(Debug, Clone, clap::Args)]
@@ -84,20 +85,15 @@ impl ImagesArgs {
     /// The ClamAV source the command line names, as a URL ending in `/`.
     pub fn clamav_source(&self) -> Option<String> {
         match (&self.clamav_dir, &self.clamav_mirror) {
-            (Some(dir), _) => Some(bundle::spec::clamav::dir_url(dir)),
-            (None, Some(url)) => Some(bundle::spec::clamav::mirror_url(url)),
+            (Some(dir), _) => Some(online::spec::clamav::dir_url(dir)),
+            (None, Some(url)) => Some(online::spec::clamav::mirror_url(url)),
             (None, None) => None,
         }
     }
 
-    /// A client for plain downloads (tool archives, signature databases).
-    pub fn http(&self) -> Result<reqwest::Client> {
-        Ok(bundle::store::http_client(&self.ca_files)?)
-    }
-
     /// Loads what a lock needs besides images.toml; downloads go to `cache`.
     pub fn lock_inputs(&self, client: &Client, cache: BlobCache) -> Result<LockInputs> {
-        let http = self.http()?;
+        let http = online::store::http_client(&self.ca_files)?;
         Ok(LockInputs {
             tools: self.load_tools()?,
             charts: self.load_charts()?,
@@ -109,41 +105,12 @@ impl ImagesArgs {
     }
 
     /// A registry client for `images`, with logins from docker's and podman's files.
-    pub fn client(&self, images: &ImagesFile) -> Result<Client> {
+    /// Its retries are reported through `out`.
+    pub fn client(&self, images: &ImagesFile, out: Output) -> Result<Client> {
         let credentials = Credentials::from_environment().context("reading registry logins")?;
-        let config = client_config(images, &self.ca_files, &self.insecure, credentials);
+        let mut config = client_config(images, &self.ca_files, &self.insecure, credentials);
+        config.retry_observer = Some(Arc::new(RetryReporter(out)));
         Ok(Client::new(config)?)
-    }
-}
-
-/// What a lock is made from besides images.toml, loaded once per command: tools.toml,
-/// charts.toml, the ClamAV source, the download client and the chart resolver.
-pub struct LockInputs {
-    /// tools.toml, if any.
-    pub tools: Option<ToolsFile>,
-    /// charts.toml, if any.
-    pub charts: Option<ChartsFile>,
-    /// The ClamAV source the command line names.
-    pub clamav_source: Option<String>,
-    /// Client for plain downloads.
-    pub http: reqwest::Client,
-    /// Resolves and fetches upstream charts.
-    pub upstream: Upstream,
-    /// Where downloads go.
-    pub cache: BlobCache,
-}
-
-impl LockInputs {
-    /// The borrowed view the library takes.
-    pub fn sources(&self) -> LockSources<'_> {
-        LockSources {
-            tools: self.tools.as_ref(),
-            charts: self.charts.as_ref(),
-            upstream: &self.upstream,
-            clamav_source: self.clamav_source.clone(),
-            http: &self.http,
-            cache: &self.cache,
-        }
     }
 }
 

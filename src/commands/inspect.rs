@@ -1,12 +1,13 @@
 //! `bundle inspect`: list members, sizes, kinds and signers without extracting.
 
 use anyhow::{Context, Result};
-use bundle::cli::Output;
-use bundle::container::inspect::{summarize, Summary};
-use bundle::container::Bundle;
+use bundle_file::inspect::{summarize, Summary};
+use bundle_file::Bundle;
+use cli_support::Output;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Arguments of `inspect`.
 #[derive(Debug, clap::Args)]
@@ -18,12 +19,12 @@ pub struct InspectArgs {
     members: bool,
 }
 
-pub fn run(args: &InspectArgs, out: Output) -> Result<()> {
+pub fn run(args: &InspectArgs, out: Output) -> Result<ExitCode> {
     let bundle = Bundle::open_path(&args.bundle)
         .with_context(|| format!("opening {}", args.bundle.display()))?;
     let summary = summarize(&bundle);
     out.result(human(&summary, args.members), &summary);
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn human(s: &Summary, all: bool) -> String {
@@ -38,7 +39,7 @@ fn human(s: &Summary, all: bool) -> String {
         "size     {} bytes in the file, {} bytes of tar in {} frames",
         s.file_size, s.tar_size, s.frames
     );
-    let _ = writeln!(t, "manifest bundle.json sha256 {}", s.manifest_sha256);
+    let _ = writeln!(t, "manifest bundle.json sha256 {}", s.toc_sha256);
     let mut kinds: BTreeMap<String, (usize, u64, u64)> = BTreeMap::new();
     for m in &s.members {
         let kind = m.kind.map_or("manifest".into(), |k| {

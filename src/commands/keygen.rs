@@ -1,12 +1,13 @@
 //! `bundle keygen`: a new signing key pair.
 
 use anyhow::{bail, Context, Result};
-use bundle::cli::secrets::PassphraseArgs;
-use bundle::cli::Output;
-use bundle::sign::{KdfParams, SecretKey};
+use bundle_file::sign::{KdfParams, SecretKey};
+use cli_support::secrets::PassphraseArgs;
+use cli_support::Output;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 /// Arguments of `keygen`.
 #[derive(Debug, clap::Args)]
@@ -21,7 +22,7 @@ pub struct KeygenArgs {
     force: bool,
 }
 
-pub fn run(args: &KeygenArgs, out: Output) -> Result<()> {
+pub fn run(args: &KeygenArgs, out: Output) -> Result<ExitCode> {
     let public = with_suffix(&args.output, ".pub");
     let secret = with_suffix(&args.output, ".key");
     for path in [&public, &secret] {
@@ -50,7 +51,7 @@ pub fn run(args: &KeygenArgs, out: Output) -> Result<()> {
             "secret_key": secret,
         }),
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn with_suffix(base: &Path, suffix: &str) -> PathBuf {

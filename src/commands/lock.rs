@@ -2,10 +2,10 @@
 
 use super::images_args::{runtime, ImagesArgs};
 use anyhow::{bail, Result};
-use bundle::build::charts::lock_charts;
-use bundle::build::{load_lock, lock_clamav, lock_tools, resolve::resolve, write_lock};
-use bundle::cli::Output;
-use bundle::store::BlobCache;
+use cli_support::Output;
+use online::build::{load_lock, update_lock, write_lock};
+use online::store::BlobCache;
+use std::process::ExitCode;
 
 /// Arguments of `lock`.
 #[derive(Debug, clap::Args)]
@@ -17,7 +17,7 @@ pub struct LockArgs {
     update: Option<String>,
 }
 
-pub fn run(args: &LockArgs, out: Output) -> Result<()> {
+pub fn run(args: &LockArgs, out: Output) -> Result<ExitCode> {
     let images = args.images.load_images()?;
     let previous = load_lock(&args.images.lock)?;
     let only = match &args.update {
@@ -27,23 +27,19 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
         },
         None => None,
     };
-    let client = args.images.client(&images)?;
+    let client = args.images.client(&images, out)?;
     let inputs = args
         .images
         .lock_inputs(&client, BlobCache::open(BlobCache::default_root())?)?;
-    let sources = inputs.sources();
-    let rt = runtime()?;
-    let mut lock = rt.block_on(resolve(
+    let lock = runtime()?.block_on(update_lock(
         &images,
+        &inputs,
         previous.as_ref(),
         &|spec| only.as_ref().is_none_or(|r| *r == spec.reference),
         &client,
         args.images.jobs,
         &args.images.lock,
     ))?;
-    rt.block_on(lock_tools(&mut lock, &images, &sources))?;
-    rt.block_on(lock_clamav(&mut lock, &images, &sources))?;
-    rt.block_on(lock_charts(&mut lock, sources.charts, sources.upstream))?;
     let changed = previous.as_ref() != Some(&lock);
     if changed {
         write_lock(&lock)?;
@@ -111,5 +107,5 @@ pub fn run(args: &LockArgs, out: Output) -> Result<()> {
             })).collect::<Vec<_>>(),
         }),
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

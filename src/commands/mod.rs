@@ -1,4 +1,5 @@
-//! The `bundle` subcommands, one module each.
+//! The `bundle` subcommands, one module each: each parses its arguments, calls the library
+//! and prints through [`Output`], returning the exit status.
 
 mod build;
 mod ca;
@@ -13,8 +14,9 @@ mod pack;
 mod sign;
 mod split;
 
-use bundle::cli::verify_cmd::{self, VerifyArgs};
-use bundle::cli::Output;
+use cli_support::verify_cmd::{self, VerifyArgs};
+use cli_support::Output;
+use std::process::ExitCode;
 
 /// Every subcommand of `bundle`.
 #[derive(clap::Subcommand)]
@@ -44,7 +46,7 @@ pub enum Command {
 }
 
 /// Runs one subcommand.
-pub fn run(command: Command, out: Output) -> anyhow::Result<()> {
+pub fn run(command: Command, out: Output) -> anyhow::Result<ExitCode> {
     match command {
         Command::Keygen(args) => keygen::run(&args, out),
         Command::Lock(args) => lock::run(&args, out),

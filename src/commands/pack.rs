@@ -1,12 +1,13 @@
 //! `bundle pack`: a staged directory into a signed bundle.
 
 use anyhow::{Context, Result};
-use bundle::archive::parallel::default_threads;
-use bundle::archive::DEFAULT_LEVEL;
-use bundle::cli::secrets::SigningArgs;
-use bundle::cli::Output;
-use bundle::container::pack::{pack, PackOptions};
+use bundle_file::archive::parallel::default_threads;
+use bundle_file::archive::DEFAULT_LEVEL;
+use bundle_file::pack::{pack, PackOptions};
+use cli_support::secrets::SigningArgs;
+use cli_support::Output;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Arguments of `pack`.
 #[derive(Debug, clap::Args)]
@@ -39,7 +40,7 @@ pub struct PackArgs {
     level: i32,
 }
 
-pub fn run(args: &PackArgs, out: Output) -> Result<()> {
+pub fn run(args: &PackArgs, out: Output) -> Result<ExitCode> {
     let key = args.signing.load()?;
     if key.is_none() {
         out.warn("packing an unsigned bundle: installers refuse it until `bundle sign` signs it");
@@ -70,12 +71,12 @@ pub fn run(args: &PackArgs, out: Output) -> Result<()> {
         progress.as_ref(),
     )
     .with_context(|| format!("packing {}", args.dir.display()))?;
-    let data: u64 = report.manifest.members.iter().map(|m| m.size).sum();
+    let data: u64 = report.toc.members.iter().map(|m| m.size).sum();
     out.result(
         format!(
             "wrote {}: {} members, {} bytes of content in {} bytes{}\n",
             args.output.display(),
-            report.manifest.members.len() + 1,
+            report.toc.members.len() + 1,
             data,
             report.compressed,
             key.as_ref()
@@ -85,11 +86,11 @@ pub fn run(args: &PackArgs, out: Output) -> Result<()> {
         &serde_json::json!({
             "ok": true,
             "bundle": args.output,
-            "members": report.manifest.members.len() + 1,
+            "members": report.toc.members.len() + 1,
             "content_bytes": data,
             "file_bytes": report.compressed,
             "signed_by": key.as_ref().map(|k| k.id().to_string()),
         }),
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,12 @@
 //! `bundle sign`: countersign an existing bundle.
 
 use anyhow::{Context, Result};
-use bundle::archive::parallel::default_threads;
-use bundle::cli::secrets::{load_secret_key, PassphraseArgs};
-use bundle::cli::Output;
-use bundle::container::signing::add_signature;
+use bundle_file::archive::parallel::default_threads;
+use bundle_file::signing::add_signature;
+use cli_support::secrets::{load_secret_key, PassphraseArgs};
+use cli_support::Output;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Arguments of `sign`.
 #[derive(Debug, clap::Args)]
@@ -19,7 +20,7 @@ pub struct SignArgs {
     passphrase: PassphraseArgs,
 }
 
-pub fn run(args: &SignArgs, out: Output) -> Result<()> {
+pub fn run(args: &SignArgs, out: Output) -> Result<ExitCode> {
     let key = load_secret_key(&args.key, &args.passphrase)?;
     let progress = out.progress();
     let member = add_signature(&args.bundle, &key, default_threads(), progress.as_ref())
@@ -32,5 +33,5 @@ pub fn run(args: &SignArgs, out: Output) -> Result<()> {
         ),
         &serde_json::json!({ "ok": true, "key_id": key.id().to_string(), "member": member }),
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

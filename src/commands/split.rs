@@ -1,9 +1,10 @@
 //! `bundle split`: cut a bundle into volumes for removable media.
 
 use anyhow::{anyhow, Context, Result};
-use bundle::cli::Output;
-use bundle::container::split::{parse_size, split, DEFAULT_PART_SIZE};
+use bundle_file::split::{parse_size, split, DEFAULT_PART_SIZE};
+use cli_support::Output;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Arguments of `split`.
 #[derive(Debug, clap::Args)]
@@ -15,7 +16,7 @@ pub struct SplitArgs {
     size: Option<String>,
 }
 
-pub fn run(args: &SplitArgs, out: Output) -> Result<()> {
+pub fn run(args: &SplitArgs, out: Output) -> Result<ExitCode> {
     let size = match &args.size {
         Some(text) => parse_size(text).ok_or_else(|| anyhow!("invalid size {text:?}"))?,
         None => DEFAULT_PART_SIZE,
@@ -34,5 +35,5 @@ pub fn run(args: &SplitArgs, out: Output) -> Result<()> {
         args.bundle.display()
     ));
     out.result(human, &serde_json::json!({ "ok": true, "parts": parts }));
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

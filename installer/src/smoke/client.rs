@@ -1,8 +1,8 @@
 //! [`MatrixClient`]: the few client-server and admin API calls the smoke test needs.
 
-use crate::error::MatrixError;
-use crate::registration::registration_mac;
-use crate::sync::SyncBatch;
+use super::error::MatrixError;
+use super::registration::registration_mac;
+use super::sync::SyncBatch;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -242,7 +242,7 @@ impl MatrixClient {
             .map_err(|source| MatrixError::Transport {
                 method: Method::GET,
                 path: path.clone(),
-                detail: bundle::archive::error_chain(&source),
+                detail: oci::error_chain(&source),
             })?;
         Ok(bytes.to_vec())
     }
@@ -287,7 +287,7 @@ impl MatrixClient {
                 .map_err(|source| MatrixError::Transport {
                     method: method.clone(),
                     path: path.to_string(),
-                    detail: bundle::archive::error_chain(&source),
+                    detail: oci::error_chain(&source),
                 })?;
             let status = response.status();
             if status.is_success() {

@@ -1,7 +1,7 @@
 //! Waiting, through `/sync` long-polls, until a user has seen a list of events.
 
-use crate::client::MatrixClient;
-use crate::error::MatrixError;
+use super::client::MatrixClient;
+use super::error::MatrixError;
 use std::time::{Duration, Instant};
 
 /// Longest single long-poll.

@@ -1,6 +1,6 @@
 //! The smoke test's step-by-step report.
 
-use crate::error::MatrixError;
+use super::error::MatrixError;
 use serde::Serialize;
 use std::fmt;
 use std::future::Future;

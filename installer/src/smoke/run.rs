@@ -1,10 +1,10 @@
 //! The smoke sequence: two throwaway users, a room, messages both ways through `/sync`, and a
 //! media round trip.
 
-use crate::client::MatrixClient;
-use crate::error::MatrixError;
-use crate::receive::await_messages;
-use crate::report::Report;
+use super::client::MatrixClient;
+use super::error::MatrixError;
+use super::receive::await_messages;
+use super::report::Report;
 use rand_core::{OsRng, RngCore};
 use std::time::Duration;
 

@@ -1,0 +1,354 @@
+//! Full verification: signatures first, then one streaming pass over every frame (decompressed
+//! in parallel) that checks each member's header, place, size and SHA-256 against `bundle.json`.
+
+use crate::archive::tar::{MemberHeader, Parser, Visitor};
+use crate::archive::{ArchiveError, ReadAt, SeekTable};
+use crate::open::FoundSignature;
+use crate::toc::{is_signature_path, TOC_PATH};
+use crate::trust::{Signers, TrustPolicy};
+use crate::{Bundle, BundleError, Progress};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+
+/// What a successful verification established.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Bundle name from `bundle.json`.
+    pub name: String,
+    /// Bundle version.
+    pub version: String,
+    /// Members checked, `bundle.json` and signatures included.
+    pub members: usize,
+    /// Decompressed bytes of member data checked.
+    pub bytes: u64,
+    /// Who signed.
+    pub signers: Signers,
+}
+
+/// Verifies `bundle` under `policy`: signatures, then every member, failing on the first
+/// problem with an error that names the member. `threads` workers decompress frames.
+pub fn verify<S: ReadAt>(
+    bundle: &Bundle<S>,
+    policy: &TrustPolicy,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<Report, BundleError> {
+    let signatures: Vec<FoundSignature> = match bundle.signatures() {
+        Ok(found) => found.iter().map(|(_, sig)| sig.clone()).collect(),
+        Err(problem) => {
+            // The members are not where bundle.json puts them: the streaming pass names the
+            // member at fault.
+            check_members(bundle, None, threads, progress, None)?;
+            return Err(BundleError::Layout(problem.to_string()));
+        }
+    };
+    let signers = policy.check(bundle.toc_bytes(), &signatures)?;
+    let (members, bytes) = check_members(bundle, Some(&signatures), threads, progress, None)?;
+    Ok(Report {
+        name: bundle.toc().name.clone(),
+        version: bundle.toc().version.clone(),
+        members,
+        bytes,
+        signers,
+    })
+}
+
+/// Receives members that pass their checks, e.g. to write them out.
+pub trait MemberSink {
+    /// A member starts.
+    fn begin(&mut self, path: &str) -> Result<(), BundleError>;
+    /// The next bytes of the member's data.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), BundleError>;
+    /// The member's content matched `bundle.json`: make it permanent.
+    fn commit(&mut self) -> Result<(), BundleError>;
+}
+
+/// Checks every member in one streaming pass; `signatures`, when given, must be exactly the
+/// signature members found; `sink`, when given, receives every member and is told to commit
+/// each one only after its hash matched. Returns the number of members and data bytes checked.
+pub fn check_members<S: ReadAt>(
+    bundle: &Bundle<S>,
+    signatures: Option<&[FoundSignature]>,
+    threads: usize,
+    progress: &dyn Progress,
+    sink: Option<&mut dyn MemberSink>,
+) -> Result<(usize, u64), BundleError> {
+    let table = bundle.archive().table();
+    progress.start("verify", table.data_len());
+    let mut checker = Checker::new(bundle, sink);
+    let mut parser = Parser::new();
+    let result = bundle
+        .archive()
+        .for_each_frame(0..table.frames().len(), threads, |_, data| {
+            let data = data.map_err(|e| checker.in_context(e))?;
+            parser.feed(&data, &mut checker).map_err(|e| match e {
+                BundleError::Archive(source) => checker.in_context(source),
+                other => other,
+            })?;
+            progress.advance(data.len() as u64);
+            Ok::<(), BundleError>(())
+        })
+        .and_then(|()| parser.finish().map_err(|e| checker.in_context(e)));
+    progress.finish();
+    if let Some(diagnosis) = checker.diagnose() {
+        return Err(diagnosis);
+    }
+    result?;
+    if let Some(missing) = checker.expected.get(checker.next) {
+        return Err(BundleError::Missing {
+            path: missing.0.to_string(),
+        });
+    }
+    if let Some(expected) = signatures {
+        if let Some(diff) = first_difference(expected, &checker.signatures) {
+            return Err(BundleError::SignatureChanged { path: diff });
+        }
+    }
+    Ok((checker.members, checker.bytes))
+}
+
+fn first_difference(expected: &[FoundSignature], found: &[FoundSignature]) -> Option<String> {
+    if let Some((a, _)) = expected.iter().zip(found).find(|(a, b)| a != b) {
+        return Some(a.path.clone());
+    }
+    let longer = if expected.len() > found.len() {
+        expected
+    } else {
+        found
+    };
+    longer
+        .get(expected.len().min(found.len()))
+        .map(|s| s.path.clone())
+}
+
+/// What the member being read is.
+enum Current {
+    /// `bundle.json` or a listed member: hash and compare.
+    Listed { index: usize, hasher: Box<Sha256> },
+    /// A signature member: keep its bytes.
+    Signature(FoundSignature),
+    /// After a mismatch: only the sequence of paths matters now.
+    Skipped,
+}
+
+/// Walks the tar stream and compares it with `bundle.json`.
+struct Checker<'a, 's> {
+    sink: Option<&'s mut dyn MemberSink>,
+    table: &'a SeekTable,
+    /// Paths and sizes in the expected order: `bundle.json`, then the listed members.
+    expected: Vec<(&'a str, u64, &'a str)>,
+    toc_sha256: String,
+    next: usize,
+    current: Option<Current>,
+    /// Paths seen in the listed region, kept once the order went wrong, for the diagnosis.
+    seen: Vec<String>,
+    seen_set: HashSet<String>,
+    mismatch: bool,
+    signatures: Vec<FoundSignature>,
+    members: usize,
+    bytes: u64,
+}
+
+impl<'a, 's> Checker<'a, 's> {
+    fn new<S: ReadAt>(bundle: &'a Bundle<S>, sink: Option<&'s mut dyn MemberSink>) -> Self {
+        let toc_sha256 = bundle.toc_sha256();
+        let mut expected = vec![(TOC_PATH, bundle.toc_bytes().len() as u64, "")];
+        expected.extend(
+            bundle
+                .toc()
+                .members
+                .iter()
+                .map(|e| (e.path.as_str(), e.size, e.sha256.as_str())),
+        );
+        Checker {
+            sink,
+            table: bundle.archive().table(),
+            expected,
+            toc_sha256,
+            next: 0,
+            current: None,
+            seen: Vec::new(),
+            seen_set: HashSet::new(),
+            mismatch: false,
+            signatures: Vec::new(),
+            members: 0,
+            bytes: 0,
+        }
+    }
+
+    fn in_listed_region(&self) -> bool {
+        self.next < self.expected.len()
+    }
+
+    /// Names the member an archive error happened in.
+    fn in_context(&self, source: ArchiveError) -> BundleError {
+        let path = match &self.current {
+            Some(Current::Listed { index, .. }) => Some(self.expected[*index].0.to_string()),
+            Some(Current::Signature(sig)) => Some(sig.path.clone()),
+            _ => self.expected.get(self.next).map(|e| e.0.to_string()),
+        };
+        match path {
+            Some(path) => BundleError::InMember { path, source },
+            None => BundleError::Archive(source),
+        }
+    }
+
+    /// After the stream: explains a wrong member sequence (added, renamed, duplicated,
+    /// missing or reordered members).
+    fn diagnose(&self) -> Option<BundleError> {
+        if !self.mismatch {
+            return None;
+        }
+        let listed: HashSet<&str> = self.expected.iter().map(|e| e.0).collect();
+        let mut counted = HashSet::new();
+        for path in &self.seen {
+            if !counted.insert(path.as_str()) {
+                return Some(BundleError::Duplicate { path: path.clone() });
+            }
+            if !listed.contains(path.as_str()) {
+                return Some(BundleError::Unexpected { path: path.clone() });
+            }
+        }
+        if let Some(missing) = self.expected.iter().find(|e| !counted.contains(e.0)) {
+            return Some(BundleError::Missing {
+                path: missing.0.to_string(),
+            });
+        }
+        let (path, expected) = self
+            .seen
+            .iter()
+            .zip(&self.expected)
+            .find(|(seen, exp)| seen.as_str() != exp.0)
+            .map(|(seen, exp)| (seen.clone(), exp.0.to_string()))?;
+        Some(BundleError::OutOfOrder { path, expected })
+    }
+
+    fn start_mismatch(&mut self) {
+        if !self.mismatch {
+            self.mismatch = true;
+            self.seen = self.expected[..self.next]
+                .iter()
+                .map(|e| e.0.to_string())
+                .collect();
+        }
+    }
+}
+
+impl Visitor for Checker<'_, '_> {
+    type Error = BundleError;
+
+    fn member(&mut self, header: &MemberHeader) -> Result<(), BundleError> {
+        let path = &header.path;
+        let starts_frame = self
+            .table
+            .frame_at(header.offset)
+            .is_some_and(|i| self.table.frames()[i].data_offset == header.offset);
+        if !starts_frame {
+            return Err(BundleError::Layout(format!(
+                "member {path} does not start a frame of its own"
+            )));
+        }
+        if self.mismatch {
+            if !is_signature_path(path) {
+                self.seen.push(path.clone());
+            }
+            self.current = Some(Current::Skipped);
+            return Ok(());
+        }
+        if !self.in_listed_region() || is_signature_path(path) {
+            if !is_signature_path(path) {
+                if self.seen_set.contains(path) {
+                    return Err(BundleError::Duplicate { path: path.clone() });
+                }
+                return Err(BundleError::Unexpected { path: path.clone() });
+            }
+            if self.in_listed_region() {
+                // Signatures start while listed members are still due.
+                self.start_mismatch();
+                self.current = Some(Current::Skipped);
+                return Ok(());
+            }
+            self.current = Some(Current::Signature(FoundSignature {
+                path: path.clone(),
+                bytes: Vec::new(),
+            }));
+            if let Some(sink) = self.sink.as_mut() {
+                sink.begin(path)?;
+            }
+            return Ok(());
+        }
+        let (expected_path, expected_size, _) = self.expected[self.next];
+        if path != expected_path {
+            self.start_mismatch();
+            self.seen.push(path.clone());
+            self.current = Some(Current::Skipped);
+            return Ok(());
+        }
+        if header.size != expected_size {
+            return Err(BundleError::SizeMismatch {
+                path: path.clone(),
+                header: header.size,
+                toc: expected_size,
+            });
+        }
+        self.seen_set.insert(path.clone());
+        self.current = Some(Current::Listed {
+            index: self.next,
+            hasher: Box::new(Sha256::new()),
+        });
+        self.next += 1;
+        if let Some(sink) = self.sink.as_mut() {
+            sink.begin(path)?;
+        }
+        Ok(())
+    }
+
+    fn data(&mut self, bytes: &[u8]) -> Result<(), BundleError> {
+        match &mut self.current {
+            Some(Current::Listed { hasher, .. }) => hasher.update(bytes),
+            Some(Current::Signature(sig)) => {
+                if sig.bytes.len() + bytes.len() > crate::open::MAX_SIGNATURE_LEN as usize {
+                    return Err(BundleError::Layout(format!(
+                        "signature {} is too large",
+                        sig.path
+                    )));
+                }
+                sig.bytes.extend_from_slice(bytes);
+            }
+            _ => return Ok(()),
+        }
+        if let Some(sink) = self.sink.as_mut() {
+            sink.write(bytes)?;
+        }
+        self.bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn member_end(&mut self) -> Result<(), BundleError> {
+        self.members += 1;
+        match self.current.take() {
+            Some(Current::Listed { index, hasher }) => {
+                let actual = hex::encode(hasher.finalize());
+                let (path, _, listed) = self.expected[index];
+                let expected = if index == 0 {
+                    self.toc_sha256.as_str()
+                } else {
+                    listed
+                };
+                if actual != expected {
+                    return Err(BundleError::Changed {
+                        path: path.to_string(),
+                        expected: expected.to_string(),
+                        actual,
+                    });
+                }
+            }
+            Some(Current::Signature(sig)) => self.signatures.push(sig),
+            _ => return Ok(()),
+        }
+        if let Some(sink) = self.sink.as_mut() {
+            sink.commit()?;
+        }
+        Ok(())
+    }
+}

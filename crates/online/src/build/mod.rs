@@ -1,0 +1,364 @@
+//! The online pipeline, in one place: images.toml and the other input files -> manifests.lock
+//! -> blob cache -> checks (capacity, rendered images) -> OCI layout -> signed bundle.
+//!
+//! [`run`] is `bundle build`; [`lock`] is what `bundle lock` shares with it. The steps:
+//! [`resolve`] (registries to the lock), [`fetch`] (each blob once into the cache),
+//! [`checks`] (what the charts render), [`charts`] (packaging and artifacts),
+//! [`signature_image`] (ClamAV databases as a layer), [`stage`] (the OCI layout straight
+//! from the cache), then the bundle file's pack.
+
+pub mod charts;
+pub mod checks;
+mod error;
+pub mod events;
+pub mod fetch;
+pub mod lock;
+mod manifests;
+pub mod resolve;
+pub mod signature_image;
+pub mod stage;
+
+pub use error::BuildError;
+pub use events::{BuildEvent, BuildEvents, NoEvents};
+pub use lock::{client_config, load_lock, lock_for_build, update_lock, write_lock, LockInputs};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bundle_file::archive::parallel::default_threads;
+use bundle_file::archive::DEFAULT_LEVEL;
+use bundle_file::external::{self, ExternalBlob, EXTERNAL_BLOBS};
+use bundle_file::pack::{pack_inputs, Input, PackOptions, PackReport};
+use bundle_file::sign::SecretKey;
+use bundle_file::Progress;
+use registry::Client;
+
+use crate::spec::{ImagesFile, Lock};
+use crate::store::BlobCache;
+
+/// What to build: everything `bundle build` was told.
+pub struct BuildRequest<'a> {
+    /// images.toml.
+    pub images: &'a ImagesFile,
+    /// manifests.lock.
+    pub lock_path: &'a Path,
+    /// Refuse a lock that disagrees with the input files instead of updating it.
+    pub locked: bool,
+    /// The bundle file to write.
+    pub output: &'a Path,
+    /// Bundle name and version (bundle.json).
+    pub name: String,
+    /// Bundle version.
+    pub version: String,
+    /// Signing key, if the bundle is signed at build time.
+    pub signer: Option<&'a SecretKey>,
+    /// Carry only the ClamAV signature-database image (an update bundle whose base layers the
+    /// site already has).
+    pub only_clamav: bool,
+    /// The site CA directory to carry (`ca.crt`, `ca.key.age`).
+    pub ca_dir: Option<&'a Path>,
+    /// The stack's own charts: every subdirectory with a Chart.yaml.
+    pub chart_dir: Option<&'a Path>,
+    /// The render plan whose every rendered image must be in images.toml.
+    pub releases: Option<&'a Path>,
+    /// The helm to render with when the lock pins none for this machine.
+    pub fallback_helm: &'a Path,
+    /// Downloads in flight.
+    pub jobs: usize,
+}
+
+/// What a build did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildSummary {
+    /// The bundle file.
+    pub bundle: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Images in the lock.
+    pub images: usize,
+    /// Blobs downloaded.
+    pub downloaded_blobs: usize,
+    /// Bytes downloaded.
+    pub downloaded_bytes: u64,
+    /// Blobs found in the cache.
+    pub cached_blobs: usize,
+    /// Bytes found in the cache.
+    pub cached_bytes: u64,
+    /// The key that signed it, if any.
+    pub signed_by: Option<String>,
+}
+
+/// Builds the bundle `request` describes: the lock (checked or brought up to date), the
+/// tools, upstream charts and ClamAV databases it pins, the checks of what the charts render,
+/// then every blob into the cache and the signed bundle out of it. The build time written
+/// into the bundle is the lock's, so the same lock and inputs give the same bytes.
+pub async fn run(
+    request: &BuildRequest<'_>,
+    inputs: &LockInputs,
+    client: &Client,
+    events: &dyn BuildEvents,
+    progress: &dyn Progress,
+) -> Result<BuildSummary, BuildError> {
+    let images = request.images;
+    let cache = &inputs.cache;
+    let lock = lock_for_build(
+        images,
+        inputs,
+        request.lock_path,
+        request.locked,
+        client,
+        request.jobs,
+    )
+    .await?;
+    let timestamp = lock.build_time();
+    let mut contents = Contents {
+        only_clamav: request.only_clamav,
+        ..Contents::default()
+    };
+    if !request.only_clamav {
+        let tool_files = crate::tools::fetch(&lock.tools, &inputs.http, cache).await?;
+        let upstream = charts::fetch_upstream(&lock, &inputs.upstream).await?;
+        if let Some(releases) = request.releases {
+            tokio::task::block_in_place(|| {
+                checks::check_rendered_images(
+                    releases,
+                    images,
+                    (&tool_files, &upstream),
+                    request.fallback_helm,
+                    events,
+                )
+            })?;
+        }
+        contents.extras.files = tool_files
+            .into_iter()
+            .map(|t| Input {
+                path: t.bundle_path,
+                file: t.file,
+                size: t.size,
+                mtime: 0,
+            })
+            .collect();
+        if let Some(dir) = request.ca_dir {
+            contents.extras.files.extend(ca_inputs(dir)?);
+        }
+        contents.charts = Some((
+            match request.chart_dir {
+                Some(dir) => charts::own_charts(dir)?,
+                None => Vec::new(),
+            },
+            upstream,
+        ));
+    }
+    if images.clamav.is_some() {
+        contents.clamav =
+            Some(crate::clamav::collect::fetch(&lock.clamav, &inputs.http, cache).await?);
+    }
+    let output = BuildOutput {
+        path: request.output,
+        pack: PackOptions {
+            name: request.name.clone(),
+            version: request.version.clone(),
+            platforms: images.platforms.iter().map(ToString::to_string).collect(),
+            timestamp: Some(timestamp),
+            threads: default_threads(),
+            level: DEFAULT_LEVEL,
+        },
+        signer: request.signer,
+    };
+    let sources = Sources {
+        client,
+        cache,
+        jobs: request.jobs,
+    };
+    let (packed, fetched) = assemble(images, &lock, contents, sources, output, events, progress)
+        .await
+        .map_err(|e| BuildError::Building {
+            bundle: request.output.display().to_string(),
+            source: Box::new(e),
+        })?;
+    Ok(BuildSummary {
+        bundle: request.output.display().to_string(),
+        bytes: packed.compressed,
+        images: lock.images.len(),
+        downloaded_blobs: fetched.downloaded_blobs,
+        downloaded_bytes: fetched.downloaded_bytes,
+        cached_blobs: fetched.cached_blobs,
+        cached_bytes: fetched.cached_bytes,
+        signed_by: request.signer.map(|k| k.id().to_string()),
+    })
+}
+
+/// The CA directory's files as bundle members under `ca/`.
+fn ca_inputs(dir: &Path) -> Result<Vec<Input>, BuildError> {
+    let mut inputs = Vec::new();
+    for (path, file) in crate::ca::bundle_files(dir)? {
+        let size = std::fs::metadata(&file)
+            .map_err(|e| BuildError::io(&file, e))?
+            .len();
+        inputs.push(Input {
+            path,
+            file,
+            size,
+            mtime: 0,
+        });
+    }
+    Ok(inputs)
+}
+
+/// What goes into the bundle beside the images of the lock: more OCI layout entries (charts
+/// as OCI artifacts, the signature-database image) whose blobs are in the cache, and plain
+/// files (tools, the chart repository, the CA).
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// Further OCI layout entries.
+    pub images: Vec<fetch::ImageContent>,
+    /// Further members.
+    pub files: Vec<Input>,
+}
+
+/// Where a build writes, and how.
+struct BuildOutput<'a> {
+    path: &'a Path,
+    pack: PackOptions,
+    signer: Option<&'a SecretKey>,
+}
+
+/// Where blobs come from and go: the registry client, the cache, and how many downloads run
+/// at once.
+struct Sources<'a> {
+    client: &'a Client,
+    cache: &'a BlobCache,
+    jobs: usize,
+}
+
+/// What a build puts in the bundle.
+#[derive(Debug, Default)]
+struct Contents {
+    /// Only the ClamAV signature-database image (an update bundle whose base layers the site
+    /// already has), instead of every image of the lock.
+    only_clamav: bool,
+    /// The signature databases for the signature image, when the bundle carries one.
+    clamav: Option<Vec<crate::clamav::collect::DatabaseFile>>,
+    /// The stack's own chart directories and the fetched upstream chart archives, by name.
+    charts: Option<(Vec<PathBuf>, BTreeMap<String, PathBuf>)>,
+    /// Everything else beside the images.
+    extras: Extras,
+}
+
+/// Fetches what `contents` needs into the cache and packs the bundle.
+async fn assemble(
+    images: &ImagesFile,
+    lock: &Lock,
+    contents: Contents,
+    sources: Sources<'_>,
+    output: BuildOutput<'_>,
+    events: &dyn BuildEvents,
+    progress: &dyn Progress,
+) -> Result<(PackReport, fetch::FetchReport), BuildError> {
+    let Sources {
+        client,
+        cache,
+        jobs,
+    } = sources;
+    let options = output.pack;
+    let timestamp = options.timestamp.unwrap_or(0);
+    let base = match (&contents.clamav, &images.clamav) {
+        (Some(_), Some(spec)) => Some(
+            lock.images
+                .iter()
+                .find(|i| i.reference == spec.image)
+                .ok_or_else(|| {
+                    BuildError::LockMismatch(format!(
+                        "the ClamAV image {} is not in the lock",
+                        spec.image
+                    ))
+                })?,
+        ),
+        _ => None,
+    };
+    let (mut images_out, report) = match (contents.only_clamav, base) {
+        (true, Some(base)) => {
+            let mut only = lock.clone();
+            only.images = vec![base.clone()];
+            let (_, report) = fetch::fetch(
+                images,
+                &only,
+                fetch::Scope::Metadata,
+                client,
+                cache,
+                jobs,
+                events,
+            )
+            .await?;
+            (Vec::new(), report)
+        }
+        (true, None) => {
+            return Err(BuildError::LockMismatch(
+                "--only clamav needs [clamav] in images.toml and databases in the lock".into(),
+            ))
+        }
+        (false, _) => {
+            fetch::fetch(
+                images,
+                lock,
+                fetch::Scope::Everything,
+                client,
+                cache,
+                jobs,
+                events,
+            )
+            .await?
+        }
+    };
+    let staging = tempfile::tempdir().map_err(|e| BuildError::io(&std::env::temp_dir(), e))?;
+    let mut extras = contents.extras;
+    if let Some((own, upstream)) = &contents.charts {
+        let charts = tokio::task::block_in_place(|| {
+            charts::chart_contents(own, upstream, cache, staging.path(), timestamp)
+        })?;
+        extras.images.extend(charts.images);
+        extras.files.extend(charts.files);
+    }
+    let mut extra_files = extras.files;
+    if let (Some(files), Some(base)) = (&contents.clamav, base) {
+        let image = tokio::task::block_in_place(|| {
+            signature_image::signature_image(base, &lock.clamav, files, cache, timestamp)
+        })?;
+        if contents.only_clamav {
+            let blobs: Vec<ExternalBlob> = image
+                .base_layers
+                .iter()
+                .map(|(digest, size)| ExternalBlob {
+                    digest: digest.clone(),
+                    size: *size,
+                    image: base.reference.to_string(),
+                })
+                .collect();
+            let path = staging.path().join(EXTERNAL_BLOBS);
+            let bytes = external::to_json(&blobs);
+            std::fs::write(&path, &bytes).map_err(|e| BuildError::io(&path, e))?;
+            extra_files.push(Input {
+                path: EXTERNAL_BLOBS.to_string(),
+                file: path,
+                size: bytes.len() as u64,
+                mtime: timestamp,
+            });
+        }
+        images_out.push(image.content);
+    }
+    images_out.extend(extras.images);
+    let mut inputs = stage::stage(&images_out, cache, staging.path(), timestamp)?;
+    inputs.extend(extra_files.into_iter().map(|mut file| {
+        file.mtime = timestamp;
+        file
+    }));
+    bundle_file::pack::sort_inputs(&mut inputs);
+    events.event(BuildEvent::PackStarted {
+        bytes: inputs.iter().map(|i| i.size).sum(),
+    });
+    // Packing is CPU-bound and runs its own threads; keep it off the async workers.
+    let packed = tokio::task::block_in_place(|| {
+        pack_inputs(inputs, output.path, &options, output.signer, progress)
+    })?;
+    Ok((packed, report))
+}

@@ -1,0 +1,47 @@
+//! The `installer` subcommands, one module each: each parses its arguments, calls the library
+//! and prints through [`Output`], returning the exit status.
+
+mod ca;
+mod capacity;
+mod kube_args;
+mod load;
+mod serve;
+mod smoke;
+mod tools;
+
+use anyhow::Result;
+use cli_support::verify_cmd::{self, VerifyArgs};
+use cli_support::Output;
+use std::process::ExitCode;
+
+/// Every subcommand of `installer`.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Check a bundle's signatures and every member against bundle.json.
+    Verify(VerifyArgs),
+    /// Verify a bundle, then push its images and charts into a registry.
+    Load(load::Args),
+    /// Verify a bundle, then serve it as a read-only OCI registry.
+    Serve(serve::Args),
+    /// The site root CA: make it, give it to cert-manager, export it for nodes and phones.
+    Ca(ca::Args),
+    /// Check a deployed homeserver end to end: users, a room, messages, media.
+    Smoke(smoke::Args),
+    /// Check that a profile fits the site: PostgreSQL connections, node CPU and memory.
+    Capacity(capacity::Args),
+    /// Write the helm and kubectl binaries the bundle carries for this machine.
+    Tools(tools::Args),
+}
+
+/// Runs one subcommand.
+pub fn run(command: Command, out: Output) -> Result<ExitCode> {
+    match command {
+        Command::Verify(args) => verify_cmd::run(&args, out),
+        Command::Load(args) => load::run(&args, out),
+        Command::Serve(args) => serve::run(&args, out),
+        Command::Ca(args) => ca::run(&args, out),
+        Command::Smoke(args) => smoke::run(&args, out),
+        Command::Capacity(args) => capacity::run(&args, out),
+        Command::Tools(args) => tools::run(&args, out),
+    }
+}

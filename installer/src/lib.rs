@@ -1,0 +1,19 @@
+//! The offline side: what `installer` does inside the enclave with a verified bundle.
+//!
+//! - [`load`]: push the bundle's images and charts into the site registry.
+//! - [`serve`]: answer pulls straight from the bundle file, before any registry runs.
+//! - [`layout`]: the bundle's OCI layout as both of them read it.
+//! - [`tools`]: write out the helm and kubectl the bundle carries.
+//! - [`ca`]: the site CA as cert-manager and the nodes need it.
+//! - [`kube`]: the one module that talks to the Kubernetes API.
+//! - [`smoke`]: the post-deploy check of a homeserver, as a Matrix client.
+//!
+//! The scale-profile capacity check lives in the `capacity` crate, which the build also uses.
+
+pub mod ca;
+pub mod kube;
+pub mod layout;
+pub mod load;
+pub mod serve;
+pub mod smoke;
+pub mod tools;

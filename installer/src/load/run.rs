@@ -1,0 +1,317 @@
+//! The executor: first every image's blobs (HEAD first; mounted from another repository this
+//! run already pushed it to; else uploaded), several in flight, while the bundle's member check
+//! may still be running; then, once it passed, per image the manifests by digest (HEAD
+//! first) and the tag.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bundle_file::archive::ReadAt;
+use bundle_file::stream::member_pieces;
+use bundle_file::{Bundle, Located, MemberCheck, Progress};
+use futures_util::stream::{self, StreamExt as _};
+use oci::{blob_path, Digest, Pieces, Reference};
+use registry::{BlobSource, Client};
+use serde::Serialize;
+
+use super::error::{LoadError, Within as _};
+use super::plan::ImagePlan;
+
+type Result<T, E = LoadError> = std::result::Result<T, E>;
+
+/// How to load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Blobs in flight at once (at least 1).
+    pub jobs: usize,
+    /// Blobs larger than this go up in chunks of this size ([`registry::CHUNK_SIZE`] by
+    /// default).
+    pub chunk_size: u64,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Images in the bundle (charts not counted).
+    pub images: usize,
+    /// Images whose tag now points at a complete image.
+    pub images_loaded: usize,
+    /// Helm charts (OCI artifacts) in the bundle.
+    pub charts: usize,
+    /// Charts whose tag now points at a complete artifact.
+    pub charts_loaded: usize,
+    /// Blobs uploaded.
+    pub blobs_pushed: u64,
+    /// Blobs the registry already had.
+    pub blobs_skipped: u64,
+    /// Blobs mounted from another repository.
+    pub blobs_mounted: u64,
+    /// Bytes uploaded.
+    pub bytes_pushed: u64,
+    /// Bytes not uploaded because the registry had them or mounted them.
+    pub bytes_skipped: u64,
+    /// Manifests and indexes pushed by digest.
+    pub manifests_pushed: u64,
+    /// Manifests and indexes the registry already had.
+    pub manifests_skipped: u64,
+    /// Tags set (or moved).
+    pub tags_pushed: u64,
+    /// Seconds the load took.
+    pub seconds: f64,
+    /// Images that failed, with why.
+    pub failures: Vec<Failure>,
+}
+
+/// One image that could not be loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// The image's reference in the bundle.
+    pub image: String,
+    /// Why.
+    pub error: String,
+}
+
+#[derive(Default)]
+struct Counters {
+    blobs_pushed: AtomicU64,
+    blobs_skipped: AtomicU64,
+    blobs_mounted: AtomicU64,
+    bytes_pushed: AtomicU64,
+    bytes_skipped: AtomicU64,
+}
+
+/// A blob of the bundle, streamed from the compressed file.
+struct MemberBlob<S> {
+    bundle: Arc<Bundle<S>>,
+    member: Located,
+}
+
+impl<S: ReadAt + 'static> BlobSource for MemberBlob<S> {
+    fn pieces(&self, offset: u64, len: u64) -> Pieces {
+        member_pieces(Arc::clone(&self.bundle), self.member.clone(), offset, len)
+    }
+}
+
+/// Pushes every planned image into the registry, with `progress` counting bytes (pushed and
+/// skipped). Failed images are listed in the summary; the others are still loaded. With a
+/// member `check` running, no manifest or tag is pushed until it passed, and its failure ends
+/// the load. Must run inside a tokio runtime (bundle reads run on blocking threads).
+pub async fn load<S: ReadAt + 'static>(
+    client: &Client,
+    bundle: Arc<Bundle<S>>,
+    plans: &[ImagePlan],
+    options: &LoadOptions,
+    progress: &dyn Progress,
+    check: Option<MemberCheck>,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let total: u64 = plans
+        .iter()
+        .flat_map(|p| p.blobs.iter().map(|(_, size)| size))
+        .sum();
+    progress.start("pushing", total);
+    let counters = Counters::default();
+    let blobs = push_blobs(client, &bundle, plans, options, progress, &counters).await;
+    progress.finish();
+    if let Some(check) = check {
+        check.verdict().await?;
+    }
+    let charts = plans.iter().filter(|p| is_chart(p)).count();
+    let mut summary = Summary {
+        images: plans.len() - charts,
+        charts,
+        ..Summary::default()
+    };
+    for (plan, blobs) in plans.iter().zip(blobs) {
+        let pushed = match blobs {
+            Ok(()) => push_manifests(client, plan).await,
+            Err(error) => Err(error),
+        };
+        match pushed {
+            Ok((pushed, skipped, tagged)) => {
+                summary.manifests_pushed += pushed;
+                summary.manifests_skipped += skipped;
+                summary.tags_pushed += tagged;
+                if is_chart(plan) {
+                    summary.charts_loaded += 1;
+                } else {
+                    summary.images_loaded += 1;
+                }
+            }
+            Err(error) => summary.failures.push(Failure {
+                image: plan.source.clone(),
+                error: oci::error_chain(&error),
+            }),
+        }
+    }
+    summary.blobs_pushed = counters.blobs_pushed.load(Ordering::Relaxed);
+    summary.blobs_skipped = counters.blobs_skipped.load(Ordering::Relaxed);
+    summary.blobs_mounted = counters.blobs_mounted.load(Ordering::Relaxed);
+    summary.bytes_pushed = counters.bytes_pushed.load(Ordering::Relaxed);
+    summary.bytes_skipped = counters.bytes_skipped.load(Ordering::Relaxed);
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Whether a plan is a Helm chart artifact (`charts/<name>:<version>` in the bundle).
+fn is_chart(plan: &ImagePlan) -> bool {
+    plan.source
+        .starts_with(&format!("{}/", online::chart::artifact::REPOSITORY_PREFIX))
+}
+
+/// Where a blob already is in the target registry: the repository it was found in or put
+/// into. A task holds its blob's slot while it puts the blob there, so a task for the same
+/// blob in another repository waits and then mounts it instead of uploading it again.
+type Landing = tokio::sync::Mutex<Option<String>>;
+
+/// Puts every blob of every image in the target, `options.jobs` at once across images; the
+/// result per image. Each blob's first use goes first, largest first, so the long uploads
+/// start early; its other uses (mounts, mostly) follow.
+async fn push_blobs<S: ReadAt + 'static>(
+    client: &Client,
+    bundle: &Arc<Bundle<S>>,
+    plans: &[ImagePlan],
+    options: &LoadOptions,
+    progress: &dyn Progress,
+    counters: &Counters,
+) -> Vec<Result<()>> {
+    let mut landings: HashMap<&Digest, Landing> = HashMap::new();
+    let (mut firsts, mut repeats) = (Vec::new(), Vec::new());
+    for (index, plan) in plans.iter().enumerate() {
+        for (digest, size) in &plan.blobs {
+            let first = !landings.contains_key(digest);
+            landings.entry(digest).or_default();
+            let task = (index, digest, *size);
+            if first {
+                firsts.push(task);
+            } else {
+                repeats.push(task);
+            }
+        }
+    }
+    firsts.sort_by_key(|&(_, _, size)| std::cmp::Reverse(size));
+    let landings = &landings;
+    let pushed: Vec<(usize, Result<()>)> = stream::iter(firsts.into_iter().chain(repeats))
+        .map(|(index, digest, size)| async move {
+            let target = &plans[index].target;
+            let landing = &landings[digest];
+            let result = push_blob(
+                client, bundle, target, digest, size, landing, options, progress, counters,
+            )
+            .await
+            .within(|| format!("pushing blob {digest} to {}", target.name()));
+            (index, result)
+        })
+        .buffer_unordered(options.jobs.max(1))
+        .collect()
+        .await;
+    let mut results: Vec<Result<()>> = plans.iter().map(|_| Ok(())).collect();
+    for (index, result) in pushed {
+        if let (Err(error), Ok(())) = (result, &results[index]) {
+            results[index] = Err(error);
+        }
+    }
+    results
+}
+
+/// Pushes one image's manifests (children first) and its tag, after checking the blobs it
+/// needs from the site are there; returns manifests pushed, manifests skipped, tags set.
+async fn push_manifests(client: &Client, plan: &ImagePlan) -> Result<(u64, u64, u64)> {
+    let target = &plan.target;
+    for (digest, _, image) in &plan.external {
+        if client.head_blob(target, digest).await?.is_none() {
+            return Err(LoadError::MissingBase {
+                image: image.clone(),
+                digest: digest.clone(),
+                repository: target.name(),
+            });
+        }
+    }
+    let (mut pushed, mut skipped) = (0, 0);
+    for manifest in &plan.manifests {
+        let by_digest = Reference {
+            tag: None,
+            digest: Some(manifest.digest.clone()),
+            ..target.clone()
+        };
+        let present = client
+            .head_manifest(&by_digest)
+            .await
+            .within(|| format!("checking {by_digest}"))?;
+        if present.is_some() {
+            skipped += 1;
+            continue;
+        }
+        client
+            .put_manifest(&by_digest, &manifest.media_type, manifest.bytes.clone())
+            .await
+            .within(|| format!("pushing manifest {by_digest}"))?;
+        pushed += 1;
+    }
+    let mut tagged = 0;
+    if target.tag.is_some() {
+        let root = plan.root();
+        let current = client
+            .head_manifest(target)
+            .await
+            .within(|| format!("checking {target}"))?;
+        if current.map(|(_, digest, _)| digest) != Some(root.digest.clone()) {
+            client
+                .put_manifest(target, &root.media_type, root.bytes.clone())
+                .await
+                .within(|| format!("tagging {target}"))?;
+            tagged = 1;
+        }
+    }
+    Ok((pushed, skipped, tagged))
+}
+
+/// Puts one blob in `target`'s repository: nothing if it is there, a mount if `landing`
+/// knows another repository holding it, else an upload.
+#[allow(clippy::too_many_arguments)]
+async fn push_blob<S: ReadAt + 'static>(
+    client: &Client,
+    bundle: &Arc<Bundle<S>>,
+    target: &Reference,
+    digest: &Digest,
+    size: u64,
+    landing: &Landing,
+    options: &LoadOptions,
+    progress: &dyn Progress,
+    counters: &Counters,
+) -> Result<()> {
+    let mut landed = landing.lock().await;
+    if client.head_blob(target, digest).await?.is_some() {
+        counters.blobs_skipped.fetch_add(1, Ordering::Relaxed);
+        counters.bytes_skipped.fetch_add(size, Ordering::Relaxed);
+        progress.advance(size);
+        landed.get_or_insert_with(|| target.repository.clone());
+        return Ok(());
+    }
+    if let Some(from) = landed.as_deref().filter(|repo| *repo != target.repository) {
+        if client.mount_blob(target, digest, from).await? {
+            counters.blobs_mounted.fetch_add(1, Ordering::Relaxed);
+            counters.bytes_skipped.fetch_add(size, Ordering::Relaxed);
+            progress.advance(size);
+            return Ok(());
+        }
+    }
+    let path = blob_path(digest);
+    let Some(member) = bundle.member(&path) else {
+        return Err(LoadError::Unloadable(format!("the bundle has no {path}")));
+    };
+    let source = MemberBlob {
+        bundle: Arc::clone(bundle),
+        member: member.clone(),
+    };
+    let report = |n: u64| progress.advance(n);
+    client
+        .upload_blob(target, digest, size, options.chunk_size, &source, &report)
+        .await?;
+    counters.blobs_pushed.fetch_add(1, Ordering::Relaxed);
+    counters.bytes_pushed.fetch_add(size, Ordering::Relaxed);
+    *landed = Some(target.repository.clone());
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! Integration tests of the `installer` binary and library with real components: loads into
+//! and pulls from docker-registry (checked with skopeo), `installer serve`, the CA commands,
+//! the stack chart rendered and checked with helm, kubernetes-validate, checkov and haproxy,
+//! and the stack's own processes (PostgreSQL, Redis with Sentinel, HAProxy, Synapse) started
+//! from the chart's rendered configuration for the smoke test and the rehearsal.
+
+mod ca;
+mod ca_objects;
+mod harness;
+mod load;
+mod rehearsal;
+mod serve;
+mod smoke;
+mod stack_chart;
+mod verify;
