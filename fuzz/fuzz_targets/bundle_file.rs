@@ -2,10 +2,10 @@
 //! never panic, and never allocate without bound.
 #![no_main]
 
-use bundle::container::inspect::summarize;
-use bundle::container::verify::{check_members, verify};
-use bundle::container::{Bundle, NoProgress, TrustPolicy};
-use bundle::sign::{KeyId, SecretKey};
+use bundle_file::inspect::summarize;
+use bundle_file::verify::{check_members, verify};
+use bundle_file::{Bundle, NoProgress, TrustPolicy};
+use bundle_file::sign::{KeyId, SecretKey};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

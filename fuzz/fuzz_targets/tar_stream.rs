@@ -3,11 +3,11 @@
 //! The first byte picks where frames are cut.
 #![no_main]
 
-use bundle::archive::frames::FrameCompressor;
-use bundle::archive::SeekTable;
-use bundle::container::verify::check_members;
-use bundle::container::{Bundle, NoProgress, TrustPolicy};
-use bundle::sign::{KeyId, SecretKey};
+use bundle_file::archive::frames::FrameCompressor;
+use bundle_file::archive::SeekTable;
+use bundle_file::verify::check_members;
+use bundle_file::{Bundle, NoProgress, TrustPolicy};
+use bundle_file::sign::{KeyId, SecretKey};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -34,6 +34,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = check_members(&bundle, None, 1, &NoProgress, None);
     let key = SecretKey::from_seed(KeyId([1; 8]), &[1; 32]);
     if let Ok(policy) = TrustPolicy::new(vec![key.public_key()], 1) {
-        let _ = bundle::container::verify::verify(&bundle, &policy, 1, &NoProgress);
+        let _ = bundle_file::verify::verify(&bundle, &policy, 1, &NoProgress);
     }
 });

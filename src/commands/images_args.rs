@@ -20,7 +20,7 @@ pub struct ImagesArgs {
     /// The lock file.
     #[arg(long, default_value = "manifests.lock", value_name = "FILE")]
     pub lock: PathBuf,
-    /// Talk to this registry (HOST[:PORT]) over plain HTTP or unverified TLS (repeatable).
+    /// Talk to this registry (HOST\[:PORT\]) over plain HTTP or unverified TLS (repeatable).
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure: Vec<String>,
     /// Trust this PEM CA certificate for registries, beside the system's (repeatable).
@@ -35,7 +35,7 @@ pub struct ImagesArgs {
     #[arg(long, value_name = "FILE")]
     pub charts: Option<PathBuf>,
     /// Take the ClamAV databases from this directory (kept by Cisco's cvdupdate), overriding
-    /// images.toml's [clamav] source.
+    /// images.toml's \[clamav\] source.
     #[arg(long, value_name = "DIR", conflicts_with = "clamav_mirror")]
     pub clamav_dir: Option<PathBuf>,
     /// Take the ClamAV databases from this private mirror URL, overriding images.toml.

@@ -2,7 +2,7 @@
 //! from it for auditors.
 
 use crate::archive::tar::check_path;
-use oci::layout::{blob_digest, INDEX_FILE, LAYOUT_FILE};
+use oci::layout::{INDEX_FILE, LAYOUT_FILE};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -46,7 +46,7 @@ impl Kind {
         match (path, top) {
             (CHECKSUMS_PATH, _) => Kind::Checksums,
             (LAYOUT_FILE | INDEX_FILE, _) => Kind::OciLayout,
-            _ if blob_digest(path).is_some() || top == "blobs" => Kind::Blob,
+            (_, "blobs") => Kind::Blob,
             (_, "charts") => Kind::Chart,
             (_, "clamav") => Kind::Clamav,
             (_, "ca") => Kind::Ca,

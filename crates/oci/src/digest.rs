@@ -45,6 +45,14 @@ impl Digest {
         Digest::from_sha256(&sha2::Sha256::digest(bytes))
     }
 
+    /// The digest and length of everything `reader` gives.
+    pub fn of_reader(reader: &mut dyn io::Read) -> io::Result<(Digest, u64)> {
+        let mut writer = DigestWriter::new(io::sink());
+        io::copy(reader, &mut writer)?;
+        let (_, digest, size) = writer.finish();
+        Ok((digest, size))
+    }
+
     /// A digest from a finished SHA-256 hash.
     pub fn from_sha256(hash: &[u8]) -> Digest {
         Digest(format!("sha256:{}", hex::encode(hash)))
@@ -153,6 +161,10 @@ mod tests {
         assert_eq!(
             digest.as_str(),
             "sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+        );
+        assert_eq!(
+            Digest::of_reader(&mut &b"hello world"[..]).unwrap(),
+            (digest, 11)
         );
     }
 }

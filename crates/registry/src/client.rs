@@ -52,6 +52,28 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// After `failed` attempts of `call` failed for `reason`: the error when the retry budget
+    /// is spent, else a pause (reported) before the next attempt.
+    pub(crate) async fn retry_or_give_up(
+        &self,
+        call: &crate::request::Call<'_>,
+        failed: u32,
+        reason: String,
+    ) -> Result<(), RegistryError> {
+        let max = self.policy.max_attempts;
+        if failed >= max {
+            return Err(self.too_many(call, failed, reason));
+        }
+        self.pause(
+            (call.endpoint.label.as_str(), call.what),
+            (failed, max),
+            None,
+            reason,
+        )
+        .await;
+        Ok(())
+    }
+
     /// Tells the observer about a retry of `what` at `registry` after `failed` of `max`
     /// attempts failed for `reason`, then waits the policy's delay (`Retry-After` when the
     /// registry gave one).
@@ -204,12 +226,7 @@ impl Client {
                 }
                 Err(BodyError::Network(e)) => {
                     failed += 1;
-                    let max = inner.policy.max_attempts;
-                    if failed >= max {
-                        return Err(inner.too_many(&call, failed, chain(&e)));
-                    }
-                    let at = (call.endpoint.label.as_str(), call.what);
-                    inner.pause(at, (failed, max), None, chain(&e)).await;
+                    inner.retry_or_give_up(&call, failed, chain(&e)).await?;
                 }
             }
         };
@@ -420,12 +437,7 @@ impl Client {
                 None => break,
                 Some(e) => {
                     failed += 1;
-                    let max = inner.policy.max_attempts;
-                    if failed >= max {
-                        return Err(inner.too_many(&call, failed, chain(&e)));
-                    }
-                    let at = (call.endpoint.label.as_str(), call.what);
-                    inner.pause(at, (failed, max), None, chain(&e)).await;
+                    inner.retry_or_give_up(&call, failed, chain(&e)).await?;
                 }
             }
         }

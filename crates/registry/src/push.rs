@@ -2,7 +2,7 @@
 //! and chunked uploads (restarted from scratch when they fail part-way, so bodies are read
 //! again from their source), and manifests by digest or tag.
 //!
-//! Bodies larger than [`BUFFERED`] are streamed from their source as the registry takes them,
+//! Bodies larger than 1 MiB are streamed from their source as the registry takes them,
 //! so neither the chunk size nor the blob size costs memory.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -454,11 +454,7 @@ impl Inner {
                             source: error,
                         });
                     }
-                    if failed >= max {
-                        return Err(self.too_many(call, failed, chain(&error)));
-                    }
-                    let at = (call.endpoint.label.as_str(), call.what);
-                    self.pause(at, (failed, max), None, chain(&error)).await;
+                    self.retry_or_give_up(call, failed, chain(&error)).await?;
                 }
             }
         }

@@ -79,14 +79,16 @@ pub fn run_path(program: &Path, args: &[&str], cwd: &Path) -> Run {
     Run::from(output)
 }
 
-/// The workspace binary `name` (`bundle` or `installer`), built once per test process so it
-/// is never stale (a no-op when it is up to date): the tests of every crate run the real
-/// binaries, whichever package defines them.
+/// The workspace binary `name` (`bundle` or `installer`), never older than the workspace's
+/// sources: `cargo test --workspace` has built it already (the usual case, used as it is);
+/// when it is missing or older than a source file (`cargo test -p` of another crate after an
+/// edit), it is built first. The tests of every crate run the real binaries, whichever package
+/// defines them.
 pub fn bin(name: &str) -> PathBuf {
-    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    let built = built.get_or_insert_with(HashMap::new);
-    if let Some(path) = built.get(name) {
+    static CHECKED: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    let checked = checked.get_or_insert_with(HashMap::new);
+    if let Some(path) = checked.get(name) {
         return path.clone();
     }
     // target/<profile>/deps/<test binary>: the binaries live in target/<profile>.
@@ -95,13 +97,29 @@ pub fn bin(name: &str) -> PathBuf {
         .parent()
         .and_then(Path::parent)
         .expect("the test binary lies in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    let built_at = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    if built_at.is_none_or(|at| at < newest_source()) {
+        build(name, profile_dir);
+    }
+    assert!(path.is_file(), "no {name} binary at {}", path.display());
+    checked.insert(name.to_string(), path.clone());
+    path
+}
+
+/// Builds binary `name` into `profile_dir` with cargo.
+fn build(name: &str, profile_dir: &Path) {
+    let package = match name {
+        "installer" => "installer-cli",
+        other => other,
+    };
     let target_dir = profile_dir.parent().expect("target/<profile>");
     let cargo = std::env::var_os("CARGO")
         .or_else(|| option_env!("CARGO").map(Into::into))
         .unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
-        .args(["build", "-q", "--bin", name, "-p", name])
+        .args(["build", "-q", "--bin", name, "-p", package])
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(workspace_root());
@@ -110,10 +128,41 @@ pub fn bin(name: &str) -> PathBuf {
     }
     let status = command.status().expect("run cargo build");
     assert!(status.success(), "cargo build --bin {name} failed");
-    let path = profile_dir.join(name);
-    assert!(path.is_file(), "no {name} binary at {}", path.display());
-    built.insert(name.to_string(), path.clone());
-    path
+}
+
+/// When a source of the binaries last changed: the newest `.rs` file below the workspace's
+/// `src/`, `installer/src/` and `crates/*/src/`, or manifest.
+fn newest_source() -> std::time::SystemTime {
+    fn modified(path: &Path) -> std::time::SystemTime {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
+    }
+    fn walk(dir: &Path, newest: &mut std::time::SystemTime) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, newest);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                *newest = (*newest).max(modified(&path));
+            }
+        }
+    }
+    let root = workspace_root();
+    let mut packages = vec![root.clone(), root.join("installer")];
+    packages.extend(
+        std::fs::read_dir(root.join("crates"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path()),
+    );
+    let mut newest = modified(&root.join("Cargo.lock"));
+    for package in packages {
+        newest = newest.max(modified(&package.join("Cargo.toml")));
+        walk(&package.join("src"), &mut newest);
+    }
+    newest
 }
 
 /// The workspace's root directory.

@@ -33,7 +33,7 @@ impl Reserved {
     }
 }
 
-/// Reserves a loopback port in [`RESERVED`] that no other test holds and nothing listens on.
+/// Reserves a loopback port in the reserved range that no other test holds and nothing listens on.
 pub fn reserve() -> Reserved {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let dir = std::env::temp_dir().join("messenger-test-ports");

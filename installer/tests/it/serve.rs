@@ -1,13 +1,12 @@
 //! `installer serve`: a read-only registry answered from the bundle file, pulled from with real
 //! clients (skopeo, and reqwest for ranges, HEAD and error bodies).
 
-use sha2::Digest as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
-use test_support::images::{self, SampleImage};
+use test_support::images::{self, sha256, SampleImage};
 use test_support::ports::reserved_port;
 use test_support::registry::{TestCa, TestRegistry};
 use test_support::serve::Serve;
@@ -118,10 +117,6 @@ fn skopeo_ok(args: &[&str]) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
 /// One HTTP request: (status, headers, body).

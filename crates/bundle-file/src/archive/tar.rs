@@ -84,6 +84,47 @@ pub fn member_header(path: &str, size: u64, mtime: u64) -> Result<Vec<u8>, Archi
     Ok(out)
 }
 
+/// A tar stream written member by member (regular files only, every header as
+/// [`member_header`] makes it): how chart packages and image layers are written, the same way
+/// the bundle's own members are.
+pub struct TarWriter<W: std::io::Write> {
+    out: W,
+}
+
+impl<W: std::io::Write> TarWriter<W> {
+    /// A tar stream into `out`.
+    pub fn new(out: W) -> Self {
+        TarWriter { out }
+    }
+
+    /// Appends the member `path` of `size` bytes read from `data`, which must give exactly
+    /// that many.
+    pub fn append(
+        &mut self,
+        path: &str,
+        size: u64,
+        mtime: u64,
+        data: &mut dyn std::io::Read,
+    ) -> std::io::Result<()> {
+        let header = member_header(path, size, mtime).map_err(std::io::Error::other)?;
+        self.out.write_all(&header)?;
+        let copied = std::io::copy(&mut std::io::Read::take(data, size), &mut self.out)?;
+        if copied != size {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{path}: {copied} bytes of {size}"),
+            ));
+        }
+        self.out.write_all(&[0u8; BLOCK][..padding(size) as usize])
+    }
+
+    /// Writes the end-of-archive marker and hands back the writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out.write_all(&END_OF_ARCHIVE)?;
+        Ok(self.out)
+    }
+}
+
 /// Length of [`member_header`]'s output, without building it.
 pub fn header_len(path: &str, size: u64) -> u64 {
     let mut records = 0u64;

@@ -16,7 +16,7 @@
 //! signatures are verified; legacy ones are parsed but refused.
 //!
 //! ```
-//! use bundle::sign::{KdfParams, PublicKey, SecretKey, Signature};
+//! use bundle_file::sign::{KdfParams, PublicKey, SecretKey, Signature};
 //!
 //! let secret = SecretKey::generate();
 //! let pub_file = secret.public_key().to_file_string();
@@ -29,7 +29,7 @@
 //! let sig = Signature::parse(&sig.to_file_string())?;
 //! sig.verify(&PublicKey::parse(&pub_file)?, b"data")?;
 //! assert_eq!(sig.trusted_comment(), "file:data");
-//! # Ok::<(), bundle::sign::SignError>(())
+//! # Ok::<(), bundle_file::sign::SignError>(())
 //! ```
 
 pub mod digest;

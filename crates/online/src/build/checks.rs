@@ -9,7 +9,7 @@ use crate::discover::{check, discover};
 use crate::spec::{ImagesFile, RenderPlan};
 use crate::tools::ToolFile;
 
-/// Checks the stack chart's capacity (see [`check_capacity`]), then renders every release of
+/// Checks the stack chart's capacity for every profile, then renders every release of
 /// `releases` for every profile (upstream charts from their fetched archives), with the
 /// pinned helm when the bundle carries one for this machine (else `fallback_helm`), and fails
 /// when an image it renders is not in images.toml (warning on listed images nothing renders).

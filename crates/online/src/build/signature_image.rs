@@ -7,7 +7,8 @@
 //! uid/gid 0, mode 0644, gzip without a time or name), so the same base and databases give
 //! the same image digests.
 
-use std::io::Write;
+use bundle_file::archive::tar::TarWriter;
+use oci::DigestWriter;
 
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -206,24 +207,6 @@ fn read_cached(cache: &BlobCache, digest: &Digest) -> Result<Vec<u8>, BuildError
     std::fs::read(&path).map_err(|e| BuildError::io(&path, e))
 }
 
-/// A writer that hashes what passes through it.
-struct Hashing<W> {
-    inner: W,
-    hasher: Sha256,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Writes the database layer into the cache; returns its digest, size and diff ID (the
 /// digest of the uncompressed tar).
 fn write_layer(
@@ -236,31 +219,19 @@ fn write_layer(
         .mtime(0)
         .operating_system(255)
         .write(incoming, flate2::Compression::fast());
-    let mut tar = tar::Builder::new(Hashing {
-        inner: gzip,
-        hasher: Sha256::new(),
-    });
+    let mut tar = TarWriter::new(DigestWriter::new(gzip));
     let mut sorted: Vec<&DatabaseFile> = files.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let layer_error = |path: &std::path::Path, e: std::io::Error| BuildError::io(path, e);
     for file in sorted {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(file.size);
-        header.set_mode(0o644);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(timestamp);
-        header.set_entry_type(tar::EntryType::Regular);
-        let reader = std::fs::File::open(&file.path).map_err(|e| layer_error(&file.path, e))?;
-        tar.append_data(&mut header, format!("{DATABASE_DIR}/{}", file.name), reader)
+        let mut reader = std::fs::File::open(&file.path).map_err(|e| layer_error(&file.path, e))?;
+        let path = format!("{DATABASE_DIR}/{}", file.name);
+        tar.append(&path, file.size, timestamp, &mut reader)
             .map_err(|e| layer_error(&file.path, e))?;
     }
-    let hashing = tar.into_inner().map_err(|e| layer_error(cache.root(), e))?;
-    let diff_id = Digest::from_sha256(&hashing.hasher.finalize());
-    let incoming = hashing
-        .inner
-        .finish()
-        .map_err(|e| layer_error(cache.root(), e))?;
+    let hashing = tar.finish().map_err(|e| layer_error(cache.root(), e))?;
+    let (gzip, diff_id, _) = hashing.finish();
+    let incoming = gzip.finish().map_err(|e| layer_error(cache.root(), e))?;
     let (digest, size) = incoming.commit()?;
     Ok((digest, size, diff_id))
 }

@@ -5,44 +5,42 @@ use super::fetch::ImageContent;
 use super::BuildError;
 use crate::store::BlobCache;
 use bundle_file::pack::{sort_inputs, Input};
-use oci::Digest;
-use serde_json::json;
+use oci::layout::{blob_path, INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, REF_NAME};
+use oci::{media, Descriptor, Digest, ImageIndex};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The annotation `skopeo copy oci:DIR:NAME` and other OCI tools look images up by. Its value
-/// is the image's full normalised reference, so after `bundle extract B DIR` an image is
-/// `oci:DIR:127.0.0.1:5000/team/app:v1` or `oci:DIR:docker.io/library/haproxy:3.2-alpine`:
-/// skopeo (1.9 included) splits `oci:` references at the first ':', so DIR must not contain
-/// one, while NAME may contain ':', '/' and '@' (a pinned `NAME:TAG@sha256:...` too).
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
-
-/// `index.json` of the layout: one descriptor per image, sorted by reference.
+/// `index.json` of the layout: one descriptor per image, sorted by reference, each named by
+/// [`REF_NAME`]. Its value is the image's full normalised reference, so after `bundle extract
+/// B DIR` an image is `oci:DIR:127.0.0.1:5000/team/app:v1` or
+/// `oci:DIR:docker.io/library/haproxy:3.2-alpine`: skopeo (1.9 included) splits `oci:`
+/// references at the first ':', so DIR must not contain one, while NAME may contain ':', '/'
+/// and '@' (a pinned `NAME:TAG@sha256:...` too).
 pub fn layout_index(contents: &[ImageContent]) -> Vec<u8> {
-    let mut manifests: Vec<_> = contents
+    let mut manifests: Vec<Descriptor> = contents
         .iter()
         .map(|c| {
             let name = c
                 .ref_name
                 .clone()
                 .unwrap_or_else(|| c.reference.to_string());
-            (
-                name.clone(),
-                json!({
-                    "mediaType": c.root.media_type,
-                    "digest": c.root.digest.as_str(),
-                    "size": c.root.size,
-                    "annotations": { REF_NAME: name },
-                }),
-            )
+            let mut descriptor = c.root.clone();
+            descriptor.platform = None;
+            descriptor.annotations = BTreeMap::from([(REF_NAME.to_string(), name)]);
+            descriptor
         })
         .collect();
-    manifests.sort_by(|a, b| a.0.cmp(&b.0));
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": manifests.into_iter().map(|(_, m)| m).collect::<Vec<_>>(),
+    manifests.sort_by(|a, b| {
+        a.annotations
+            .get(REF_NAME)
+            .cmp(&b.annotations.get(REF_NAME))
     });
+    let index = ImageIndex {
+        schema_version: 2,
+        media_type: Some(media::OCI_INDEX.to_string()),
+        manifests,
+        annotations: BTreeMap::new(),
+    };
     let mut bytes = serde_json::to_vec_pretty(&index).unwrap_or_default();
     bytes.push(b'\n');
     bytes
@@ -58,11 +56,8 @@ pub fn stage(
 ) -> Result<Vec<Input>, BuildError> {
     let mut inputs = Vec::new();
     let files: [(&str, Vec<u8>); 2] = [
-        (
-            "oci-layout",
-            b"{\"imageLayoutVersion\":\"1.0.0\"}\n".to_vec(),
-        ),
-        ("index.json", layout_index(contents)),
+        (LAYOUT_FILE, format!("{LAYOUT_VERSION}\n").into_bytes()),
+        (INDEX_FILE, layout_index(contents)),
     ];
     for (name, bytes) in files {
         let path = staging.join(name);
@@ -80,7 +75,7 @@ pub fn stage(
         .collect();
     for (digest, size) in blobs {
         inputs.push(Input {
-            path: format!("blobs/sha256/{}", digest.hex()),
+            path: blob_path(digest),
             file: cache.blob_path(digest),
             size,
             mtime: timestamp,

@@ -192,7 +192,7 @@ impl RootCa {
         &self.cert_der
     }
 
-    /// The CA's private key in clear (PKCS#8 PEM), for the cert-manager Secret ([`tls_secret`]).
+    /// The CA's private key in clear (PKCS#8 PEM), for the cert-manager Secret (`installer::ca::tls_secret`).
     pub fn key_pem(&self) -> Zeroizing<String> {
         Zeroizing::new(self.key.serialize_pem())
     }

@@ -6,13 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::error::ChartError;
 use super::metadata::{go_json, ChartMetadata};
 use super::package::PackagedChart;
 use oci::media::OCI_MANIFEST;
-use oci::Digest;
+use oci::{Descriptor, Digest, ImageManifest};
 
 /// Media type of the config blob (`Chart.yaml` as JSON).
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
@@ -35,29 +33,6 @@ pub fn repository(name: &str) -> String {
 /// The layout's `org.opencontainers.image.ref.name` of a chart: `charts/<name>:<tag>`.
 pub fn ref_name(name: &str, version: &str) -> String {
     format!("{}:{}", repository(name), tag(version))
-}
-
-/// An OCI content descriptor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Descriptor {
-    /// Media type.
-    #[serde(rename = "mediaType")]
-    pub media_type: String,
-    /// Content digest.
-    pub digest: String,
-    /// Size in bytes.
-    pub size: u64,
-}
-
-#[derive(Serialize)]
-struct ManifestOut<'a> {
-    #[serde(rename = "schemaVersion")]
-    schema_version: u32,
-    #[serde(rename = "mediaType")]
-    media_type: &'a str,
-    config: Descriptor,
-    layers: Vec<Descriptor>,
-    annotations: BTreeMap<String, String>,
 }
 
 /// The blobs of one chart artifact: the manifest and config bytes (small, in memory) and the
@@ -88,20 +63,21 @@ impl ChartArtifact {
     pub fn new(chart: &PackagedChart, created: u64) -> Result<ChartArtifact, ChartError> {
         let config = chart.metadata.to_helm_json();
         let config_digest = Digest::of(&config);
-        let manifest = ManifestOut {
+        let created = oci::time::format_rfc3339(created)?;
+        let manifest = ImageManifest {
             schema_version: 2,
-            media_type: OCI_MANIFEST,
-            config: Descriptor {
-                media_type: CONFIG_MEDIA_TYPE.to_string(),
-                digest: config_digest.to_string(),
-                size: config.len() as u64,
-            },
-            layers: vec![Descriptor {
-                media_type: CONTENT_MEDIA_TYPE.to_string(),
-                digest: chart.digest.to_string(),
-                size: chart.size,
-            }],
-            annotations: annotations(&chart.metadata, &super::rfc3339(created)?),
+            media_type: Some(OCI_MANIFEST.to_string()),
+            config: Descriptor::new(
+                CONFIG_MEDIA_TYPE,
+                config_digest.clone(),
+                config.len() as u64,
+            ),
+            layers: vec![Descriptor::new(
+                CONTENT_MEDIA_TYPE,
+                chart.digest.clone(),
+                chart.size,
+            )],
+            annotations: annotations(&chart.metadata, &created),
         };
         let manifest = go_json(&manifest);
         Ok(ChartArtifact {
@@ -155,20 +131,12 @@ fn annotations(metadata: &ChartMetadata, created: &str) -> BTreeMap<String, Stri
     out
 }
 
-#[derive(Deserialize)]
-struct ManifestIn {
-    #[serde(rename = "mediaType")]
-    media_type: Option<String>,
-    config: Descriptor,
-    layers: Vec<Descriptor>,
-}
-
 /// The config and chart layer of a fetched manifest, after checking it is a helm chart:
 /// an OCI image manifest whose config is helm's and whose layers are one chart content
 /// layer and, optionally, a provenance layer. The error says what is wrong.
 pub(crate) fn helm_layers(bytes: &[u8]) -> Result<(Descriptor, Descriptor), String> {
-    let manifest: ManifestIn =
-        serde_json::from_slice(bytes).map_err(|e| format!("manifest does not parse: {e}"))?;
+    let manifest =
+        ImageManifest::from_json(bytes).map_err(|e| format!("manifest does not parse: {e}"))?;
     if let Some(media_type) = &manifest.media_type {
         if media_type != OCI_MANIFEST {
             return Err(format!("manifest media type is {media_type}"));

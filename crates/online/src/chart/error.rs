@@ -158,3 +158,11 @@ pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Chart
         source,
     }
 }
+
+impl From<oci::time::TimestampError> for ChartError {
+    fn from(error: oci::time::TimestampError) -> Self {
+        ChartError::Timestamp {
+            seconds: error.seconds,
+        }
+    }
+}

@@ -15,8 +15,8 @@ use super::error::{io, ChartError};
 use super::ignore::IgnoreRules;
 use super::metadata::ChartMetadata;
 use super::repo;
-use bundle_file::archive::tar::{member_header, padding, END_OF_ARCHIVE};
-use oci::Digest;
+use bundle_file::archive::tar::{check_path, TarWriter};
+use oci::{Digest, DigestWriter};
 
 /// The gzip compression level of every package.
 pub const GZIP_LEVEL: u32 = 9;
@@ -57,27 +57,25 @@ pub fn package(dir: &Path, out_dir: &Path, mtime: u64) -> Result<PackagedChart, 
 
     let target = out_dir.join(repo::file_name(&metadata.name, &metadata.version));
     let temp = tempfile::NamedTempFile::new_in(out_dir).map_err(io(out_dir))?;
-    let hashing = HashingWriter::new(BufWriter::new(temp.as_file()));
-    let mut gz = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(hashing, Compression::new(GZIP_LEVEL));
+    let hashing = DigestWriter::new(BufWriter::new(temp.as_file()));
+    let mut tar = TarWriter::new(
+        GzBuilder::new()
+            .mtime(0)
+            .operating_system(255)
+            .write(hashing, Compression::new(GZIP_LEVEL)),
+    );
     for rel in &files {
         let source = dir.join(rel);
         let data = fs::read(&source).map_err(io(&source))?;
         let member = format!("{}/{rel}", metadata.name);
-        let header =
-            member_header(&member, data.len() as u64, mtime).map_err(|e| ChartError::Content {
-                dir: dir.to_path_buf(),
-                message: format!("cannot carry {rel}: {e}"),
-            })?;
-        let pad = padding(data.len() as u64) as usize;
-        gz.write_all(&header)
-            .and_then(|()| gz.write_all(&data))
-            .and_then(|()| gz.write_all(&[0u8; 512][..pad]))
+        check_path(&member).map_err(|e| ChartError::Content {
+            dir: dir.to_path_buf(),
+            message: format!("cannot carry {rel}: {e}"),
+        })?;
+        tar.append(&member, data.len() as u64, mtime, &mut data.as_slice())
             .map_err(io(&target))?;
     }
-    gz.write_all(&END_OF_ARCHIVE).map_err(io(&target))?;
+    let gz = tar.finish().map_err(io(&target))?;
     let hashing = gz.finish().map_err(io(&target))?;
     let (mut buffered, digest, size) = hashing.finish();
     buffered.flush().map_err(io(&target))?;
@@ -221,42 +219,4 @@ fn check_dependencies(
         }
     }
     Ok(())
-}
-
-/// A writer that hashes and counts what goes through it.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: sha2::Sha256,
-    written: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: sha2::Sha256::new(),
-            written: 0,
-        }
-    }
-
-    fn finish(self) -> (W, Digest, u64) {
-        (
-            self.inner,
-            Digest::from_sha256(&self.hasher.finalize()),
-            self.written,
-        )
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }

@@ -25,7 +25,7 @@ pub fn file_name(name: &str, version: &str) -> String {
 /// The `index.yaml` of a repository holding `charts` (each at [`file_name`] beside it);
 /// `created` (seconds since the epoch) is every entry's `created` and the `generated` time.
 pub fn index_yaml(charts: &[PackagedChart], created: u64) -> Result<Vec<u8>, ChartError> {
-    let time = super::rfc3339(created)?;
+    let time = oci::time::format_rfc3339(created)?;
     let mut by_name: BTreeMap<&str, Vec<&PackagedChart>> = BTreeMap::new();
     for chart in charts {
         let versions = by_name.entry(&chart.metadata.name).or_default();

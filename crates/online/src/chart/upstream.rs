@@ -70,13 +70,13 @@ impl Upstream {
                 let reference =
                     oci_reference(&locked.name, &format!("{repository}@{manifest_digest}"))?;
                 let (layer, _) = self.helm_manifest(&locked.name, &reference).await?;
-                if layer.digest != locked.digest.as_str() {
+                if layer.digest != locked.digest {
                     return Err(ChartError::DigestMismatch {
                         chart: locked.name.clone(),
                         version: locked.version.clone(),
                         source_url: format!("{repository}@{manifest_digest}"),
                         expected: locked.digest.to_string(),
-                        actual: layer.digest,
+                        actual: layer.digest.to_string(),
                     });
                 }
                 self.pull_layer(&locked.name, &reference, &locked.digest, locked.size)
@@ -154,11 +154,7 @@ impl Upstream {
     ) -> Result<LockedChart, ChartError> {
         let reference = oci_reference(&chart.name, &format!("{repository}:{}", tag(version)))?;
         let (layer, manifest_digest) = self.helm_manifest(&chart.name, &reference).await?;
-        let digest = Digest::parse(&layer.digest).map_err(|e| ChartError::NotHelmArtifact {
-            chart: chart.name.clone(),
-            reference: reference.to_string(),
-            message: format!("layer digest: {}", e.reason),
-        })?;
+        let digest = layer.digest;
         self.pull_layer(&chart.name, &reference, &digest, layer.size)
             .await?;
         self.check_archive(&chart.name, version, &digest)
@@ -185,7 +181,7 @@ impl Upstream {
         &self,
         chart: &str,
         reference: &Reference,
-    ) -> Result<(super::artifact::Descriptor, Digest), ChartError> {
+    ) -> Result<(oci::Descriptor, Digest), ChartError> {
         let not_helm = |message: String| ChartError::NotHelmArtifact {
             chart: chart.to_string(),
             reference: reference.to_string(),
@@ -207,13 +203,11 @@ impl Upstream {
             )));
         }
         let (config, layer) = helm_layers(&fetched.bytes).map_err(not_helm)?;
-        let config_digest = Digest::parse(&config.digest)
-            .map_err(|e| not_helm(format!("config digest: {}", e.reason)))?;
         let mut bytes = Vec::new();
         self.registry
             .get_blob(
                 reference,
-                &config_digest,
+                &config.digest,
                 Some(config.size),
                 &mut bytes,
                 &|_| {},

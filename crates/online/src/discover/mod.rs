@@ -1,7 +1,8 @@
 //! Image discovery: every image the stack's charts render, where it comes from, and whether
 //! images.toml carries it.
 //!
-//! - [`plan`]: `releases.toml`, the releases the installer deploys and the scale profiles.
+//! - [`RenderPlan`]: `releases.toml`, the releases the installer deploys and the scale
+//!   profiles (in [`crate::spec::releases`]).
 //! - [`discover`] renders every release (once per profile) with `helm template` and collects
 //!   every image reference as a [`Finding`]: containers, init and ephemeral containers of pod
 //!   specs anywhere in any object, custom-resource image fields, operator image flags and
@@ -11,8 +12,8 @@
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use bundle::discover::{check, discover, RenderPlan};
-//! use bundle::spec::ImagesFile;
+//! use online::discover::{check, discover};
+//! use online::spec::{ImagesFile, RenderPlan};
 //! use std::path::Path;
 //! let plan = RenderPlan::load(Path::new("releases.toml"))?;
 //! let images = ImagesFile::load(Path::new("images.toml"))?;

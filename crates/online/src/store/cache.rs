@@ -2,9 +2,9 @@
 //! (temporary file, fsync, rename) so an interrupted build leaves only whole, named blobs; a
 //! blob is trusted only after its content hashes to its name.
 
-use oci::Digest;
-use sha2::{Digest as _, Sha256};
-use std::io::Read;
+use oci::layout::BLOBS_DIR;
+use oci::{Digest, DigestWriter};
+
 use std::path::{Path, PathBuf};
 
 /// Age after which a partial download in the cache's `tmp/` is taken as abandoned.
@@ -59,7 +59,7 @@ impl BlobCache {
     /// build left more than [`STALE_AFTER`] ago (a running build's are younger).
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
-        for dir in [root.join("blobs/sha256"), root.join("tmp")] {
+        for dir in [root.join(BLOBS_DIR), root.join("tmp")] {
             std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         }
         let tmp = root.join("tmp");
@@ -85,7 +85,7 @@ impl BlobCache {
 
     /// Where the blob `digest` lives once cached.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root.join("blobs/sha256").join(digest.hex())
+        self.root.join(BLOBS_DIR).join(digest.hex())
     }
 
     /// Whether `digest` is cached whole: present, of `size` bytes (if known) and hashing to its
@@ -103,18 +103,8 @@ impl BlobCache {
             self.evict(digest)?;
             return Ok(false);
         }
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io(&path, e)),
-            };
-            hasher.update(&buf[..n]);
-        }
-        if Digest::from_sha256(&hasher.finalize()) != *digest {
+        let (actual, _) = Digest::of_reader(&mut file).map_err(|e| io(&path, e))?;
+        if actual != *digest {
             self.evict(digest)?;
             return Ok(false);
         }
@@ -130,7 +120,7 @@ impl BlobCache {
         }
     }
 
-    /// A temporary file to download `digest` into; [`PendingBlob::commit`] puts it in place.
+    /// A temporary file to download `digest` into; [`PendingBlob::commit_checked`] puts it in place.
     pub fn pending(&self, digest: &Digest) -> Result<PendingBlob, StoreError> {
         let dir = self.root.join("tmp");
         let temp = tempfile::Builder::new()
@@ -152,10 +142,8 @@ impl BlobCache {
             .tempfile_in(&dir)
             .map_err(|e| io(&dir, e))?;
         Ok(IncomingBlob {
-            temp,
-            hasher: Sha256::new(),
-            size: 0,
-            blobs: self.root.join("blobs/sha256"),
+            writer: DigestWriter::new(temp),
+            blobs: self.root.join(BLOBS_DIR),
         })
     }
 
@@ -175,46 +163,39 @@ impl BlobCache {
 /// Content of a digest not known in advance (a download at lock time), hashed as it is
 /// written and stored under its digest by [`IncomingBlob::commit`]; removed unless committed.
 pub struct IncomingBlob {
-    temp: tempfile::NamedTempFile,
-    hasher: Sha256,
-    size: u64,
+    writer: DigestWriter<tempfile::NamedTempFile>,
     blobs: PathBuf,
 }
 
 impl IncomingBlob {
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
-        self.size
+        self.writer.written()
     }
 
     /// The digest of what was written so far.
     pub fn digest(&self) -> Digest {
-        Digest::from_sha256(&self.hasher.clone().finalize())
+        self.writer.digest()
     }
 
     /// Syncs the content and renames it to its digest's name; returns the digest and size.
     pub fn commit(self) -> Result<(Digest, u64), StoreError> {
-        let digest = self.digest();
-        let path = self.temp.path().to_path_buf();
-        self.temp.as_file().sync_all().map_err(|e| io(&path, e))?;
+        let (temp, digest, size) = self.writer.finish();
+        let path = temp.path().to_path_buf();
+        temp.as_file().sync_all().map_err(|e| io(&path, e))?;
         let target = self.blobs.join(digest.hex());
-        self.temp
-            .persist(&target)
-            .map_err(|e| io(&target, e.error))?;
-        Ok((digest, self.size))
+        temp.persist(&target).map_err(|e| io(&target, e.error))?;
+        Ok((digest, size))
     }
 }
 
 impl std::io::Write for IncomingBlob {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.temp.as_file_mut().write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
+        self.writer.write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.temp.as_file_mut().flush()
+        self.writer.flush()
     }
 }
 
@@ -242,10 +223,8 @@ impl PendingBlob {
         let path = self.temp.path().to_path_buf();
         self.temp.as_file().sync_all().map_err(|e| io(&path, e))?;
         if rehash {
-            let mut hasher = Sha256::new();
             let mut file = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
-            std::io::copy(&mut file, &mut hasher).map_err(|e| io(&path, e))?;
-            let actual = Digest::from_sha256(&hasher.finalize());
+            let (actual, _) = Digest::of_reader(&mut file).map_err(|e| io(&path, e))?;
             if actual != self.digest {
                 return Err(StoreError::Corrupt {
                     expected: self.digest,

@@ -1,5 +1,5 @@
 //! The tools the installer runs offline (helm, kubectl): declared in `tools.toml`
-//! ([`spec`]), pinned by sha256 in manifests.lock (`[[tool]]`, one entry per tool and
+//! ([`crate::spec::tools`]), pinned by sha256 in manifests.lock (`[[tool]]`, one entry per tool and
 //! platform: [`LockedTool`]), and carried in the bundle as `tools/<os>-<arch>/<name>`.
 //!
 //! `bundle lock` downloads each archive once to learn its digest and the binary's

@@ -1,5 +1,5 @@
 //! `installer load`: pushing a verified bundle's images into a registry straight from the
-//! compressed bundle file. [`plan`] decides what goes where and in which order; [`run`]
+//! compressed bundle file. [`plan()`] decides what goes where and in which order; [`run`]
 //! pushes it with several blobs in flight, skipping what the registry already has, so a
 //! load that was interrupted finishes when run again.
 
