@@ -208,7 +208,7 @@ async fn manifest_bytes(
     digest: &Digest,
     fetched: &mut std::collections::BTreeSet<Digest>,
 ) -> Result<Vec<u8>, BuildError> {
-    let path = cache.blob_path(digest);
+    let path = cache.file_of(digest);
     if cache.verify(digest, None)? {
         return std::fs::read(&path).map_err(|e| BuildError::io(&path, e));
     }

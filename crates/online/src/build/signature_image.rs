@@ -203,7 +203,7 @@ pub fn signature_image(
 }
 
 fn read_cached(cache: &BlobCache, digest: &Digest) -> Result<Vec<u8>, BuildError> {
-    let path = cache.blob_path(digest);
+    let path = cache.file_of(digest);
     std::fs::read(&path).map_err(|e| BuildError::io(&path, e))
 }
 

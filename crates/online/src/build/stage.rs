@@ -76,7 +76,7 @@ pub fn stage(
     for (digest, size) in blobs {
         inputs.push(Input {
             path: blob_path(digest),
-            file: cache.blob_path(digest),
+            file: cache.file_of(digest),
             size,
             mtime: timestamp,
         });

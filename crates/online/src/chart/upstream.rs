@@ -56,7 +56,7 @@ impl Upstream {
     /// whose digest differs from the lock's.
     pub async fn fetch(&self, locked: &LockedChart) -> Result<PathBuf, ChartError> {
         if self.cached(&locked.name, &locked.digest, Some(locked.size))? {
-            return Ok(self.cache.blob_path(&locked.digest));
+            return Ok(self.cache.file_of(&locked.digest));
         }
         match &locked.source {
             LockedSource::Repo { url, .. } => {
@@ -83,7 +83,7 @@ impl Upstream {
                     .await?;
             }
         }
-        Ok(self.cache.blob_path(&locked.digest))
+        Ok(self.cache.file_of(&locked.digest))
     }
 
     async fn resolve_repo(
@@ -322,7 +322,7 @@ impl Upstream {
     /// Checks the cached `.tgz` `digest` is chart `chart` at `version`; the error says what
     /// it is instead.
     fn check_archive(&self, chart: &str, version: &str, digest: &Digest) -> Result<(), String> {
-        let opened = PackagedChart::open(&self.cache.blob_path(digest)).map_err(|e| {
+        let opened = PackagedChart::open(&self.cache.file_of(digest)).map_err(|e| {
             let mut message = e.to_string();
             if let Some(source) = std::error::Error::source(&e) {
                 message.push_str(&format!(": {source}"));
@@ -354,7 +354,7 @@ impl Upstream {
         if !self.cached(chart, digest, None)? {
             return Ok(None);
         }
-        let path = self.cache.blob_path(digest);
+        let path = self.cache.file_of(digest);
         let len = std::fs::metadata(&path)
             .map_err(super::error::io(&path))?
             .len();

@@ -122,10 +122,10 @@ pub async fn collect(
         };
         // Validation reads the file under its own name, with its .sign beside it.
         let staged = staging.path().join(&file);
-        stage(&cache.blob_path(&stored.digest), &staged)?;
+        stage(&cache.file_of(&stored.digest), &staged)?;
         if let Some(sign) = &sign {
             stage(
-                &cache.blob_path(&sign.digest),
+                &cache.file_of(&sign.digest),
                 &staging.path().join(format!("{file}.sign")),
             )?;
         }
@@ -180,7 +180,7 @@ pub async fn fetch(
                 })?;
             files.push(DatabaseFile {
                 name,
-                path: cache.blob_path(&stored.digest),
+                path: cache.file_of(&stored.digest),
                 size: stored.size,
             });
         }

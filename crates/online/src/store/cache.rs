@@ -84,7 +84,7 @@ impl BlobCache {
     }
 
     /// Where the blob `digest` lives once cached.
-    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+    pub fn file_of(&self, digest: &Digest) -> PathBuf {
         self.root.join(BLOBS_DIR).join(digest.hex())
     }
 
@@ -92,7 +92,7 @@ impl BlobCache {
     /// name. A present but wrong entry is deleted so it will be fetched again. Reads the whole
     /// blob: call it from a blocking context.
     pub fn verify(&self, digest: &Digest, size: Option<u64>) -> Result<bool, StoreError> {
-        let path = self.blob_path(digest);
+        let path = self.file_of(digest);
         let mut file = match std::fs::File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -113,7 +113,7 @@ impl BlobCache {
 
     /// Removes a cached blob (missing is fine).
     pub fn evict(&self, digest: &Digest) -> Result<(), StoreError> {
-        let path = self.blob_path(digest);
+        let path = self.file_of(digest);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path, e)),
             _ => Ok(()),
@@ -129,7 +129,7 @@ impl BlobCache {
             .map_err(|e| io(&dir, e))?;
         Ok(PendingBlob {
             temp,
-            target: self.blob_path(digest),
+            target: self.file_of(digest),
             digest: digest.clone(),
         })
     }
@@ -251,9 +251,9 @@ mod tests {
         assert!(cache.verify(&digest, Some(14)).unwrap());
         assert!(!cache.verify(&digest, Some(15)).unwrap());
         let digest = cache.put_bytes(b"manifest bytes").unwrap();
-        std::fs::write(cache.blob_path(&digest), b"manifest bytez").unwrap();
+        std::fs::write(cache.file_of(&digest), b"manifest bytez").unwrap();
         assert!(!cache.verify(&digest, None).unwrap());
-        assert!(!cache.blob_path(&digest).exists());
+        assert!(!cache.file_of(&digest).exists());
     }
 
     #[test]
@@ -269,7 +269,7 @@ mod tests {
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
         );
-        assert!(!cache.blob_path(&digest).exists());
+        assert!(!cache.file_of(&digest).exists());
         let mut wrong = cache.pending(&digest).unwrap();
         std::io::Write::write_all(wrong.file(), b"y").unwrap();
         assert!(matches!(

@@ -97,7 +97,7 @@ pub async fn download(
             .await
             .map_err(|e| http_error(url, e.to_string()))??;
         if cached {
-            let path = cache.blob_path(digest);
+            let path = cache.file_of(digest);
             let size = std::fs::metadata(&path)
                 .map_err(|source| DownloadError::File {
                     url: path.display().to_string(),

@@ -161,7 +161,7 @@ pub async fn fetch(
         }
         files.push(ToolFile {
             bundle_path: tool.bundle_path(),
-            file: cache.blob_path(&tool.sha256),
+            file: cache.file_of(&tool.sha256),
             size: tool.size,
         });
     }
@@ -225,13 +225,13 @@ fn binary(
         message,
     };
     let Some(member) = member else {
-        let path = cache.blob_path(download);
+        let path = cache.file_of(download);
         let size = std::fs::metadata(&path)
             .map_err(|e| fail(format!("{}: {e}", path.display())))?
             .len();
         return Ok((download.clone(), size));
     };
-    let path = cache.blob_path(download);
+    let path = cache.file_of(download);
     let file = std::fs::File::open(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let entries = archive

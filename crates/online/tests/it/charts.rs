@@ -339,7 +339,7 @@ async fn a_repository_chart_resolves_to_the_highest_version_in_range_and_its_dig
             url: format!("{url}/demo-1.0.0.tgz")
         }
     );
-    let cached = BlobCache::open(&cache).unwrap().blob_path(&locked.digest);
+    let cached = BlobCache::open(&cache).unwrap().file_of(&locked.digest);
     assert_eq!(
         std::fs::read(&cached).unwrap(),
         std::fs::read(&tgz).unwrap()
@@ -402,7 +402,7 @@ async fn tampered_digests_are_refused_naming_the_chart() {
         error,
         format!("chart demo version 1.1.0 from http://{addr}/demo-1.1.0.tgz: expected digest {forged}, got {good}")
     );
-    assert!(!BlobCache::open(&cache).unwrap().blob_path(&forged).exists());
+    assert!(!BlobCache::open(&cache).unwrap().file_of(&forged).exists());
 
     // An index entry pointing at another version's archive (with that archive's digest) is
     // refused too: the archive must hold the chart and version the index names.
