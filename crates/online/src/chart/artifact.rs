@@ -214,7 +214,8 @@ mod tests {
 
     #[test]
     fn foreign_artifacts_are_refused() {
-        let layer = |t: &str| format!(r#"{{"mediaType":"{t}","digest":"sha256:00","size":1}}"#);
+        let digest = Digest::of(b"blob");
+        let layer = |t: &str| format!(r#"{{"mediaType":"{t}","digest":"{digest}","size":1}}"#);
         let manifest = |config: &str, layers: &[String]| {
             format!(
                 r#"{{"schemaVersion":2,"config":{},"layers":[{}]}}"#,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const FAILOVER_BUDGET: Duration = Duration::from_secs(30);
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    test_support::workspace_root()
 }
 
 fn start(dir: &Path) -> Stack {
