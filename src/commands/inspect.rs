@@ -39,10 +39,10 @@ fn human(s: &Summary, all: bool) -> String {
         "size     {} bytes in the file, {} bytes of tar in {} frames",
         s.file_size, s.tar_size, s.frames
     );
-    let _ = writeln!(t, "manifest bundle.json sha256 {}", s.toc_sha256);
+    let _ = writeln!(t, "contents bundle.json sha256 {}", s.toc_sha256);
     let mut kinds: BTreeMap<String, (usize, u64, u64)> = BTreeMap::new();
     for m in &s.members {
-        let kind = m.kind.map_or("manifest".into(), |k| {
+        let kind = m.kind.map_or("contents".into(), |k| {
             serde_json::to_value(k)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))

@@ -26,7 +26,6 @@ pub struct Summary {
     /// Number of zstd frames.
     pub frames: usize,
     /// SHA-256 of `bundle.json`.
-    #[serde(rename = "manifest_sha256")]
     pub toc_sha256: String,
     /// Every member, `bundle.json` first.
     pub members: Vec<MemberSummary>,

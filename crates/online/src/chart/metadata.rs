@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::error::ChartError;
+pub use crate::spec::charts::parse_version;
 
 /// A chart's `Chart.yaml`. Fields are declared in the order of helm's `chart.Metadata`, so
 /// [`ChartMetadata::to_helm_json`] gives the same bytes as helm's `json.Marshal`; empty fields
@@ -177,10 +178,6 @@ pub(crate) fn go_json<T: Serialize>(value: &T) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// A chart version as helm compares them: SemVer 2, with an optional leading `v`.
-pub fn parse_version(text: &str) -> Option<semver::Version> {
-    semver::Version::parse(text.strip_prefix('v').unwrap_or(text)).ok()
-}
 
 #[cfg(test)]
 mod tests {

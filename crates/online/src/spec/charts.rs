@@ -199,6 +199,11 @@ pub fn oci_tag(version: &str) -> String {
     version.replace('+', "_")
 }
 
+/// A chart version as helm compares them: SemVer 2, with an optional leading `v`.
+pub fn parse_version(text: &str) -> Option<semver::Version> {
+    semver::Version::parse(text.strip_prefix('v').unwrap_or(text)).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

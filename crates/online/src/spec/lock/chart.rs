@@ -156,7 +156,7 @@ impl LockedChart {
         match (&self.source, &spec.source) {
             (LockedSource::Repo { repo, .. }, ChartSource::Repo { url, range }) => {
                 repo == url
-                    && crate::chart::metadata::parse_version(&self.version)
+                    && crate::spec::charts::parse_version(&self.version)
                         .is_some_and(|v| range.matches(&v))
             }
             (LockedSource::Oci { repository, .. }, ChartSource::Oci { repository: wanted }) => {
