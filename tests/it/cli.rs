@@ -360,3 +360,112 @@ fn a_bundle_split_into_volumes_verifies_inspects_and_extracts_from_its_parts() {
     let run = bundle(&["verify", "b.tar.zst", "--key", p(&public)], dir.path()).failed();
     assert!(run.stderr.contains("member "), "{}", run.stderr);
 }
+
+/// An input read whole into memory has a cap: a wrong path such as `/dev/zero` fails at once,
+/// naming the file and the limit, for every kind of input. Each command runs under a 2 GiB
+/// address-space limit and a timeout, so a missing cap fails the test instead of the machine.
+#[test]
+fn endless_input_files_are_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    stage(&dir.path().join("stage"));
+    std::fs::write(
+        dir.path().join("images.toml"),
+        "platforms = [\"linux/amd64\"]\n",
+    )
+    .unwrap();
+    let (public, secret) = test_key("capped");
+    let bundle_bin = test_support::bin("bundle");
+    let installer_bin = test_support::bin("installer");
+    let chart = test_support::workspace_root().join("charts/messenger");
+    let (bundle_bin, installer_bin) = (p(&bundle_bin), p(&installer_bin));
+    let cases: [(&str, Vec<&str>); 7] = [
+        (
+            "images.toml",
+            vec![bundle_bin, "lock", "--images", "/dev/zero"],
+        ),
+        (
+            "manifests.lock",
+            vec![
+                bundle_bin,
+                "build",
+                "--locked",
+                "--lock",
+                "/dev/zero",
+                "-o",
+                "b",
+            ],
+        ),
+        (
+            "tools.toml",
+            vec![
+                bundle_bin,
+                "lock",
+                "--tools",
+                "/dev/zero",
+                "--lock",
+                "new.lock",
+            ],
+        ),
+        (
+            "a secret key",
+            vec![
+                bundle_bin,
+                "pack",
+                "stage",
+                "-o",
+                "b",
+                "--sign-key",
+                "/dev/zero",
+            ],
+        ),
+        (
+            "a passphrase file",
+            vec![
+                bundle_bin,
+                "pack",
+                "stage",
+                "-o",
+                "b",
+                "--sign-key",
+                p(&secret),
+                "--passphrase-file",
+                "/dev/zero",
+            ],
+        ),
+        (
+            "a public key",
+            vec![bundle_bin, "verify", "b", "--key", "/dev/zero"],
+        ),
+        (
+            "a site file",
+            vec![
+                installer_bin,
+                "capacity",
+                "--values",
+                "/dev/zero",
+                "--chart",
+                p(&chart),
+            ],
+        ),
+    ];
+    let _ = public;
+    for (what, command) in cases {
+        let script = format!("ulimit -v 2097152; exec timeout 60 {}", command.join(" "));
+        let run = test_support::sh(&script, dir.path());
+        assert_ne!(run.code, 0, "{what}: {run:?}");
+        assert_ne!(
+            run.code, 124,
+            "{what}: still reading after a minute: {run:?}"
+        );
+        assert!(
+            run.stderr.contains("/dev/zero"),
+            "{what}: the error names no file: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("larger than") || run.stderr.contains("too large"),
+            "{what}: the error gives no limit: {}",
+            run.stderr
+        );
+    }
+}

@@ -27,10 +27,12 @@ fn merge_maps(base: &mut Mapping, overlay: Mapping) {
 
 /// One values file as YAML; an empty file is an empty map.
 pub fn read_values(path: &Path) -> Result<Value, CapacityError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CapacityError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = oci::files::read_capped_to_string(path, oci::files::INPUT_FILE_LIMIT).map_err(
+        |source| CapacityError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+    )?;
     let value: Value = serde_norway::from_str(&text).map_err(|source| CapacityError::Yaml {
         path: path.to_path_buf(),
         source,

@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::secrets::PassphraseArgs;
 use crate::Output;
+use oci::files::{read_capped_to_string, INPUT_FILE_LIMIT, KEY_FILE_LIMIT};
 use online::ca::{check_target, CaFiles, KeyProtection, RootCa, CA_KEY_FILE};
 
 /// Arguments of `ca init`.
@@ -72,10 +73,10 @@ pub fn run_init(args: &InitArgs, out: Output) -> Result<ExitCode> {
     };
     let files = match (&args.import_cert, &args.import_key) {
         (Some(cert), Some(key)) => {
-            let cert_pem = std::fs::read_to_string(cert)
+            let cert_pem = read_capped_to_string(cert, INPUT_FILE_LIMIT)
                 .with_context(|| format!("reading {}", cert.display()))?;
             let key_pem = Zeroizing::new(
-                std::fs::read_to_string(key)
+                read_capped_to_string(key, KEY_FILE_LIMIT)
                     .with_context(|| format!("reading {}", key.display()))?,
             );
             let ca = RootCa::import(&cert_pem, &key_pem)
@@ -92,7 +93,7 @@ pub fn run_init(args: &InitArgs, out: Output) -> Result<ExitCode> {
                     "--import-cert needs --import-key (or --no-key to keep the certificate only)"
                 );
             }
-            let cert_pem = std::fs::read_to_string(cert)
+            let cert_pem = read_capped_to_string(cert, INPUT_FILE_LIMIT)
                 .with_context(|| format!("reading {}", cert.display()))?;
             CaFiles::new(cert_pem, None, &cert.display().to_string())?
         }

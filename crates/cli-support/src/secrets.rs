@@ -73,15 +73,13 @@ impl SigningArgs {
 
 /// Reads and decrypts a secret key file, asking for its passphrase as `passphrase` says.
 pub fn load_secret_key(path: &Path, passphrase: &PassphraseArgs) -> Result<SecretKey> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading secret key {}", path.display()))?;
     let pass = passphrase.read(false)?;
-    SecretKey::parse_encrypted(&text, &pass)
+    SecretKey::from_encrypted_file(path, &pass)
         .with_context(|| format!("opening secret key {}", path.display()))
 }
 
 fn from_file(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
+    let text = oci::files::read_capped_to_string(path, oci::files::KEY_FILE_LIMIT)
         .with_context(|| format!("reading passphrase file {}", path.display()))?;
     let line = text.lines().next().unwrap_or("");
     if line.is_empty() {

@@ -8,6 +8,7 @@
 mod descriptor;
 mod digest;
 mod error_chain;
+pub mod files;
 pub mod layout;
 pub mod media;
 mod pieces;

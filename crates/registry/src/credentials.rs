@@ -334,8 +334,8 @@ fn usable(entry: &Entry, key: &str, origin: &str) -> Result<Option<Auth>, Regist
 }
 
 fn read_config(path: &Path) -> Result<ConfigFile, RegistryError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+    let bytes = oci::files::read_capped(path, oci::files::INPUT_FILE_LIMIT)
+        .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(ConfigFile::default());
     }

@@ -71,7 +71,7 @@ pub(crate) fn host_is_insecure(
 pub fn ca_roots(paths: &[std::path::PathBuf]) -> Result<Vec<reqwest::Certificate>, String> {
     let mut roots = Vec::new();
     for path in paths {
-        let pem = std::fs::read(path)
+        let pem = oci::files::read_capped(path, oci::files::INPUT_FILE_LIMIT)
             .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| format!("CA file {} is not PEM certificates: {e}", path.display()))?;

@@ -321,7 +321,7 @@ containerd/certs.d/{registry}/ (hosts.toml and ca.crt)
 /// The age X25519 identity in `path` (the first `AGE-SECRET-KEY-1...` line, as `age-keygen`
 /// writes it).
 fn read_identity(path: &Path) -> Result<Identity> {
-    let text = std::fs::read_to_string(path)
+    let text = oci::files::read_capped_to_string(path, oci::files::KEY_FILE_LIMIT)
         .with_context(|| format!("reading identity file {}", path.display()))?;
     let Some(line) = text
         .lines()

@@ -48,7 +48,7 @@ pub fn run(args: &Args, out: Output) -> Result<ExitCode> {
 
 fn smoke(args: &Args, out: Output) -> Result<Report> {
     let path = &args.registration_secret_file;
-    let text = std::fs::read_to_string(path)
+    let text = oci::files::read_capped_to_string(path, oci::files::INPUT_FILE_LIMIT)
         .with_context(|| format!("reading the registration secret {}", path.display()))?;
     let secret = registration_secret(&text).with_context(|| path.display().to_string())?;
     let client = MatrixClient::new(&args.base_url, args.ca_file.as_deref())?;

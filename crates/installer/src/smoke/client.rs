@@ -53,7 +53,7 @@ impl MatrixClient {
                 env!("CARGO_PKG_VERSION")
             ));
         if let Some(path) = ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
+            let pem = oci::files::read_capped(path, oci::files::INPUT_FILE_LIMIT).map_err(|e| {
                 MatrixError::Config(format!("cannot read CA file {}: {e}", path.display()))
             })?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {

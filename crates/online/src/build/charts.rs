@@ -133,8 +133,7 @@ pub fn chart_contents(
         cache.put_bytes(&artifact.manifest)?;
         cache.put_bytes(&artifact.config)?;
         if !cache.verify(&artifact.layer_digest, Some(artifact.layer_size))? {
-            let bytes = std::fs::read(&chart.path).map_err(|e| BuildError::io(&chart.path, e))?;
-            cache.put_bytes(&bytes)?;
+            cache.put_file(&chart.path)?;
         }
         let reference =
             Reference::parse(&artifact.ref_name).map_err(|e| BuildError::BadManifest {

@@ -210,7 +210,8 @@ async fn manifest_bytes(
 ) -> Result<Vec<u8>, BuildError> {
     let path = cache.file_of(digest);
     if cache.verify(digest, None)? {
-        return std::fs::read(&path).map_err(|e| BuildError::io(&path, e));
+        return oci::files::read_capped(&path, oci::files::INPUT_FILE_LIMIT)
+            .map_err(|e| BuildError::io(&path, e));
     }
     let pinned = Reference {
         tag: None,

@@ -204,7 +204,8 @@ pub fn signature_image(
 
 fn read_cached(cache: &BlobCache, digest: &Digest) -> Result<Vec<u8>, BuildError> {
     let path = cache.file_of(digest);
-    std::fs::read(&path).map_err(|e| BuildError::io(&path, e))
+    oci::files::read_capped(&path, oci::files::INPUT_FILE_LIMIT)
+        .map_err(|e| BuildError::io(&path, e))
 }
 
 /// Writes the database layer into the cache; returns its digest, size and diff ID (the

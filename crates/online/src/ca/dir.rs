@@ -69,11 +69,12 @@ impl CaFiles {
     }
 
     fn read_listed(dir: &Path, cert: &Path, key: Option<&Path>) -> Result<CaFiles> {
-        let cert_pem = std::fs::read_to_string(cert)
+        let cert_pem = oci::files::read_capped_to_string(cert, MAX_FILE_LEN)
             .map_err(|e| CaError(format!("reading {}: {e}", cert.display())))?;
         let encrypted_key = key
             .map(|key| {
-                std::fs::read(key).map_err(|e| CaError(format!("reading {}: {e}", key.display())))
+                oci::files::read_capped(key, MAX_FILE_LEN)
+                    .map_err(|e| CaError(format!("reading {}: {e}", key.display())))
             })
             .transpose()?;
         Self::new(cert_pem, encrypted_key, &dir.display().to_string())

@@ -178,7 +178,6 @@ pub(crate) fn go_json<T: Serialize>(value: &T) -> Vec<u8> {
     out.into_bytes()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

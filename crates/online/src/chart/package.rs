@@ -16,6 +16,7 @@ use super::ignore::IgnoreRules;
 use super::metadata::ChartMetadata;
 use super::repo;
 use bundle_file::archive::tar::{check_path, TarWriter};
+use oci::files::{read_capped, read_capped_to_string, INPUT_FILE_LIMIT};
 use oci::{Digest, DigestWriter};
 
 /// The gzip compression level of every package.
@@ -41,10 +42,10 @@ pub struct PackagedChart {
 /// every member stamped with `mtime` (seconds since the epoch).
 pub fn package(dir: &Path, out_dir: &Path, mtime: u64) -> Result<PackagedChart, ChartError> {
     let chart_yaml = dir.join("Chart.yaml");
-    let text = fs::read(&chart_yaml).map_err(io(&chart_yaml))?;
+    let text = read_capped(&chart_yaml, INPUT_FILE_LIMIT).map_err(io(&chart_yaml))?;
     let metadata = ChartMetadata::parse(&text, &chart_yaml)?;
     let ignore_path = dir.join(".helmignore");
-    let ignore_text = match fs::read_to_string(&ignore_path) {
+    let ignore_text = match read_capped_to_string(&ignore_path, INPUT_FILE_LIMIT) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(io(&ignore_path)(e)),
@@ -66,14 +67,15 @@ pub fn package(dir: &Path, out_dir: &Path, mtime: u64) -> Result<PackagedChart, 
     );
     for rel in &files {
         let source = dir.join(rel);
-        let data = fs::read(&source).map_err(io(&source))?;
+        let mut file = fs::File::open(&source).map_err(io(&source))?;
+        let size = file.metadata().map_err(io(&source))?.len();
         let member = format!("{}/{rel}", metadata.name);
         check_path(&member).map_err(|e| ChartError::Content {
             dir: dir.to_path_buf(),
             message: format!("cannot carry {rel}: {e}"),
         })?;
-        tar.append(&member, data.len() as u64, mtime, &mut data.as_slice())
-            .map_err(io(&target))?;
+        tar.append(&member, size, mtime, &mut file)
+            .map_err(io(&source))?;
     }
     let gz = tar.finish().map_err(io(&target))?;
     let hashing = gz.finish().map_err(io(&target))?;
@@ -195,7 +197,7 @@ fn check_dependencies(
         match rest.split('/').collect::<Vec<_>>()[..] {
             [_, "Chart.yaml"] => {
                 let path = dir.join(file);
-                let text = fs::read(&path).map_err(io(&path))?;
+                let text = read_capped(&path, INPUT_FILE_LIMIT).map_err(io(&path))?;
                 vendored.push(ChartMetadata::parse(&text, &path)?.name);
             }
             [archive] if archive.ends_with(".tgz") => vendored.push(archive.to_string()),

@@ -45,7 +45,7 @@ pub(crate) fn load_trusted(dir: &Path) -> std::io::Result<Vec<Certificate>> {
         .collect();
     paths.sort();
     for p in paths {
-        let data = std::fs::read(&p)?;
+        let data = oci::files::read_capped(&p, oci::files::INPUT_FILE_LIMIT)?;
         if let Ok(text) = std::str::from_utf8(&data) {
             if text.contains("-----BEGIN CERTIFICATE-----") {
                 for block in text.split_inclusive("-----END CERTIFICATE-----") {
@@ -82,10 +82,12 @@ pub(crate) fn verify_sign_file(
         file: file.to_path_buf(),
         cert_dir: cert_dir.map(Path::to_path_buf),
     };
-    let text = std::fs::read_to_string(sign_path).map_err(|source| ClamavError::Io {
-        file: sign_path.to_path_buf(),
-        source,
-    })?;
+    let text = oci::files::read_capped_to_string(sign_path, oci::files::INPUT_FILE_LIMIT).map_err(
+        |source| ClamavError::Io {
+            file: sign_path.to_path_buf(),
+            source,
+        },
+    )?;
     let trusted = match cert_dir {
         Some(dir) => load_trusted(dir).map_err(|source| ClamavError::Io {
             file: dir.to_path_buf(),

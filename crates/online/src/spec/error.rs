@@ -130,11 +130,13 @@ impl SpecError {
     }
 }
 
-/// Reads a spec file as UTF-8 text.
+/// Reads a spec file as UTF-8 text (at most [`oci::files::INPUT_FILE_LIMIT`] bytes).
 pub(crate) fn read_text(path: &Path) -> Result<String, SpecError> {
-    std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-        path: path.to_path_buf(),
-        source,
+    oci::files::read_capped_to_string(path, oci::files::INPUT_FILE_LIMIT).map_err(|source| {
+        SpecError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 

@@ -147,6 +147,14 @@ impl BlobCache {
         })
     }
 
+    /// Stores a copy of the file at `path` under its digest, streamed.
+    pub fn put_file(&self, path: &Path) -> Result<Digest, StoreError> {
+        let mut file = std::fs::File::open(path).map_err(|e| io(path, e))?;
+        let mut incoming = self.incoming()?;
+        std::io::copy(&mut file, &mut incoming).map_err(|e| io(path, e))?;
+        Ok(incoming.commit()?.0)
+    }
+
     /// Stores `bytes` (a manifest or index this tool wrote) under their digest.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
         let digest = Digest::of(bytes);
