@@ -282,8 +282,10 @@ fn extract_writes_exactly_the_staged_files() {
     }
 }
 
+/// A failed extraction leaves nothing that looks like a bundle's content: no target
+/// directory (or the empty one it was given), no temporary sibling.
 #[test]
-fn extract_of_a_corrupted_bundle_writes_nothing_unverified() {
+fn extract_of_a_corrupted_bundle_leaves_no_directory() {
     let dir = tempfile::tempdir().unwrap();
     stage(&dir.path().join("stage"));
     bundle(&["pack", "stage", "-o", "b.tar.zst"], dir.path()).ok();
@@ -300,10 +302,24 @@ fn extract_of_a_corrupted_bundle_writes_nothing_unverified() {
         run.stderr
     );
     assert!(run.stderr.contains("blobs/sha256/1111"), "{}", run.stderr);
-    assert!(!dir.path().join("out/blobs/sha256/1111").exists());
-    assert!(!dir.path().join("out/blobs/sha256/1111.partial").exists());
-    // Members before the damaged one were verified and kept.
-    assert!(dir.path().join("out/oci-layout").is_file());
+    assert!(!dir.path().join("out").exists());
+    // Into an empty directory given beforehand: it stays empty.
+    std::fs::create_dir(dir.path().join("given")).unwrap();
+    bundle(
+        &["extract", "b.tar.zst", "given", "--insecure-skip-verify"],
+        dir.path(),
+    )
+    .failed();
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("given")).unwrap().count(),
+        0
+    );
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(left.is_empty(), "temporary directories left behind: {left:?}");
 }
 
 #[test]

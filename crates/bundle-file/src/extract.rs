@@ -12,13 +12,17 @@ use std::path::{Path, PathBuf};
 /// Extracts `bundle` into `dir`, which must not exist or be empty. Signatures should have been
 /// checked by the caller ([`crate::verify::verify`] or [`crate::TrustPolicy::check`]).
 /// Returns the number of files written.
+///
+/// Everything is written into a temporary sibling of `dir`, renamed to `dir` only once every
+/// member passed its check: a failed extraction leaves `dir` as it was (absent, or empty),
+/// never a directory that looks complete.
 pub fn extract<S: ReadAt>(
     bundle: &Bundle<S>,
     dir: &Path,
     threads: usize,
     progress: &dyn Progress,
 ) -> Result<usize, BundleError> {
-    match std::fs::read_dir(dir) {
+    let existed = match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
                 return Err(BundleError::Input {
@@ -26,18 +30,30 @@ pub fn extract<S: ReadAt>(
                     reason: "the target directory is not empty".into(),
                 });
             }
+            true
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| BundleError::io(dir, e))?;
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => return Err(BundleError::io(dir, e)),
-    }
+    };
+    let parent = match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).map_err(|e| BundleError::io(parent, e))?;
+    let name = dir.file_name().map_or_else(
+        || "extract".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{name}.partial-"))
+        .tempdir_in(parent)
+        .map_err(|e| BundleError::io(parent, e))?;
     let signatures = bundle
         .signatures()
         .map_err(|problem| BundleError::Layout(problem.to_string()))?;
     let signatures: Vec<_> = signatures.iter().map(|(_, s)| s.clone()).collect();
     let mut writer = DirWriter {
-        root: dir.to_path_buf(),
+        root: staging.path().to_path_buf(),
         open: None,
         written: 0,
     };
@@ -48,7 +64,17 @@ pub fn extract<S: ReadAt>(
         progress,
         Some(&mut writer),
     )?;
-    Ok(writer.written)
+    let written = writer.written;
+    drop(writer);
+    if existed {
+        std::fs::remove_dir(dir).map_err(|e| BundleError::io(dir, e))?;
+    }
+    let staged = staging.keep();
+    std::fs::rename(&staged, dir).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&staged);
+        BundleError::io(dir, e)
+    })?;
+    Ok(written)
 }
 
 /// Writes the member at `path` to `target` through `<target>.partial`, renamed into place
