@@ -319,7 +319,10 @@ fn extract_of_a_corrupted_bundle_leaves_no_directory() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains("partial"))
         .collect();
-    assert!(left.is_empty(), "temporary directories left behind: {left:?}");
+    assert!(
+        left.is_empty(),
+        "temporary directories left behind: {left:?}"
+    );
 }
 
 #[test]

@@ -40,10 +40,9 @@ pub fn extract<S: ReadAt>(
         _ => Path::new("."),
     };
     std::fs::create_dir_all(parent).map_err(|e| BundleError::io(parent, e))?;
-    let name = dir.file_name().map_or_else(
-        || "extract".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = dir
+        .file_name()
+        .map_or_else(|| "extract".into(), |n| n.to_string_lossy().into_owned());
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{name}.partial-"))
         .tempdir_in(parent)

@@ -1,11 +1,13 @@
 //! How a command talks to its user: human text on a terminal, one JSON document with `--json`,
 //! JSON Lines events with `--events`, nothing but errors with `-q`. Every byte a command
-//! prints goes through here.
+//! prints goes through here, and credentials (`Basic ...`, `Bearer ...`, token fields) are
+//! redacted from all of it, whatever a registry relayed.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use crate::progress::Bar;
 use bundle_file::{NoProgress, Progress};
+use registry::redact_credentials;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::fmt::Display;
@@ -90,7 +92,7 @@ impl Output {
     /// A line of information: on stderr in text mode, an `info` event with `--events`.
     pub fn info(&self, message: impl Display) {
         match self.mode {
-            Mode::Text => eprintln!("{message}"),
+            Mode::Text => eprintln!("{}", redact_credentials(&message.to_string())),
             Mode::Events => self.event(
                 "info",
                 &serde_json::json!({ "message": message.to_string() }),
@@ -107,7 +109,9 @@ impl Output {
                 "warning",
                 &serde_json::json!({ "message": message.to_string() }),
             ),
-            Mode::Text | Mode::Json => eprintln!("warning: {message}"),
+            Mode::Text | Mode::Json => {
+                eprintln!("warning: {}", redact_credentials(&message.to_string()))
+            }
         }
     }
 
@@ -132,15 +136,20 @@ impl Output {
     /// The command's result: `human` on stdout as text, `json` as the one JSON document, or
     /// as the final `done` event.
     pub fn result(&self, human: impl Display, json: &impl Serialize) {
-        let mut stdout = std::io::stdout().lock();
-        let written = match self.mode {
-            Mode::Json => serde_json::to_writer_pretty(&mut stdout, json)
-                .map_err(std::io::Error::from)
-                .and_then(|()| writeln!(stdout)),
-            Mode::Events => writeln!(stdout, "{}", tagged("done", json)),
-            Mode::Quiet => Ok(()),
-            Mode::Text => write!(stdout, "{human}"),
+        let text = match self.mode {
+            Mode::Json => match serde_json::to_string_pretty(json) {
+                Ok(doc) => format!("{doc}\n"),
+                Err(e) => format!(
+                    "{}\n",
+                    serde_json::json!({ "ok": false, "error": e.to_string() })
+                ),
+            },
+            Mode::Events => format!("{}\n", tagged("done", json)),
+            Mode::Quiet => String::new(),
+            Mode::Text => human.to_string(),
         };
+        let mut stdout = std::io::stdout().lock();
+        let written = stdout.write_all(redact_credentials(&text).as_bytes());
         // A closed stdout (e.g. piped into `head`) is not an error of the command.
         let _ = written.and_then(|()| stdout.flush());
     }
@@ -148,14 +157,14 @@ impl Output {
     /// A command that printed its result but did not fully succeed: `message` on stderr, and
     /// the failing exit status. (The result document already says what failed.)
     pub fn partial_failure(&self, message: impl Display) -> ExitCode {
-        eprintln!("error: {message}");
+        eprintln!("error: {}", redact_credentials(&message.to_string()));
         ExitCode::FAILURE
     }
 
     /// Reports a failed command: the error chain on stderr and, in JSON modes, an error object
     /// on stdout. Returns the exit status.
     pub fn failure(&self, error: &anyhow::Error) -> ExitCode {
-        let chain = oci::error_chain(error.as_ref());
+        let chain = redact_credentials(&oci::error_chain(error.as_ref()));
         eprintln!("error: {chain}");
         match self.mode {
             Mode::Json => {
@@ -194,7 +203,7 @@ fn tagged(kind: &str, fields: &impl Serialize) -> String {
 
 fn print_line(line: &str) {
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    let _ = writeln!(stdout, "{}", redact_credentials(line)).and_then(|()| stdout.flush());
 }
 
 #[cfg(test)]

@@ -97,7 +97,13 @@ struct ErrorEntry {
 }
 
 /// The error codes and a readable message from an error answer's body.
+/// Credentials the registry may have echoed are redacted from the text.
 pub(crate) fn decode_error_body(status: StatusCode, body: &[u8]) -> (Vec<String>, String) {
+    let (codes, text) = decode_error_text(status, body);
+    (codes, crate::redact_credentials(&text))
+}
+
+fn decode_error_text(status: StatusCode, body: &[u8]) -> (Vec<String>, String) {
     if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(body) {
         if !parsed.errors.is_empty() {
             let codes = parsed.errors.iter().map(|e| e.code.clone()).collect();

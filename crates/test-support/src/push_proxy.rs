@@ -25,10 +25,13 @@ pub enum PushFault {
     ResetAfter,
     /// Forward untouched: a rule that lets the next one meet a later request.
     Pass,
+    /// Answer with this status and an error body that echoes the request's `Authorization`
+    /// header, as a careless registry or proxy might (checked before the gate).
+    EchoAuthorization(u16),
 }
 
-/// Bearer-token guard: `/token` hands out `tok:SCOPE` to `user`/`password` (Basic), and
-/// writes need a token whose scope allows pushing to the repository.
+/// Bearer-token guard: `/token` hands out `tok.<base64url of the scope>` to `user`/`password`
+/// (Basic), and writes need a token whose scope allows pushing to the repository.
 #[derive(Debug, Clone)]
 pub struct PushGate {
     pub user: String,
@@ -150,12 +153,6 @@ async fn handle(
             .unwrap()
             .push((method.to_string(), path.clone(), status));
     };
-    if let Some(gate) = &state.gate {
-        if let Some(denied) = guard(&state, gate, &request, &path) {
-            record(denied.status().as_u16());
-            return Ok(denied);
-        }
-    }
     let fault = {
         let mut rules = state.rules.lock().unwrap();
         rules
@@ -163,6 +160,27 @@ async fn handle(
             .position(|(m, pattern, _)| *m == method.as_str() && path.contains(pattern.as_str()))
             .map(|i| rules.remove(i).2)
     };
+    if let Some(PushFault::EchoAuthorization(code)) = &fault {
+        record(*code);
+        let authorization = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("(none)");
+        let message = format!("denied for Authorization: {authorization}");
+        let body = serde_json::json!({"errors": [{"code": "DENIED", "message": message}]});
+        return Ok(Response::builder()
+            .status(*code)
+            .header("content-type", "application/json")
+            .body(full(serde_json::to_vec(&body).unwrap()))
+            .unwrap());
+    }
+    if let Some(gate) = &state.gate {
+        if let Some(denied) = guard(&state, gate, &request, &path) {
+            record(denied.status().as_u16());
+            return Ok(denied);
+        }
+    }
     let headers = request.headers().clone();
     let body = request
         .into_body()
@@ -256,7 +274,11 @@ fn guard(
             .replace("%3A", ":")
             .replace("%2C", ",")
             .replace("%2F", "/");
-        let body = serde_json::json!({"token": format!("tok:{scope}"), "expires_in": 300});
+        let token = format!(
+            "tok.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&scope)
+        );
+        let body = serde_json::json!({"token": token, "expires_in": 300});
         return Some(
             Response::builder()
                 .header("content-type", "application/json")
@@ -275,8 +297,15 @@ fn guard(
         format!("repository:{repository}:pull")
     };
     let granted = authorization
-        .strip_prefix("Bearer tok:")
+        .strip_prefix("Bearer tok.")
+        .and_then(|t| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t)
+                .ok()
+        })
+        .and_then(|scope| String::from_utf8(scope).ok())
         .unwrap_or_default();
+    let granted = granted.as_str();
     let ok = if repository.is_empty() {
         !granted.is_empty()
     } else if write {

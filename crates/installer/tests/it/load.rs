@@ -735,6 +735,67 @@ fn bearer_token_registry_gets_push_scope() {
     assert_digests(&target, "");
 }
 
+/// A registry that echoes the request's `Authorization` header in its error bodies (the
+/// Basic login sent to its token service, and a bearer token) gets its failures reported, but
+/// neither credential reaches stderr or the JSON summary.
+#[test]
+fn credentials_echoed_by_a_registry_are_redacted() {
+    use test_support::push_proxy::{PushFault, PushGate, PushProxy};
+    let f = fixture();
+    let target = TestRegistry::plain();
+    let proxy = PushProxy::start_gated(
+        &target.url(),
+        Some(PushGate {
+            user: "pusher".into(),
+            password: "s3cret-pass".into(),
+        }),
+    );
+    proxy.fail("GET", "/token", PushFault::EchoAuthorization(401));
+    proxy.fail("PUT", "/manifests/", PushFault::EchoAuthorization(403));
+    let config = tempfile::tempdir().unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode("pusher:s3cret-pass");
+    std::fs::write(
+        config.path().join("config.json"),
+        serde_json::json!({"auths": {proxy.host(): {"auth": basic}}}).to_string(),
+    )
+    .unwrap();
+    let (bundle, key, host) = (f.signed(), f.key(), proxy.host());
+    let args = [
+        "--json",
+        "load",
+        &bundle,
+        "--key",
+        &key,
+        "--registry",
+        &host,
+        "--insecure-registry",
+    ];
+    let run = Run::from(
+        installer_command(&args, Some(config.path()))
+            .output()
+            .unwrap(),
+    )
+    .failed();
+    assert_eq!(
+        proxy.pending(),
+        0,
+        "both echoes were sent: {:?}",
+        proxy.seen()
+    );
+    let summary: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let failures = summary["failures"].as_array().unwrap();
+    assert!(!failures.is_empty(), "{summary}");
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("DENIED"),
+        "the registry's refusal is reported: {all}"
+    );
+    assert!(all.contains("<redacted>"), "{all}");
+    for secret in [basic.as_str(), "s3cret-pass", "Bearer tok."] {
+        assert!(!all.contains(secret), "{secret} leaked:\n{all}");
+    }
+}
+
 #[test]
 fn a_bundle_split_into_volumes_loads_from_its_parts() {
     let f = fixture();
