@@ -486,12 +486,43 @@ impl Client {
                 other => Err(other),
             };
         }
+        let protocol = |message: String| RegistryError::Protocol {
+            registry: endpoint.label.clone(),
+            what: what.clone(),
+            message,
+        };
+        let said = header_text(response.headers(), "docker-content-digest").map(str::to_string);
+        if let Some(other) = header_digest_of(&said, &protocol)? {
+            if other != *digest {
+                return Err(protocol(format!(
+                    "the registry answers for it with the content of {other}"
+                )));
+            }
+        }
         match content_length(response.headers()) {
             Some(size) => Ok(Some(size)),
-            None => Err(RegistryError::Protocol {
-                registry: endpoint.label.clone(),
-                what,
-                message: "HEAD answer without Content-Length".to_string(),
+            None => Err(protocol("HEAD answer without Content-Length".to_string())),
+        }
+    }
+
+    /// Whether the repository of `reference` holds blob `digest` of `size` bytes: a HEAD whose
+    /// answer names this digest (when it names one, as the distribution specification lets
+    /// registries do) and this size. A registry that claims the blob with another digest or
+    /// size is an error, never a blob counted as present.
+    pub async fn has_blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<bool, RegistryError> {
+        match self.head_blob(reference, digest).await? {
+            None => Ok(false),
+            Some(found) if found == size => Ok(true),
+            Some(found) => Err(RegistryError::SizeMismatch {
+                registry: self.endpoint(reference).label,
+                what: format!("blob {digest} of {}", reference.name()),
+                expected: size,
+                actual: found,
             }),
         }
     }

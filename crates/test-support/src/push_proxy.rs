@@ -28,6 +28,9 @@ pub enum PushFault {
     /// Answer with this status and an error body that echoes the request's `Authorization`
     /// header, as a careless registry or proxy might (checked before the gate).
     EchoAuthorization(u16),
+    /// Answer 200 with `Content-Length: 1` and a `Docker-Content-Digest` of all zeros: a
+    /// registry claiming content it does not have.
+    ClaimPresent,
 }
 
 /// Bearer-token guard: `/token` hands out `tok.<base64url of the scope>` to `user`/`password`
@@ -173,6 +176,18 @@ async fn handle(
             .status(*code)
             .header("content-type", "application/json")
             .body(full(serde_json::to_vec(&body).unwrap()))
+            .unwrap());
+    }
+    if let Some(PushFault::ClaimPresent) = &fault {
+        record(200);
+        return Ok(Response::builder()
+            .status(200)
+            .header("content-length", "1")
+            .header(
+                "docker-content-digest",
+                format!("sha256:{}", "0".repeat(64)),
+            )
+            .body(full(Bytes::new()))
             .unwrap());
     }
     if let Some(gate) = &state.gate {

@@ -105,10 +105,7 @@ pub fn run(args: &Args, out: Output) -> Result<ExitCode> {
     for failure in &summary.failures {
         out.warn(format!("{} failed: {}", failure.image, failure.error));
     }
-    let nothing = summary.blobs_pushed == 0
-        && summary.blobs_mounted == 0
-        && summary.manifests_pushed == 0
-        && summary.tags_pushed == 0;
+    let nothing = summary.already_complete();
     let human = format!(
         "{}{}/{} image(s) and {}/{} chart(s) loaded in {:.1}s: blobs {} pushed, {} skipped, \
          {} mounted; \

@@ -64,6 +64,20 @@ pub struct Summary {
     pub failures: Vec<Failure>,
 }
 
+impl Summary {
+    /// Whether the registry held everything already: every image and chart loaded, and not
+    /// one blob, manifest or tag had to be sent.
+    pub fn already_complete(&self) -> bool {
+        self.failures.is_empty()
+            && self.images_loaded == self.images
+            && self.charts_loaded == self.charts
+            && self.blobs_pushed == 0
+            && self.blobs_mounted == 0
+            && self.manifests_pushed == 0
+            && self.tags_pushed == 0
+    }
+}
+
 /// One image that could not be loaded.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
@@ -220,8 +234,8 @@ async fn push_blobs<S: ReadAt + 'static>(
 /// needs from the site are there; returns manifests pushed, manifests skipped, tags set.
 async fn push_manifests(client: &Client, plan: &ImagePlan) -> Result<(u64, u64, u64)> {
     let target = &plan.target;
-    for (digest, _, image) in &plan.external {
-        if client.head_blob(target, digest).await?.is_none() {
+    for (digest, size, image) in &plan.external {
+        if !client.has_blob(target, digest, *size).await? {
             return Err(LoadError::MissingBase {
                 image: image.clone(),
                 digest: digest.clone(),
@@ -283,7 +297,7 @@ async fn push_blob<S: ReadAt + 'static>(
     counters: &Counters,
 ) -> Result<()> {
     let mut landed = landing.lock().await;
-    if client.head_blob(target, digest).await?.is_some() {
+    if client.has_blob(target, digest, size).await? {
         counters.blobs_skipped.fetch_add(1, Ordering::Relaxed);
         counters.bytes_skipped.fetch_add(size, Ordering::Relaxed);
         progress.advance(size);

@@ -796,6 +796,37 @@ fn credentials_echoed_by_a_registry_are_redacted() {
     }
 }
 
+/// A registry that answers every blob HEAD with 200 and another blob's digest has none of
+/// them counted as present: the images fail naming the lie, and the load does not say the
+/// registry already had everything.
+#[test]
+fn a_registry_claiming_blobs_it_lacks_is_not_believed() {
+    use test_support::push_proxy::{PushFault, PushProxy};
+    let f = fixture();
+    let target = TestRegistry::plain();
+    let proxy = PushProxy::start(&target.url());
+    for _ in 0..500 {
+        proxy.fail("HEAD", "/blobs/sha256:", PushFault::ClaimPresent);
+    }
+    let text = load_run(&[], &f.signed(), &proxy.host(), &[]).failed();
+    assert!(
+        !text.stdout.contains("already had everything"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stderr
+            .contains(&format!("content of sha256:{}", "0".repeat(64))),
+        "{}",
+        text.stderr
+    );
+    let json = load_run(&["--json"], &f.signed(), &proxy.host(), &[]).failed();
+    let summary: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(n(&summary, "blobs_skipped"), 0, "{summary}");
+    assert_eq!(n(&summary, "images_loaded"), 0, "{summary}");
+    assert!(!summary["failures"].as_array().unwrap().is_empty());
+}
+
 #[test]
 fn a_bundle_split_into_volumes_loads_from_its_parts() {
     let f = fixture();
