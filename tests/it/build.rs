@@ -877,6 +877,51 @@ fn unreachable_registry_fails_soon_naming_the_image() {
     );
 }
 
+/// Story 4f: a size edited by hand in manifests.lock is found before anything is fetched on
+/// its word: the build names the lock entry, the manifest and both sizes, and announces no
+/// fetch (it used to announce terabytes, then fail on a "missing blob").
+#[test]
+fn a_hand_edited_lock_size_is_named_before_fetching() {
+    tools();
+    let registry = TestRegistry::plain();
+    let work = Work::new();
+    let host = registry.host();
+    work.push_multi(&registry, "team/app", 56);
+    let app = format!("{host}/team/app:v1");
+    work.write("images.toml", &images_toml(Some(&host), &[(&app, None)]));
+    work.lock(&[]).ok();
+    let lock = work.load_lock();
+    let platform = &lock.images[0].platforms[1];
+    let (digest, size) = (platform.manifest.digest.to_string(), platform.manifest.size);
+    let text = String::from_utf8(work.read("manifests.lock")).unwrap();
+    let at = text.find(&format!("digest = \"{digest}\"")).unwrap();
+    let size_line = format!("size = {size}\n");
+    let offset = at + text[at..].find(&size_line).unwrap();
+    let edited = format!(
+        "{}size = 5000000000000\n{}",
+        &text[..offset],
+        &text[offset + size_line.len()..]
+    );
+    work.write("manifests.lock", &edited);
+    let failed = work.build("bundle.tar.zst", "cache", &[]).failed();
+    let ref_line = line_of(&edited, &format!("ref = \"{app}\""));
+    assert!(
+        failed
+            .stderr
+            .contains(&format!("manifests.lock:{ref_line}: {app}: the lock gives manifest {digest} a size of 5000000000000 bytes; it is {size} bytes")),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        !events(&failed)
+            .iter()
+            .any(|e| e["event"] == "fetch_started"),
+        "{}",
+        failed.stdout
+    );
+    assert!(!work.path("bundle.tar.zst").exists());
+}
+
 /// Story 4e: images.toml changed after locking; `--locked` refuses, naming the image and its
 /// line, before fetching anything, and writes no bundle.
 #[test]

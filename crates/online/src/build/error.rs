@@ -66,6 +66,14 @@ pub enum BuildError {
     /// A scale profile's connection pools exceed what PostgreSQL allows, one line each.
     #[error("{0}")]
     CapacityFails(String),
+    /// A lock entry disagrees with the manifests its digests name (a hand-edited lock).
+    #[error("{location}: {message} (run `bundle lock` again)")]
+    LockDisagrees {
+        /// The entry, `manifests.lock:LINE`.
+        location: String,
+        /// What disagrees.
+        message: String,
+    },
     /// The CA directory cannot be carried.
     #[error(transparent)]
     Ca(#[from] crate::ca::CaError),

@@ -66,8 +66,14 @@ pub async fn fetch(
     // but they count as downloaded.
     let mut fetched_manifests = std::collections::BTreeSet::new();
     for locked in &lock.images {
-        contents
-            .push(manifests(images, locked, scope, client, cache, &mut fetched_manifests).await?);
+        let content = manifests(images, locked, scope, client, cache, &mut fetched_manifests).await;
+        contents.push(content.map_err(|e| match e {
+            BuildError::LockDisagrees { message, .. } => BuildError::LockDisagrees {
+                location: lock.location_of(locked).to_string(),
+                message,
+            },
+            other => other,
+        })?);
     }
     // Each distinct blob once, fetched from the first image that names it.
     let mut needed: BTreeMap<Digest, (Reference, u64)> = BTreeMap::new();
@@ -129,7 +135,24 @@ pub async fn fetch(
     Ok((contents, report.into_inner().unwrap_or_default()))
 }
 
-/// Fetches (or finds in the cache) the image's manifests and lists its blobs.
+/// Fails when the manifest `digest` of `image` is `actual` bytes, not the `declared` bytes
+/// the lock says (a hand-edited lock), before anything is fetched on the lock's word.
+fn check_size(image: &str, digest: &Digest, declared: u64, actual: u64) -> Result<(), BuildError> {
+    if declared == actual {
+        return Ok(());
+    }
+    Err(BuildError::LockDisagrees {
+        location: String::new(),
+        message: format!(
+            "{image}: the lock gives manifest {digest} a size of {declared} bytes; it is \
+             {actual} bytes"
+        ),
+    })
+}
+
+/// Fetches (or finds in the cache) the image's manifests and lists its blobs; a lock entry
+/// that disagrees with them is a [`BuildError::LockDisagrees`] (its location is added by the
+/// caller).
 async fn manifests(
     images: &ImagesFile,
     locked: &LockedImage,
@@ -141,6 +164,7 @@ async fn manifests(
     let image = locked.reference.to_string();
     let root = locked.root.descriptor();
     let root_bytes = manifest_bytes(images, locked, client, cache, &root.digest, fetched).await?;
+    check_size(&image, &root.digest, root.size, root_bytes.len() as u64)?;
     // The bundle carries the index it points at: the registry's, or the filtered one alone
     // (the original would reference manifests the bundle does not carry).
     let mut blobs = Vec::new();
@@ -183,7 +207,28 @@ async fn manifests(
             )
             .await?
         };
+        check_size(
+            &image,
+            &platform.manifest.digest,
+            platform.manifest.size,
+            bytes.len() as u64,
+        )?;
         let parsed = image_manifest(&image, &bytes)?;
+        let layers: u64 = parsed.layers.iter().map(|l| l.size).sum();
+        if parsed.config.digest != platform.config_digest || layers != platform.layers {
+            return Err(BuildError::LockDisagrees {
+                location: String::new(),
+                message: format!(
+                    "{image} {}: the lock pins config {} and {} bytes of layers, the manifest \
+                     {} names config {} and {layers} bytes of layers",
+                    platform.platform,
+                    platform.config_digest,
+                    platform.layers,
+                    platform.manifest.digest,
+                    parsed.config.digest
+                ),
+            });
+        }
         blobs.push((parsed.config.digest, parsed.config.size));
         if scope == Scope::Everything {
             blobs.extend(parsed.layers.into_iter().map(|l| (l.digest, l.size)));
