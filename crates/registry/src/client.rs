@@ -52,15 +52,14 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// After `failed` attempts of `call` failed for `reason`: the error when the retry budget
-    /// is spent, else a pause (reported) before the next attempt.
+    /// After `failed` of `max` attempts of `call` failed for `reason`: the error when the
+    /// budget is spent, else a pause (reported) before the next attempt.
     pub(crate) async fn retry_or_give_up(
         &self,
         call: &crate::request::Call<'_>,
-        failed: u32,
+        (failed, max): (u32, u32),
         reason: String,
     ) -> Result<(), RegistryError> {
-        let max = self.policy.max_attempts;
         if failed >= max {
             return Err(self.too_many(call, failed, reason));
         }
@@ -162,6 +161,7 @@ impl Client {
         let transport = Transport::new(&config)?;
         let policy = RetryPolicy {
             max_attempts: config.max_attempts.max(1),
+            max_connect_attempts: config.max_connect_attempts.max(1),
             base: config.base_backoff,
             max: config.max_backoff,
         };
@@ -226,7 +226,8 @@ impl Client {
                 }
                 Err(BodyError::Network(e)) => {
                     failed += 1;
-                    inner.retry_or_give_up(&call, failed, chain(&e)).await?;
+                    let budget = (failed, inner.policy.max_attempts);
+                    inner.retry_or_give_up(&call, budget, chain(&e)).await?;
                 }
             }
         };
@@ -437,7 +438,8 @@ impl Client {
                 None => break,
                 Some(e) => {
                     failed += 1;
-                    inner.retry_or_give_up(&call, failed, chain(&e)).await?;
+                    let budget = (failed, inner.policy.max_attempts);
+                    inner.retry_or_give_up(&call, budget, chain(&e)).await?;
                 }
             }
         }

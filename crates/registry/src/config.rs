@@ -31,6 +31,9 @@ pub struct ClientConfig {
     pub credentials: Credentials,
     /// Attempts per request before giving up on transient failures (at least 1).
     pub max_attempts: u32,
+    /// Attempts per request while the registry refuses connections or cannot be reached (at
+    /// least 1): a registry that is down is given up on sooner than one that answers 503.
+    pub max_connect_attempts: u32,
     /// First retry delay; it doubles with each further attempt, with jitter.
     pub base_backoff: Duration,
     /// Upper bound of any retry delay, `Retry-After` included.
@@ -48,6 +51,7 @@ impl Default for ClientConfig {
             ca_files: Vec::new(),
             credentials: Credentials::default(),
             max_attempts: 5,
+            max_connect_attempts: 3,
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             user_agent: format!("bundle/{}", env!("CARGO_PKG_VERSION")),

@@ -208,10 +208,13 @@ impl Client {
                 .await
             {
                 Ok(()) => return Ok(()),
+                // Refusals, and a registry that cannot be reached at all (its requests had
+                // their own retries), are not worth a new upload session.
                 Err(
                     e @ (RegistryError::Unauthorized { .. }
                     | RegistryError::Forbidden { .. }
-                    | RegistryError::Config { .. }),
+                    | RegistryError::Config { .. }
+                    | RegistryError::Unreachable { .. }),
                 ) => return Err(e),
                 Err(e) if attempt >= UPLOAD_ATTEMPTS => return Err(e),
                 Err(e) => {

@@ -452,15 +452,23 @@ impl Inner {
                 Ok(response) => return Ok(response),
                 Err(error) => {
                     failed += 1;
+                    // A registry that refuses connections (or cannot be reached at all) is
+                    // likely down: it gets the shorter budget; one that answers gets all.
+                    let budget = if error.is_connect() {
+                        self.policy.max_connect_attempts.min(max)
+                    } else {
+                        max
+                    };
                     let unreachable = error.is_connect() || error.is_timeout();
-                    if permanent_transport_error(&error) || (failed >= max && unreachable) {
+                    if permanent_transport_error(&error) || (failed >= budget && unreachable) {
                         return Err(RegistryError::Unreachable {
                             registry: call.endpoint.label.clone(),
                             what: call.what.to_string(),
                             source: error,
                         });
                     }
-                    self.retry_or_give_up(call, failed, chain(&error)).await?;
+                    self.retry_or_give_up(call, (failed, budget), chain(&error))
+                        .await?;
                 }
             }
         }

@@ -36,6 +36,8 @@ pub trait RetryObserver: Send + Sync + std::fmt::Debug {
 pub(crate) struct RetryPolicy {
     /// Attempts per request, at least 1.
     pub max_attempts: u32,
+    /// Attempts per request while the registry refuses connections, at least 1.
+    pub max_connect_attempts: u32,
     /// Delay before the second attempt, before jitter.
     pub base: Duration,
     /// Upper bound of every delay.
@@ -124,6 +126,7 @@ mod tests {
     fn policy() -> RetryPolicy {
         RetryPolicy {
             max_attempts: 5,
+            max_connect_attempts: 3,
             base: Duration::from_millis(500),
             max: Duration::from_secs(30),
         }

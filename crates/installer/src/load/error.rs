@@ -37,6 +37,12 @@ pub enum LoadError {
         /// The target repository.
         repository: String,
     },
+    /// Not tried: the registry could not be reached for an earlier blob or manifest.
+    #[error("not tried: registry {registry} cannot be reached (see the first failure)")]
+    NotTried {
+        /// The registry.
+        registry: String,
+    },
     /// What was being done when `source` happened.
     #[error("{context}")]
     In {

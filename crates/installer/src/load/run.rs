@@ -89,6 +89,8 @@ pub struct Failure {
 
 #[derive(Default)]
 struct Counters {
+    /// Set once the registry could not be reached at all: nothing more is tried.
+    unreachable: std::sync::atomic::AtomicBool,
     blobs_pushed: AtomicU64,
     blobs_skipped: AtomicU64,
     blobs_mounted: AtomicU64,
@@ -139,9 +141,11 @@ pub async fn load<S: ReadAt + 'static>(
         ..Summary::default()
     };
     for (plan, blobs) in plans.iter().zip(blobs) {
-        let pushed = match blobs {
-            Ok(()) => push_manifests(client, plan).await,
-            Err(error) => Err(error),
+        let pushed = match (blobs, not_tried(&plan.target, &counters)) {
+            (Err(error), _) | (Ok(()), Some(error)) => Err(error),
+            (Ok(()), None) => push_manifests(client, plan)
+                .await
+                .inspect_err(|e| note_unreachable(e, &counters)),
         };
         match pushed {
             Ok((pushed, skipped, tagged)) => {
@@ -167,6 +171,31 @@ pub async fn load<S: ReadAt + 'static>(
     summary.bytes_skipped = counters.bytes_skipped.load(Ordering::Relaxed);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Once the registry could not be reached, the error of everything not tried after.
+fn not_tried(target: &Reference, counters: &Counters) -> Option<LoadError> {
+    counters
+        .unreachable
+        .load(Ordering::Relaxed)
+        .then(|| LoadError::NotTried {
+            registry: target.registry.clone(),
+        })
+}
+
+/// Remembers a registry that could not be reached at all (its requests had their retries).
+fn note_unreachable(error: &LoadError, counters: &Counters) {
+    let mut current = error;
+    loop {
+        match current {
+            LoadError::Registry(registry::RegistryError::Unreachable { .. }) => {
+                counters.unreachable.store(true, Ordering::Relaxed);
+                return;
+            }
+            LoadError::In { source, .. } => current = source,
+            _ => return,
+        }
+    }
 }
 
 /// Whether a plan is a Helm chart artifact (`charts/<name>:<version>` in the bundle).
@@ -211,10 +240,14 @@ async fn push_blobs<S: ReadAt + 'static>(
         .map(|(index, digest, size)| async move {
             let target = &plans[index].target;
             let landing = &landings[digest];
-            let result = push_blob(
-                client, bundle, target, digest, size, landing, options, progress, counters,
-            )
-            .await
+            let result = match not_tried(target, counters) {
+                Some(error) => Err(error),
+                None => push_blob(
+                    client, bundle, target, digest, size, landing, options, progress, counters,
+                )
+                .await
+                .inspect_err(|e| note_unreachable(e, counters)),
+            }
             .within(|| format!("pushing blob {digest} to {}", target.name()));
             (index, result)
         })

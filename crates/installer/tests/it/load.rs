@@ -827,6 +827,77 @@ fn a_registry_claiming_blobs_it_lacks_is_not_believed() {
     assert!(!summary["failures"].as_array().unwrap().is_empty());
 }
 
+/// The retry events of an `installer --events load` run.
+fn retries(run: &Run) -> Vec<Value> {
+    run.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "retry")
+        .collect()
+}
+
+/// A registry that refuses connections is given up on after three attempts a request, and
+/// nothing more is tried once one request could not reach it; each retry is reported (what,
+/// why, when the next attempt is) on the terminal and as an event. One that answers 503 gets
+/// five attempts a request, and the load that meets four 503s in a row still completes.
+#[test]
+fn a_dead_registry_is_given_up_sooner_than_a_busy_one_and_every_retry_is_reported() {
+    use test_support::push_proxy::{PushFault, PushProxy};
+    let f = fixture();
+    // Nothing listens on a reserved port, and no other test will.
+    let closed = test_support::ports::reserve();
+    let dead = format!("127.0.0.1:{}", closed.port());
+    let run = load_run(&["--events"], &f.signed(), &dead, &[]).failed();
+    let seen = retries(&run);
+    assert!(!seen.is_empty(), "no retry reported:\n{}", run.stdout);
+    for retry in &seen {
+        assert_eq!(retry["max_attempts"], 3, "{retry}");
+        assert!(retry["failed"].as_u64().unwrap() < 3, "{retry}");
+        assert!(
+            retry["registry"].as_str().unwrap().contains(&dead),
+            "{retry}"
+        );
+        assert!(retry["wait_ms"].as_u64().is_some(), "{retry}");
+        assert!(!retry["reason"].as_str().unwrap().is_empty(), "{retry}");
+    }
+    let text = load_run(&[], &f.signed(), &dead, &[]).failed();
+    assert!(
+        text.stderr.contains("failed (") && text.stderr.contains("attempt 2 of 3 in"),
+        "{}",
+        text.stderr
+    );
+    assert!(
+        text.stderr
+            .contains(&format!("cannot reach registry {dead}")),
+        "{}",
+        text.stderr
+    );
+    assert!(
+        text.stderr.contains("not tried: registry"),
+        "once the registry cannot be reached, the rest is not tried: {}",
+        text.stderr
+    );
+    // At most the blobs in flight (--jobs 4) meet the registry before it is given up on.
+    assert!(seen.len() <= 4 * 2, "{} retries: {seen:?}", seen.len());
+
+    let target = TestRegistry::plain();
+    let busy = PushProxy::start(&target.url());
+    for _ in 0..4 {
+        busy.fail("HEAD", "/blobs/sha256:", PushFault::Status(503));
+    }
+    let run = load_run(&["--events"], &f.signed(), &busy.host(), &["--jobs", "1"]).ok();
+    let seen = retries(&run);
+    let fours: Vec<u64> = seen.iter().filter_map(|r| r["failed"].as_u64()).collect();
+    assert_eq!(fours, [1, 2, 3, 4], "four 503s, four retries: {seen:?}");
+    assert!(seen.iter().all(|r| r["max_attempts"] == 5), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|r| r["reason"].as_str().unwrap().contains("503")),
+        "{seen:?}"
+    );
+    assert_digests(&target, "");
+}
+
 #[test]
 fn a_bundle_split_into_volumes_loads_from_its_parts() {
     let f = fixture();
