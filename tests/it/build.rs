@@ -827,6 +827,89 @@ fn wrong_credentials_name_the_image_the_user_and_the_line() {
     assert!(!work.path("manifests.lock").exists());
 }
 
+/// Story 4g: Docker Hub's images fetched through a mirror addressed with a path prefix
+/// (`host/dockerhub-proxy`, as Harbor proxy-cache projects and Artifactory remotes are): the
+/// mirror needs a login and a test CA, given for its host; lock and build pin and carry
+/// `docker.io/...` from it. An invalid mirror is named at its images.toml line.
+#[test]
+fn a_mirror_with_a_path_prefix_serves_docker_hub_images() {
+    tools();
+    let registry = TestRegistry::start(RegistryOptions {
+        login: Some(("alice".into(), "s3cret".into())),
+        tls: true,
+    });
+    let work = Work::new();
+    let host = registry.host();
+    let image = work.push_multi(&registry, "dockerhub-proxy/team/app", 57);
+    let text = format!(
+        "platforms = [\"linux/amd64\", \"linux/arm64\"]\n\n\
+         [registries.\"docker.io\"]\nmirror = \"{host}/dockerhub-proxy\"\n\n\
+         [[images]]\nref = \"docker.io/team/app:v1\"\n"
+    );
+    work.write("images.toml", &text);
+    let ca = registry.ca.as_ref().unwrap().ca_cert.clone();
+    let config = work.path("docker");
+    std::fs::create_dir_all(&config).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+    std::fs::write(
+        config.join("config.json"),
+        serde_json::json!({"auths": {host.clone(): {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--ca-file", test_support::p(&ca)]);
+        Run::from(
+            work.command(&all)
+                .env("DOCKER_CONFIG", &config)
+                .output()
+                .unwrap(),
+        )
+    };
+    run(&[
+        "lock",
+        "--images",
+        "images.toml",
+        "--lock",
+        "manifests.lock",
+    ])
+    .ok();
+    let lock = work.load_lock();
+    assert_eq!(
+        lock.images[0].reference.to_string(),
+        "docker.io/team/app:v1"
+    );
+    assert_eq!(lock.images[0].root_digest().as_str(), image.top_digest());
+    run(&work.build_args("bundle.tar.zst", "cache", &[])).ok();
+    let dir = work.extract("bundle.tar.zst", "out");
+    let index = check_layout(&dir);
+    let entry = layout_entry(&index, "docker.io/team/app:v1");
+    assert_eq!(entry["digest"], image.top_digest());
+    assert!(
+        registry
+            .log()
+            .contains("/v2/dockerhub-proxy/team/app/manifests/"),
+        "the mirror was asked under its prefix"
+    );
+
+    // A mirror with a scheme, or upper-case path components, is named at its line.
+    for bad in [
+        format!("https://{host}/dockerhub-proxy"),
+        format!("{host}/DockerHub"),
+    ] {
+        let text = text.replace(&format!("{host}/dockerhub-proxy"), &bad);
+        work.write("images.toml", &text);
+        let failed = run(&["lock", "--images", "images.toml", "--lock", "other.lock"]).failed();
+        let line = line_of(&text, "mirror =");
+        assert!(
+            failed.stderr.contains(&format!("images.toml:{line}:"))
+                && failed.stderr.contains("invalid mirror"),
+            "{bad}: {}",
+            failed.stderr
+        );
+    }
+}
+
 /// Story 4d: a registry nobody listens for fails soon, naming image, line and registry.
 #[test]
 fn unreachable_registry_fails_soon_naming_the_image() {

@@ -149,10 +149,24 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, RegistryError> {
         for (name, settings) in &config.registries {
             if let Some(mirror) = &settings.mirror {
-                if mirror.is_empty() || mirror.contains(['/', ' ']) {
+                let (host, prefix) = crate::transport::split_mirror(mirror);
+                let component_ok = |c: &str| {
+                    !c.is_empty()
+                        && c.bytes().all(|b| {
+                            b.is_ascii_lowercase()
+                                || b.is_ascii_digit()
+                                || matches!(b, b'.' | b'_' | b'-')
+                        })
+                };
+                if host.is_empty()
+                    || mirror.contains("://")
+                    || mirror.contains(char::is_whitespace)
+                    || !prefix.is_none_or(|p| p.split('/').all(component_ok))
+                {
                     return Err(RegistryError::Config {
                         message: format!(
-                            "mirror {mirror:?} of registry {name} must be host or host:port"
+                            "mirror {mirror:?} of registry {name} must be host[:port] with an \
+                             optional /path prefix of lower-case components"
                         ),
                     });
                 }
@@ -553,16 +567,16 @@ fn manifest_call<'a>(
     if let Ok(accept) = HeaderValue::from_str(&media::MANIFEST_TYPES.join(", ")) {
         headers.insert(ACCEPT, accept);
     }
+    let repository = endpoint.repository(&reference.repository);
     Call {
         endpoint,
-        repository: &reference.repository,
-        what,
-        method,
         path: format!(
-            "/v2/{}/manifests/{}",
-            reference.repository,
+            "/v2/{repository}/manifests/{}",
             reference.manifest_reference()
         ),
+        repository,
+        what,
+        method,
         headers,
         body: None,
         push: false,
@@ -577,12 +591,13 @@ fn blob_call<'a>(
     method: Method,
     headers: HeaderMap,
 ) -> Call<'a> {
+    let repository = endpoint.repository(&reference.repository);
     Call {
         endpoint,
-        repository: &reference.repository,
+        path: format!("/v2/{repository}/blobs/{digest}"),
+        repository,
         what,
         method,
-        path: format!("/v2/{}/blobs/{digest}", reference.repository),
         headers,
         body: None,
         push: false,

@@ -136,7 +136,7 @@ impl Client {
     ) -> Call<'a> {
         Call {
             endpoint,
-            repository: &reference.repository,
+            repository: endpoint.repository(&reference.repository),
             what,
             method,
             path,
@@ -157,8 +157,9 @@ impl Client {
         let endpoint = endpoint(&self.inner().config.registries, reference);
         let what = format!("blob {digest} of {}", reference.name());
         let path = format!(
-            "/v2/{}/blobs/uploads/?mount={digest}&from={from}",
-            reference.repository
+            "/v2/{}/blobs/uploads/?mount={digest}&from={}",
+            endpoint.repository(&reference.repository),
+            endpoint.repository(from)
         );
         let call = self.push_call(
             reference,
@@ -256,7 +257,10 @@ impl Client {
             reference,
             &what,
             Method::POST,
-            format!("/v2/{}/blobs/uploads/", reference.repository),
+            format!(
+                "/v2/{}/blobs/uploads/",
+                endpoint.repository(&reference.repository)
+            ),
             HeaderMap::new(),
             Some(RequestBody::Bytes(Bytes::new())),
             &endpoint,
@@ -367,7 +371,7 @@ impl Client {
         );
         let path = format!(
             "/v2/{}/manifests/{}",
-            reference.repository,
+            endpoint.repository(&reference.repository),
             reference.manifest_reference()
         );
         let call = self.push_call(

@@ -29,8 +29,9 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 pub(crate) struct Call<'a> {
     /// Where it goes.
     pub endpoint: &'a Endpoint,
-    /// The repository, for token scopes and errors.
-    pub repository: &'a str,
+    /// The repository as the endpoint knows it (under a mirror's path prefix, if any), for
+    /// paths, token scopes and errors.
+    pub repository: String,
     /// What is asked for, for errors: `image ...` or `blob ... of ...`.
     pub what: &'a str,
     /// GET or HEAD.
@@ -180,7 +181,7 @@ impl Inner {
             })?;
         let host = &call.endpoint.host;
         let scope = call.scope();
-        let mut authorization = match self.auth.token(host, call.repository, &scope) {
+        let mut authorization = match self.auth.token(host, &call.repository, &scope) {
             Some(token) => Some(format!("Bearer {token}")),
             None if self.auth.wants_basic(host) => {
                 self.login(host).await?.as_ref().map(basic_header)
@@ -207,7 +208,7 @@ impl Inner {
             if fresh {
                 return Err(self.unauthorized(call, &said).await);
             }
-            self.auth.drop_token(host, call.repository, &scope);
+            self.auth.drop_token(host, &call.repository, &scope);
             authorization = Some(self.authorize(call, &challenges, &said).await?);
             fresh = true;
         }
@@ -258,7 +259,7 @@ impl Inner {
                 .await?;
             self.auth.store_token(
                 host,
-                call.repository,
+                &call.repository,
                 &call.scope(),
                 token.clone(),
                 lifetime,

@@ -21,8 +21,12 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where one reference's repository is fetched from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
-    /// `host[:port]` connected to: the registry's API host, or its mirror.
+    /// `host[:port]` connected to: the registry's API host, or its mirror's.
     pub host: String,
+    /// The mirror's path prefix (`dockerhub-proxy` of `harbor.corp/dockerhub-proxy`), put
+    /// before every repository, as Harbor proxy-cache projects and Artifactory remotes are
+    /// addressed.
+    pub prefix: Option<String>,
     /// Whether TLS verification is off (and plain HTTP allowed).
     pub insecure: bool,
     /// How errors name it: `docker.io`, or `docker.io (mirror 127.0.0.1:5000)`.
@@ -39,16 +43,42 @@ pub(crate) fn endpoint(
         .or_else(|| registries.get(reference.api_host()));
     let insecure = settings.is_some_and(|s| s.insecure);
     match settings.and_then(|s| s.mirror.as_deref()) {
-        Some(mirror) => Endpoint {
-            host: mirror.to_string(),
-            insecure: registries.get(mirror).map_or(insecure, |m| m.insecure),
-            label: format!("{} (mirror {mirror})", reference.registry),
-        },
+        Some(mirror) => {
+            let (host, prefix) = split_mirror(mirror);
+            Endpoint {
+                host: host.to_string(),
+                prefix: prefix.map(str::to_string),
+                insecure: registries.get(host).map_or(insecure, |m| m.insecure),
+                label: format!("{} (mirror {mirror})", reference.registry),
+            }
+        }
         None => Endpoint {
             host: reference.api_host().to_string(),
+            prefix: None,
             insecure,
             label: reference.registry.clone(),
         },
+    }
+}
+
+/// A mirror's `host[:port]` and its path prefix, if it has one.
+pub(crate) fn split_mirror(mirror: &str) -> (&str, Option<&str>) {
+    match mirror.split_once('/') {
+        Some((host, prefix)) => (
+            host,
+            Some(prefix.trim_matches('/')).filter(|p| !p.is_empty()),
+        ),
+        None => (mirror, None),
+    }
+}
+
+impl Endpoint {
+    /// `repository` as this endpoint names it: under the mirror's path prefix, if any.
+    pub fn repository(&self, repository: &str) -> String {
+        match &self.prefix {
+            Some(prefix) => format!("{prefix}/{repository}"),
+            None => repository.to_string(),
+        }
     }
 }
 
@@ -62,7 +92,7 @@ pub(crate) fn host_is_insecure(
         Some(settings) => settings.insecure,
         None => registries
             .values()
-            .any(|s| s.insecure && s.mirror.as_deref() == Some(host)),
+            .any(|s| s.insecure && s.mirror.as_deref().map(|m| split_mirror(m).0) == Some(host)),
     }
 }
 
@@ -206,5 +236,33 @@ mod tests {
         assert!(endpoint(&registries, &hub).insecure);
         assert!(host_is_insecure(&registries, "mirror.lan:5000"));
         assert!(!host_is_insecure(&registries, "registry-1.docker.io"));
+    }
+
+    #[test]
+    fn a_mirror_path_prefix_goes_before_every_repository() {
+        let mut registries = BTreeMap::new();
+        registries.insert(
+            "docker.io".into(),
+            settings(false, Some("harbor.corp/dockerhub-proxy")),
+        );
+        let hub = Reference::parse("haproxy:3.2").unwrap();
+        let e = endpoint(&registries, &hub);
+        assert_eq!(e.host, "harbor.corp");
+        assert_eq!(e.prefix.as_deref(), Some("dockerhub-proxy"));
+        assert_eq!(
+            e.repository(&hub.repository),
+            "dockerhub-proxy/library/haproxy"
+        );
+        assert_eq!(e.label, "docker.io (mirror harbor.corp/dockerhub-proxy)");
+        assert!(!e.insecure);
+        // Settings of the mirror's host apply to it, whatever its prefix.
+        registries.insert("harbor.corp".into(), settings(true, None));
+        assert!(endpoint(&registries, &hub).insecure);
+        registries.remove("harbor.corp");
+        registries.insert(
+            "docker.io".into(),
+            settings(true, Some("harbor.corp/dockerhub-proxy")),
+        );
+        assert!(host_is_insecure(&registries, "harbor.corp"));
     }
 }

@@ -6,6 +6,8 @@
 //! [registries."registry.corp:5000"]
 //! insecure = true                                  # plain HTTP, or TLS without verification
 //! mirror = "proxy.corp:5000"                       # fetch this registry's images via a mirror
+//!                                                  # (host[:port], or host[:port]/prefix as
+//!                                                  # Harbor proxy caches are addressed)
 //!
 //! [[images]]
 //! ref = "docker.io/matrixdotorg/synapse:v1.142.0"  # NAME:TAG, NAME@sha256:..., or both
@@ -163,6 +165,14 @@ impl ImagesFile {
             });
         }
 
+        // Mirror hosts may have settings of their own (insecure, a login) though no image
+        // names them.
+        let mirror_hosts: Vec<String> = raw
+            .registries
+            .values()
+            .filter_map(|s| s.get_ref().mirror.as_ref())
+            .map(|m| mirror_host(m.get_ref()).to_string())
+            .collect();
         let mut registries = BTreeMap::new();
         for (host, settings) in &raw.registries {
             let location = at(host.span());
@@ -179,12 +189,14 @@ impl ImagesFile {
                     format!("registry {name} has settings twice"),
                 ));
             }
-            if !images.iter().any(|i| i.reference.registry == name) {
+            if !images.iter().any(|i| i.reference.registry == name) && !mirror_hosts.contains(&name)
+            {
                 return Err(SpecError::invalid(
                     location,
                     format!(
-                        "registry {name} has settings but no image comes from it (a typo? \
-                         registries are named as in image references, e.g. docker.io)"
+                        "registry {name} has settings but no image comes from it and it is \
+                         no registry's mirror (a typo? registries are named as in image \
+                         references, e.g. docker.io)"
                     ),
                 ));
             }
@@ -198,7 +210,7 @@ impl ImagesFile {
                             format!("invalid mirror {value:?}: {reason}"),
                         )
                     })?;
-                    if value == &name {
+                    if mirror_host(value) == name {
                         return Err(SpecError::invalid(
                             at(mirror.span()),
                             format!("registry {name} cannot be its own mirror"),
@@ -316,6 +328,11 @@ fn check_host(host: &str) -> Result<(), &'static str> {
         return Err("only letters, digits, '.', '-', '_' and ':' are allowed");
     }
     Ok(())
+}
+
+/// The `host[:port]` of a mirror, without its path prefix.
+fn mirror_host(mirror: &str) -> &str {
+    mirror.split_once('/').map_or(mirror, |(host, _)| host)
 }
 
 /// A mirror: `host[:port]` optionally followed by a `/path` prefix.
