@@ -29,8 +29,31 @@ impl Serve {
         tls: Option<&TestCa>,
         options: &[&str],
     ) -> Serve {
+        Serve::start_limited(bundle_file, key, tls, options, None)
+    }
+
+    /// Like [`Serve::start_with`], the process allowed at most `open_files` file descriptors
+    /// (`ulimit -n`) when given.
+    pub fn start_limited(
+        bundle_file: &Path,
+        key: &Path,
+        tls: Option<&TestCa>,
+        options: &[&str],
+        open_files: Option<u32>,
+    ) -> Serve {
         let logdir = tempfile::tempdir().unwrap();
-        let mut command = Command::new(crate::bin("installer"));
+        let installer = crate::bin("installer");
+        let mut command = match open_files {
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(&installer);
+                shell
+            }
+            None => Command::new(&installer),
+        };
         command
             .args(["serve", p(bundle_file), "--key", p(key)])
             .args(["--listen", "127.0.0.1:0"])

@@ -5,10 +5,11 @@ use anyhow::{Context, Result};
 use bundle_file::external::EXTERNAL_BLOBS;
 use cli_support::verify_cmd::{self, TrustedBundleArgs};
 use cli_support::Output;
-use installer::serve::{self, Limits, ServeLog, Server};
+use installer::serve::{self, Limits, ServeLog, Server, Timeouts};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 /// Arguments of `serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,6 +34,20 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub send_timeout: u64,
+    /// Close a connection that has not sent a complete request head this many seconds after
+    /// it opened (or after its previous response): a client that sends nothing, or stops in
+    /// the middle of its request.
+    #[arg(long, value_name = "SECS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Close a keep-alive connection that sends no new request for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
+    /// Connections kept open at once; when full, the one idle the longest is closed for a new
+    /// one [default: the open-file limit (ulimit -n) less 32].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
 }
 
 /// The server's log, printed through the command's output.
@@ -64,7 +79,12 @@ pub fn run(args: &Args, out: Output) -> Result<ExitCode> {
         Arc::new(Log(out)),
         Limits {
             max_streams: usize::from(args.max_streams),
-            send_timeout: std::time::Duration::from_secs(args.send_timeout),
+            send_timeout: Duration::from_secs(args.send_timeout),
+            timeouts: Timeouts {
+                header: Duration::from_secs(args.header_timeout),
+                idle: Duration::from_secs(args.idle_timeout),
+            },
+            max_connections: args.max_connections.map(|n| n as usize),
         },
     )
     .with_context(|| format!("cataloguing the images of {}", args.bundle.bundle.display()))?;
@@ -83,11 +103,13 @@ pub fn run(args: &Args, out: Output) -> Result<ExitCode> {
         let address = listener.local_addr().context("the listening address")?;
         let catalog = server.catalog();
         out.info(format!(
-            "serving {} images ({} tags, {} repository names) on {}://{address}",
+            "serving {} images ({} tags, {} repository names) on {}://{address}, at most {} \
+             connections",
             catalog.images,
             catalog.tags,
             catalog.repositories.len(),
             if tls.is_some() { "https" } else { "http" },
+            server.max_connections(),
         ));
         serve::serve(Arc::new(server), listener, tls, shutdown_signal()).await;
         out.info("stopped");

@@ -2,6 +2,9 @@
 //! loop (one task per connection, optional TLS) and clean shutdown.
 
 use super::catalog::{Catalog, Repository};
+use super::connections::{
+    capacity_for_open_files, open_files_limit, Connection, InFlight, Table, Timeouts,
+};
 use super::errors::{self, Code};
 use super::routes::{self, ByteRange, Route};
 use super::stall;
@@ -39,6 +42,10 @@ pub struct Server {
     streams: Arc<Semaphore>,
     /// How long a connection's writes may stall before it is dropped.
     send_timeout: Duration,
+    /// How long a connection may go without a request.
+    timeouts: Timeouts,
+    /// The open connections.
+    connections: Arc<Table>,
     log: Arc<dyn ServeLog>,
 }
 
@@ -51,6 +58,12 @@ pub struct Limits {
     /// A connection whose writes make no progress for this long is dropped (its client stopped
     /// reading or vanished), giving back its stream.
     pub send_timeout: Duration,
+    /// How long a connection may take to send a complete request head (from its start, or
+    /// from the previous response), and stay quiet between requests.
+    pub timeouts: Timeouts,
+    /// Connections open at once; when full, the one idle the longest is shed for a new one.
+    /// `None`: as many as the process's open-file limit allows, less a reserve.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for Limits {
@@ -58,6 +71,11 @@ impl Default for Limits {
         Limits {
             max_streams: 16,
             send_timeout: Duration::from_secs(60),
+            timeouts: Timeouts {
+                header: Duration::from_secs(20),
+                idle: Duration::from_secs(60),
+            },
+            max_connections: None,
         }
     }
 }
@@ -82,6 +100,10 @@ impl Server {
             blobs,
             streams: Arc::new(Semaphore::new(limits.max_streams.max(1))),
             send_timeout: limits.send_timeout,
+            timeouts: limits.timeouts,
+            connections: Arc::new(Table::new(limits.max_connections.unwrap_or_else(|| {
+                capacity_for_open_files(open_files_limit().unwrap_or(1024))
+            }))),
             log,
         })
     }
@@ -89,6 +111,11 @@ impl Server {
     /// The catalog served.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// How many connections it keeps open at most.
+    pub fn max_connections(&self) -> usize {
+        self.connections.capacity()
     }
 }
 
@@ -427,7 +454,8 @@ impl Server {
         self: Arc<Self>,
         request: Request<Incoming>,
         peer: SocketAddr,
-    ) -> Result<Response<Body>, Infallible> {
+        in_flight: InFlight,
+    ) -> Result<Response<Tracked>, Infallible> {
         let method = request.method().clone();
         let path = request.uri().path().to_string();
         let query = request.uri().query().map(str::to_string);
@@ -449,7 +477,10 @@ impl Server {
             query.map(|q| format!("?{q}")).unwrap_or_default(),
             response.status().as_u16()
         ));
-        Ok(response)
+        Ok(response.map(|body| Tracked {
+            body,
+            _in_flight: in_flight,
+        }))
     }
 }
 
@@ -490,18 +521,48 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServeError> 
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// A response body that ends its request when dropped (once hyper has sent it, or the
+/// connection went away).
+pub struct Tracked {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 async fn connection<IO>(
     server: Arc<Server>,
     io: IO,
     peer: SocketAddr,
+    state: Arc<Connection>,
     mut stop: watch::Receiver<bool>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (io, watchdog) = stall::watch(io);
+    let (io, watchdog) = stall::watch(io, Arc::clone(&state));
     let send_timeout = server.send_timeout;
     let log = Arc::clone(&server.log);
-    let service = hyper::service::service_fn(move |request| server.clone().handle(request, peer));
+    let service = hyper::service::service_fn(move |request| {
+        server.clone().handle(request, peer, state.request())
+    });
     let conn = hyper::server::conn::http1::Builder::new()
         .serve_connection(hyper_util::rt::TokioIo::new(io), service);
     tokio::pin!(conn);
@@ -517,6 +578,30 @@ async fn connection<IO>(
     }
 }
 
+/// A warning logged at most once a second, with how many were left out in between.
+struct RateLimited {
+    last: Option<std::time::Instant>,
+    left_out: u64,
+}
+
+impl RateLimited {
+    fn warn(&mut self, log: &dyn ServeLog, message: &str) {
+        let now = std::time::Instant::now();
+        match self.last {
+            Some(last) if now.duration_since(last) < Duration::from_secs(1) => self.left_out += 1,
+            _ => {
+                let more = std::mem::take(&mut self.left_out);
+                if more > 0 {
+                    log.warn(&format!("{message} ({more} more like it left out)"));
+                } else {
+                    log.warn(message);
+                }
+                self.last = Some(now);
+            }
+        }
+    }
+}
+
 /// Accepts connections on `listener` (each its own task, through `tls` when given) until
 /// `shutdown` completes, then lets in-flight requests finish (for a while) and returns.
 pub async fn serve(
@@ -527,6 +612,14 @@ pub async fn serve(
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    let mut accept_errors = RateLimited {
+        last: None,
+        left_out: 0,
+    };
+    let mut refusals = RateLimited {
+        last: None,
+        left_out: 0,
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -536,23 +629,53 @@ pub async fn serve(
                 let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
-                        server.log.warn(&format!("accept failed: {e}"));
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // Out of file descriptors: give one back by shedding the connection
+                        // idle the longest, then accept again.
+                        let shed = server.connections.shed_one();
+                        accept_errors.warn(server.log.as_ref(), &format!(
+                            "accept failed: {e}{}",
+                            if shed { "; shed the longest-idle connection" } else { "" }
+                        ));
+                        tokio::time::sleep(Duration::from_millis(if shed { 5 } else { 50 })).await;
                         continue;
                     }
+                };
+                let Some(entry) = server.connections.admit() else {
+                    refusals.warn(server.log.as_ref(), &format!(
+                        "{peer} refused: {} connections open, all answering requests",
+                        server.connections.capacity()
+                    ));
+                    continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let server = server.clone();
                 let tls = tls.clone();
                 let stop = stop_rx.clone();
                 tasks.spawn(async move {
-                    match tls {
-                        None => connection(server, stream, peer, stop).await,
-                        Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(stream) => connection(server, stream, peer, stop).await,
-                            Err(e) => server.log.info(&format!("{peer} TLS handshake failed: {e}")),
-                        },
+                    let state = Arc::clone(entry.connection());
+                    let timeouts = server.timeouts;
+                    let log = Arc::clone(&server.log);
+                    let served = async {
+                        match tls {
+                            None => connection(server, stream, peer, Arc::clone(&state), stop).await,
+                            Some(acceptor) => match acceptor.accept(stream).await {
+                                Ok(stream) => {
+                                    connection(server, stream, peer, Arc::clone(&state), stop).await
+                                }
+                                Err(e) => log.info(&format!("{peer} TLS handshake failed: {e}")),
+                            },
+                        }
+                    };
+                    tokio::select! {
+                        () = served => {}
+                        () = state.expired(timeouts) => {
+                            log.info(&format!("{peer} sent no complete request in time: connection closed"));
+                        }
+                        () = state.shed() => {
+                            log.info(&format!("{peer} idle the longest: connection shed to make room"));
+                        }
                     }
+                    drop(entry);
                 });
             }
         }

@@ -3,15 +3,18 @@
 //!
 //! [`catalog`] maps repository names, tags and digests to bundle members, [`routes`] parses
 //! request paths, [`http`] is the hyper service and the accept loop, [`errors`] the JSON error
-//! bodies of the distribution spec, and `stall` drops connections whose client stopped reading.
+//! bodies of the distribution spec, `stall` drops connections whose client stopped reading,
+//! and [`connections`] closes quiet ones and sheds the longest-idle one when full.
 
 pub mod catalog;
+pub mod connections;
 pub mod errors;
 pub mod http;
 pub mod routes;
 mod stall;
 
 pub use catalog::Catalog;
+pub use connections::Timeouts;
 pub use http::{serve, tls_acceptor, Limits, Server};
 
 use crate::layout::LayoutError;

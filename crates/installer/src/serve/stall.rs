@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::connections::Connection;
+
 /// When the current write stall began, in milliseconds after `base` plus one; 0 when the last
 /// write went through.
 struct Stall {
@@ -38,17 +40,19 @@ impl Stall {
     }
 }
 
-/// A connection's byte stream, noting when its writes stop making progress.
+/// A connection's byte stream, noting when its writes stop making progress and when it
+/// last read something.
 pub struct Watched<IO> {
     io: IO,
     stall: Arc<Stall>,
+    connection: Arc<Connection>,
 }
 
 /// The other end of [`Watched`]: completes once writes have been stuck for `timeout`.
 pub struct Watchdog(Arc<Stall>);
 
-/// Wraps `io`, returning it and its watchdog.
-pub fn watch<IO>(io: IO) -> (Watched<IO>, Watchdog) {
+/// Wraps `io` of `connection`, returning it and its watchdog.
+pub fn watch<IO>(io: IO, connection: Arc<Connection>) -> (Watched<IO>, Watchdog) {
     let stall = Arc::new(Stall {
         base: Instant::now(),
         since: AtomicU64::new(0),
@@ -57,6 +61,7 @@ pub fn watch<IO>(io: IO) -> (Watched<IO>, Watchdog) {
         Watched {
             io,
             stall: Arc::clone(&stall),
+            connection,
         },
         Watchdog(stall),
     )
@@ -81,7 +86,12 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.connection.read();
+        }
+        result
     }
 }
 
@@ -124,13 +134,16 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::connections::Table;
     use tokio::io::AsyncWriteExt;
 
     #[tokio::test]
     async fn a_peer_that_stops_reading_trips_the_watchdog_and_one_that_reads_does_not() {
         // A pipe with room for 1 KiB, never read: the second write blocks.
+        let table = Arc::new(Table::new(4));
+        let entry = table.admit().unwrap();
         let (ours, theirs) = tokio::io::duplex(1024);
-        let (mut watched, dog) = watch(ours);
+        let (mut watched, dog) = watch(ours, Arc::clone(entry.connection()));
         let writer = tokio::spawn(async move {
             let _ = watched.write_all(&[7u8; 4096]).await;
         });
@@ -145,7 +158,7 @@ mod tests {
 
         // Read as fast as it is written: no stall however long it runs.
         let (ours, mut theirs) = tokio::io::duplex(1024);
-        let (mut watched, dog) = watch(ours);
+        let (mut watched, dog) = watch(ours, Arc::clone(entry.connection()));
         tokio::spawn(async move {
             let _ = tokio::io::copy(&mut theirs, &mut tokio::io::sink()).await;
         });

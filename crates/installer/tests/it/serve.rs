@@ -103,7 +103,7 @@ fn fixture() -> &'static Fixture {
 fn skopeo(args: &[&str]) -> std::process::Output {
     require("skopeo", "skopeo");
     Command::new("skopeo")
-        .arg("--insecure-policy")
+        .args(["--insecure-policy", "--command-timeout", "300s"])
         .args(args)
         .output()
         .expect("run skopeo")
@@ -613,5 +613,67 @@ fn a_client_that_stops_reading_gives_its_stream_back() {
     assert!(
         log.contains("took nothing for 2s: connection dropped"),
         "{log}"
+    );
+}
+
+/// Connections that send nothing cannot starve the server: under `ulimit -n 200`, 250
+/// connections open and silent, then a real pull succeeds (the oldest idle connections are
+/// shed to make room), and the accept-error log stays short.
+#[test]
+fn silent_connections_do_not_starve_a_real_pull() {
+    let f = fixture();
+    let server = Serve::start_limited(&f.bundle, &f.public, None, &[], Some(200));
+    let silent: Vec<TcpStream> = (0..250)
+        .filter_map(|_| TcpStream::connect(server.host()).ok())
+        .collect();
+    assert!(silent.len() >= 200, "only {} connected", silent.len());
+    copy_synapse_and_check_blobs(f, &server.host());
+    let log = server.log();
+    let accept_errors = log.matches("accept failed").count();
+    assert!(
+        accept_errors <= 20,
+        "{accept_errors} accept errors logged:\n{log}"
+    );
+    drop(silent);
+}
+
+/// A connection that sends nothing, one that stops in the middle of its request head, and a
+/// keep-alive connection that goes quiet after a response are each closed by the server.
+#[test]
+fn silent_half_sent_and_idle_connections_are_closed() {
+    use std::io::{Read, Write};
+    let f = fixture();
+    let server = Serve::start_with(
+        &f.bundle,
+        &f.public,
+        None,
+        &["--header-timeout", "2", "--idle-timeout", "3"],
+    );
+    // Closed by the server: a read ends (0 bytes, or a reset) before the test's own limit.
+    let closed_by_server = |mut stream: TcpStream, what: &str| {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut rest = Vec::new();
+        match stream.read_to_end(&mut rest) {
+            Ok(_) => rest,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => rest,
+            Err(e) => panic!("{what}: the server kept the connection open ({e})"),
+        }
+    };
+    let silent = TcpStream::connect(server.host()).unwrap();
+    let mut half = TcpStream::connect(server.host()).unwrap();
+    half.write_all(b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    let mut idle = TcpStream::connect(server.host()).unwrap();
+    idle.write_all(b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    closed_by_server(silent, "a silent connection");
+    closed_by_server(half, "a half-sent request head");
+    let answered = closed_by_server(idle, "an idle keep-alive connection");
+    assert!(
+        String::from_utf8_lossy(&answered).starts_with("HTTP/1.1 200"),
+        "the request was answered before the connection closed: {}",
+        String::from_utf8_lossy(&answered)
     );
 }
