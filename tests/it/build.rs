@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use online::spec::{Lock, LockedImage, Root};
 use serde_json::Value;
 use test_support::fault_proxy::{Background, Fault};
@@ -781,14 +780,7 @@ fn wrong_credentials_name_the_image_the_user_and_the_line() {
     let ca = registry.ca.as_ref().unwrap().ca_cert.clone();
     let docker_config = |password: &str| {
         let dir = work.path(&format!("docker-{password}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("alice:{password}"));
-        std::fs::write(
-            dir.join("config.json"),
-            serde_json::json!({"auths": {host.clone(): {"auth": auth}}}).to_string(),
-        )
-        .unwrap();
-        dir
+        test_support::docker_login(&dir, &host, "alice", password)
     };
     let lock = |config: &Path| {
         let args = [
@@ -848,14 +840,7 @@ fn a_mirror_with_a_path_prefix_serves_docker_hub_images() {
     );
     work.write("images.toml", &text);
     let ca = registry.ca.as_ref().unwrap().ca_cert.clone();
-    let config = work.path("docker");
-    std::fs::create_dir_all(&config).unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
-    std::fs::write(
-        config.join("config.json"),
-        serde_json::json!({"auths": {host.clone(): {"auth": auth}}}).to_string(),
-    )
-    .unwrap();
+    let config = test_support::docker_login(&work.path("docker"), &host, "alice", "s3cret");
     let run = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--ca-file", test_support::p(&ca)]);

@@ -297,6 +297,20 @@ pub fn pack_signed(dir: &Path, out: &str, key: &Path, extra: &[&str]) -> Run {
     bundle(&args, dir).ok()
 }
 
+/// A docker `config.json` in `dir` (created if missing) holding the login `user`/`password`
+/// for `host`, as `docker login` writes it: point `DOCKER_CONFIG` at `dir`.
+pub fn docker_login(dir: &Path, host: &str, user: &str, password: &str) -> PathBuf {
+    use base64::Engine as _;
+    std::fs::create_dir_all(dir).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::json!({"auths": {host: {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    dir.to_path_buf()
+}
+
 /// Flips one byte of a file at `offset`.
 pub fn flip_byte(path: &Path, offset: u64) {
     let mut bytes = std::fs::read(path).unwrap();

@@ -196,6 +196,21 @@ fn load_run(mode: &[&str], bundle: &str, host: &str, extra: &[&str]) -> Run {
     installer(&args)
 }
 
+/// The arguments of `installer --json load BUNDLE --key KEY --registry HOST
+/// --insecure-registry`.
+fn json_load_args<'a>(bundle: &'a str, key: &'a str, host: &'a str) -> [&'a str; 8] {
+    [
+        "--json",
+        "load",
+        bundle,
+        "--key",
+        key,
+        "--registry",
+        host,
+        "--insecure-registry",
+    ]
+}
+
 /// `installer --json load` of the signed bundle into `host` (plain, insecure), however it ends.
 fn load_json(host: &str, extra: &[&str]) -> Run {
     load_run(&["--json"], &fixture().signed(), host, extra)
@@ -698,23 +713,9 @@ fn bearer_token_registry_gets_push_scope() {
         }),
     );
     let config = tempfile::tempdir().unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode("pusher:tok-pass");
-    std::fs::write(
-        config.path().join("config.json"),
-        serde_json::json!({"auths": {proxy.host(): {"auth": auth}}}).to_string(),
-    )
-    .unwrap();
+    test_support::docker_login(config.path(), &proxy.host(), "pusher", "tok-pass");
     let (bundle, key, host) = (f.signed(), f.key(), proxy.host());
-    let args = [
-        "--json",
-        "load",
-        &bundle,
-        "--key",
-        &key,
-        "--registry",
-        &host,
-        "--insecure-registry",
-    ];
+    let args = json_load_args(&bundle, &key, &host);
     // Without the login the token service refuses.
     let refused = Run::from(installer_command(&args, None).output().unwrap());
     assert_ne!(refused.code, 0, "{}", refused.stdout);
@@ -753,23 +754,10 @@ fn credentials_echoed_by_a_registry_are_redacted() {
     proxy.fail("GET", "/token", PushFault::EchoAuthorization(401));
     proxy.fail("PUT", "/manifests/", PushFault::EchoAuthorization(403));
     let config = tempfile::tempdir().unwrap();
+    test_support::docker_login(config.path(), &proxy.host(), "pusher", "s3cret-pass");
     let basic = base64::engine::general_purpose::STANDARD.encode("pusher:s3cret-pass");
-    std::fs::write(
-        config.path().join("config.json"),
-        serde_json::json!({"auths": {proxy.host(): {"auth": basic}}}).to_string(),
-    )
-    .unwrap();
     let (bundle, key, host) = (f.signed(), f.key(), proxy.host());
-    let args = [
-        "--json",
-        "load",
-        &bundle,
-        "--key",
-        &key,
-        "--registry",
-        &host,
-        "--insecure-registry",
-    ];
+    let args = json_load_args(&bundle, &key, &host);
     let run = Run::from(
         installer_command(&args, Some(config.path()))
             .output()
