@@ -43,7 +43,6 @@ use crate::spec::{Profile, Release, RenderPlan};
 use finding::Findings;
 use oci::Reference;
 use rules::Certainty;
-use walk::Hit;
 
 /// Renders every release of `plan` with the helm binary `helm` (once per profile for the
 /// releases that take profiles) and returns every place an image is rendered, ordered by
@@ -68,12 +67,8 @@ pub fn discover(plan: &RenderPlan, helm: &Path) -> Result<Vec<Finding>, Discover
                 message: bad.message,
             })?;
             for document in &documents {
-                for hit in walk::hits(&document.value) {
-                    if let Some(finding) =
-                        to_finding(hit, release, &document.template, &document.value)?
-                    {
-                        findings.add(finding, profile_name.as_deref());
-                    }
+                for finding in findings_in(release, &document.template, &document.value)? {
+                    findings.add(finding, profile_name.as_deref());
                 }
             }
         }
@@ -81,54 +76,113 @@ pub fn discover(plan: &RenderPlan, helm: &Path) -> Result<Vec<Finding>, Discover
     Ok(findings.into_vec())
 }
 
-/// The finding of one hit: `None` for a generic rule's value that is not an image reference
-/// with a tag or digest, an error for a known rule's value that is not a reference.
-fn to_finding(
-    hit: Hit,
+/// One value of a rendered object that names an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageField {
+    /// Field path, e.g. `spec.template.spec.containers[0].image` (a flag's value is the
+    /// argument that holds it, `...args[2]`, written `--flag=REF` or as `REF` after the flag).
+    pub field: String,
+    /// The value as rendered.
+    pub written: String,
+    /// It, parsed.
+    pub image: Reference,
+}
+
+/// A field that must name an image and does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAnImage {
+    /// Field path.
+    pub field: String,
+    /// The value found.
+    pub value: String,
+    /// Why it is not a reference.
+    pub reason: &'static str,
+}
+
+/// Every image `object` (one rendered Kubernetes object) names, by the rules of this module:
+/// containers anywhere, custom-resource image fields, image flags and variables. A value of a
+/// generic rule that is not a reference with a tag or digest is not an image; a value of a
+/// known rule that is not a reference is an error.
+pub fn image_fields(object: &Value) -> Result<Vec<ImageField>, NotAnImage> {
+    let mut out = Vec::new();
+    for hit in walk::hits(object) {
+        let image = match (Reference::parse(&hit.value), hit.certainty) {
+            (Ok(image), Certainty::Known) => image,
+            (Ok(image), Certainty::Generic) if check::names_tag_or_digest(&hit.value) => image,
+            (_, Certainty::Generic) => continue,
+            (Err(e), Certainty::Known) => {
+                return Err(NotAnImage {
+                    field: hit.field,
+                    value: hit.value,
+                    reason: e.reason,
+                })
+            }
+        };
+        out.push(ImageField {
+            field: hit.field,
+            written: hit.value,
+            image,
+        });
+    }
+    Ok(out)
+}
+
+/// `Kind/name` of a rendered object, for messages.
+pub fn object_name(object: &Value) -> String {
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("(none)");
+    let name = object
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("(unnamed)");
+    format!("{kind}/{name}")
+}
+
+/// The findings of one rendered object.
+fn findings_in(
     release: &Release,
     template: &str,
     object: &Value,
-) -> Result<Option<Finding>, DiscoverError> {
-    let field = |key: &str| {
-        object
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or("(none)")
-            .to_string()
-    };
-    let kind = field("kind");
+) -> Result<Vec<Finding>, DiscoverError> {
+    let fields = image_fields(object).map_err(|bad| DiscoverError::InvalidImage {
+        place: format!(
+            "release {} (chart {}), template {template}, {}, field {}",
+            release.name,
+            release.chart.written,
+            object_name(object),
+            bad.field
+        ),
+        value: bad.value,
+        reason: bad.reason,
+    })?;
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("(none)")
+        .to_string();
     let name = object
         .get("metadata")
         .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
         .unwrap_or("(unnamed)")
         .to_string();
-    let image = match (Reference::parse(&hit.value), hit.certainty) {
-        (Ok(image), Certainty::Known) => image,
-        (Ok(image), Certainty::Generic) if check::names_tag_or_digest(&hit.value) => image,
-        (_, Certainty::Generic) => return Ok(None),
-        (Err(e), Certainty::Known) => {
-            return Err(DiscoverError::InvalidImage {
-                place: format!(
-                    "release {} (chart {}), template {template}, {kind}/{name}, field {}",
-                    release.name, release.chart.written, hit.field
-                ),
-                value: hit.value,
-                reason: e.reason,
-            })
-        }
-    };
-    Ok(Some(Finding {
-        image,
-        written: hit.value,
-        release: release.name.clone(),
-        chart: release.chart.written.clone(),
-        template: template.to_string(),
-        kind,
-        object: name,
-        field: hit.field,
-        profiles: Vec::new(),
-    }))
+    Ok(fields
+        .into_iter()
+        .map(|f| Finding {
+            image: f.image,
+            written: f.written,
+            release: release.name.clone(),
+            chart: release.chart.written.clone(),
+            template: template.to_string(),
+            kind: kind.clone(),
+            object: name.clone(),
+            field: f.field,
+            profiles: Vec::new(),
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -144,25 +198,23 @@ mod tests {
         plan.releases[0].clone()
     }
 
-    fn object() -> Value {
-        serde_norway::from_str("kind: Cluster\nmetadata: {name: main}\n").unwrap()
-    }
-
-    fn hit(value: &str, certainty: Certainty) -> Hit {
-        Hit {
-            field: "spec.imageName".into(),
-            value: value.into(),
-            certainty,
-        }
+    /// A CloudNativePG Cluster (a known image field) or an unknown custom resource (a generic
+    /// one) naming `image`.
+    fn object(known: bool, image: &str) -> Value {
+        let yaml = if known {
+            format!("apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {{name: main}}\nspec: {{imageName: {image:?}}}\n")
+        } else {
+            format!("apiVersion: example.com/v1\nkind: Thing\nmetadata: {{name: main}}\nspec: {{image: {image:?}}}\n")
+        };
+        serde_norway::from_str(&yaml).unwrap()
     }
 
     #[test]
     fn known_fields_must_hold_references() {
-        let e = to_finding(
-            hit("Postgres:{{bad}}", Certainty::Known),
+        let e = findings_in(
             &release(),
             "db/templates/cluster.yaml",
-            &object(),
+            &object(true, "Postgres:{{bad}}"),
         )
         .unwrap_err();
         assert_eq!(
@@ -170,17 +222,13 @@ mod tests {
             "release db (chart charts/db), template db/templates/cluster.yaml, Cluster/main, \
              field spec.imageName: \"Postgres:{{bad}}\" is not an image reference: invalid tag"
         );
-        let found = to_finding(
-            hit("postgres", Certainty::Known),
-            &release(),
-            "t",
-            &object(),
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(found.image.to_string(), "docker.io/library/postgres:latest");
+        let found = findings_in(&release(), "t", &object(true, "postgres")).unwrap();
         assert_eq!(
-            (found.kind.as_str(), found.object.as_str()),
+            found[0].image.to_string(),
+            "docker.io/library/postgres:latest"
+        );
+        assert_eq!(
+            (found[0].kind.as_str(), found[0].object.as_str()),
             ("Cluster", "main")
         );
     }
@@ -188,15 +236,11 @@ mod tests {
     #[test]
     fn generic_rules_skip_what_is_not_a_tagged_reference() {
         for value in ["quay.io/prometheus/prometheus", "not an image", ""] {
-            let found = to_finding(hit(value, Certainty::Generic), &release(), "t", &object());
-            assert!(matches!(found, Ok(None)), "{value}");
+            let found = image_fields(&object(false, value)).unwrap();
+            assert!(found.is_empty(), "{value}");
         }
-        let found = to_finding(
-            hit("ghcr.io/org/x:1", Certainty::Generic),
-            &release(),
-            "t",
-            &object(),
-        );
-        assert!(matches!(found, Ok(Some(_))));
+        let found = image_fields(&object(false, "ghcr.io/org/x:1")).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].field, "spec.image");
     }
 }
