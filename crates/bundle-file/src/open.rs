@@ -193,6 +193,26 @@ impl<S: ReadAt> Bundle<S> {
         Ok(bytes)
     }
 
+    /// [`Bundle::read_small`], then checks the bytes against the sha256 `bundle.json` lists for
+    /// `path`: what a signed `bundle.json` vouches for, without checking the other members.
+    pub fn read_small_checked(&self, path: &str) -> Result<Vec<u8>, BundleError> {
+        let bytes = self.read_small(path)?;
+        let expected = self
+            .toc
+            .entry(path)
+            .map(|e| e.sha256.clone())
+            .unwrap_or_default();
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if actual != expected {
+            return Err(BundleError::Changed {
+                path: path.to_string(),
+                expected,
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
     /// Reads `buf.len()` bytes of `member`'s data from `offset` within the member.
     pub fn read_member(
         &self,

@@ -47,6 +47,28 @@ pub struct TrustedBundleArgs {
     pub insecure_skip_verify: bool,
 }
 
+impl TrustedBundleArgs {
+    /// These options as command-line arguments again (paths made absolute), for a child
+    /// process of this program that must trust the same bundle.
+    pub fn to_args(&self) -> Vec<String> {
+        let absolute = |p: &std::path::Path| {
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.to_path_buf())
+                .to_string_lossy()
+                .into_owned()
+        };
+        let mut args = vec![absolute(&self.bundle)];
+        for key in &self.trust.keys {
+            args.extend(["--key".to_string(), absolute(key)]);
+        }
+        args.push(format!("--threshold={}", self.trust.threshold));
+        if self.insecure_skip_verify {
+            args.push("--insecure-skip-verify".to_string());
+        }
+        args
+    }
+}
+
 /// Opens the bundle and checks its signatures against the trust policy, naming the signers;
 /// with `--insecure-skip-verify` it says loudly that the signatures are not checked. The
 /// members are NOT checked: check them ([`SignedBundle::check_members`],

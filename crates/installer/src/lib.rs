@@ -1,6 +1,7 @@
 //! The offline side: what `installer` does inside the enclave with a verified bundle.
 //!
 //! - [`load`]: push the bundle's images and charts into the site registry.
+//! - [`pin`]: rewrite rendered releases to the bundle's digests in the site registry.
 //! - [`serve`]: answer pulls straight from the bundle file, before any registry runs.
 //! - [`layout`]: the bundle's OCI layout as both of them read it.
 //! - [`tools`]: write out the helm and kubectl the bundle carries.
@@ -11,9 +12,11 @@
 //! The scale-profile capacity check lives in the `capacity` crate, which the build also uses.
 
 pub mod ca;
+pub mod deploy;
 pub mod kube;
 pub mod layout;
 pub mod load;
+pub mod pin;
 pub mod serve;
 pub mod smoke;
 pub mod tools;

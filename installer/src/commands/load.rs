@@ -6,24 +6,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use cli_support::retries::RetryReporter;
 use cli_support::verify_cmd::{open_signed, TrustedBundleArgs};
 use cli_support::Output;
-use installer::load::{self, LoadOptions, Target};
+use installer::load::{self, LoadOptions};
 use registry::{Client, ClientConfig, Credentials, RegistrySettings};
+
+use super::registry_args::SiteRegistryArgs;
 
 /// Arguments of `load`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub bundle: TrustedBundleArgs,
-    /// The registry to push into, HOST[:PORT].
-    #[arg(long, value_name = "HOST[:PORT]")]
-    pub registry: String,
-    /// Repository path put before every image's repository (e.g. mirror/matrix).
-    #[arg(long, value_name = "PATH")]
-    pub prefix: Option<String>,
+    #[command(flatten)]
+    pub target: SiteRegistryArgs,
     /// Allow plain HTTP or unverified TLS to the registry.
     #[arg(long)]
     pub insecure_registry: bool,
@@ -40,25 +38,11 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, out: Output) -> Result<ExitCode> {
-    let registry = args.registry.trim_end_matches('/').to_string();
-    if registry.is_empty() || registry.contains(['/', ' ']) || registry.contains("://") {
-        bail!(
-            "--registry must be HOST or HOST:PORT, not {:?}",
-            args.registry
-        );
-    }
-    let prefix = args
-        .prefix
-        .as_deref()
-        .map(|p| p.trim_matches('/').to_string())
-        .filter(|p| !p.is_empty());
+    let target = args.target.target()?;
+    let registry = target.registry.clone();
     // Signatures first; the member check then runs while the blobs upload, and no manifest
     // or tag is pushed before it passed (the registry checks each blob against its digest).
     let (bundle, check) = open_signed(&args.bundle, out)?.check_in_background();
-    let target = Target {
-        registry: registry.clone(),
-        prefix,
-    };
     let plans = load::plan(&bundle, &target).context("reading the bundle's images")?;
     let mut registries = BTreeMap::new();
     registries.insert(

@@ -3,8 +3,11 @@
 
 mod ca;
 mod capacity;
+mod deploy;
 mod kube_args;
 mod load;
+mod post_render;
+mod registry_args;
 mod serve;
 mod smoke;
 mod tools;
@@ -21,6 +24,11 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Verify a bundle, then push its images and charts into a registry.
     Load(load::Args),
+    /// Plan and deploy the stack from a bundle and a site file (today: --dry-run only).
+    Deploy(deploy::Args),
+    /// Helm post-renderer: pin every image of rendered manifests (stdin) to the bundle's
+    /// digest in the site registry (stdout); refuse images the bundle does not carry.
+    PostRender(post_render::Args),
     /// Verify a bundle, then serve it as a read-only OCI registry.
     Serve(serve::Args),
     /// The site root CA: make it, give it to cert-manager, export it for nodes and phones.
@@ -38,6 +46,8 @@ pub fn run(command: Command, out: Output) -> Result<ExitCode> {
     match command {
         Command::Verify(args) => verify_cmd::run(&args, out),
         Command::Load(args) => load::run(&args, out),
+        Command::Deploy(args) => deploy::run(&args, out),
+        Command::PostRender(args) => post_render::run(&args, out),
         Command::Serve(args) => serve::run(&args, out),
         Command::Ca(args) => ca::run(&args, out),
         Command::Smoke(args) => smoke::run(&args, out),

@@ -6,6 +6,7 @@
 
 mod ca;
 mod ca_objects;
+mod deploy;
 mod harness;
 mod load;
 mod rehearsal;

@@ -9,7 +9,7 @@ const UNKNOWN_TEMPLATE: &str = "(unknown template)";
 
 /// One rendered object.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Document {
+pub struct Document {
     /// The template path from the `# Source:` line.
     pub template: String,
     /// The parsed object.
@@ -18,7 +18,7 @@ pub(crate) struct Document {
 
 /// A document that does not parse: its template and the parser's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BadDocument {
+pub struct BadDocument {
     /// The template path from the `# Source:` line.
     pub template: String,
     /// What the YAML parser said.
@@ -27,7 +27,7 @@ pub(crate) struct BadDocument {
 
 /// The objects of `output`, in order, with YAML merge keys (`<<: *anchor`) applied; empty
 /// and null documents are dropped.
-pub(crate) fn documents(output: &str) -> Result<Vec<Document>, BadDocument> {
+pub fn documents(output: &str) -> Result<Vec<Document>, BadDocument> {
     let mut out = Vec::new();
     for chunk in chunks(output) {
         let template = chunk
@@ -56,7 +56,7 @@ pub(crate) fn documents(output: &str) -> Result<Vec<Document>, BadDocument> {
 
 /// The text between `---` separator lines. A separator cannot occur inside a block scalar of
 /// a document (its lines are indented), so splitting on them is exact for helm's output.
-fn chunks(output: &str) -> Vec<&str> {
+pub fn chunks(output: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut offset = 0;

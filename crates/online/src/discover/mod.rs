@@ -38,6 +38,7 @@ use serde_norway::Value;
 pub use check::{check, covers, findings_of, Missing, Report};
 pub use error::DiscoverError;
 pub use finding::Finding;
+pub use manifests::{chunks, documents, BadDocument, Document};
 
 use crate::spec::{Profile, Release, RenderPlan};
 use finding::Findings;

@@ -30,5 +30,5 @@ pub use lock::{
     FilteredIndex, Lock, LockedChart, LockedDatabase, LockedImage, LockedPlatform, LockedTool,
     Mismatch, MismatchKind, Root,
 };
-pub use releases::{PlanFile, Profile, Release, RenderPlan};
+pub use releases::{PlanFile, Profile, Release, RenderPlan, DEFAULT_STEP, LOCKED_PREFIX};
 pub use tools::{ToolDownload, ToolSpec, ToolsFile};

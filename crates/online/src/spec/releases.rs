@@ -35,6 +35,9 @@ use crate::spec::{Location, SpecError};
 /// How a release names an upstream chart pinned in manifests.lock.
 pub const LOCKED_PREFIX: &str = "locked:";
 
+/// The deploy step of a release that names none.
+pub const DEFAULT_STEP: &str = "stack";
+
 /// A parsed and validated render plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderPlan {
@@ -72,6 +75,11 @@ pub struct Release {
     pub values: Vec<PlanFile>,
     /// Whether the release is rendered once per profile (`true`) or once without any.
     pub profiles: bool,
+    /// The installer's deploy step the release belongs to (`step`, default [`DEFAULT_STEP`]).
+    pub step: String,
+    /// A boolean site value (dotted path, `monitoring.enabled`) that must be true for the
+    /// installer to deploy the release; none means always.
+    pub when: Option<String>,
     /// Line of the release's `name`.
     pub line: usize,
 }
@@ -107,6 +115,10 @@ struct RawRelease {
     values: Vec<Spanned<String>>,
     #[serde(default = "take_profiles")]
     profiles: bool,
+    #[serde(default)]
+    step: Option<Spanned<String>>,
+    #[serde(default)]
+    when: Option<Spanned<String>>,
 }
 
 fn take_profiles() -> bool {
@@ -222,6 +234,34 @@ impl RenderPlan {
                     .map(|v| file(v, "a values file"))
                     .collect::<Result<_, _>>()?,
                 profiles: entry.profiles,
+                step: match &entry.step {
+                    Some(step) => {
+                        check_label(step, "step", 63)
+                            .map_err(|m| SpecError::invalid(at(step.span()), m))?;
+                        step.get_ref().clone()
+                    }
+                    None => DEFAULT_STEP.to_string(),
+                },
+                when: match &entry.when {
+                    Some(when) => {
+                        let ok = !when.get_ref().is_empty()
+                            && when.get_ref().split('.').all(|k| {
+                                !k.is_empty()
+                                    && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                            });
+                        if !ok {
+                            return Err(SpecError::invalid(
+                                at(when.span()),
+                                format!(
+                                    "when {:?} is not a dotted path of site values (turn.enabled)",
+                                    when.get_ref()
+                                ),
+                            ));
+                        }
+                        Some(when.get_ref().clone())
+                    }
+                    None => None,
+                },
                 line,
             });
         }
@@ -404,6 +444,27 @@ values = ["charts/app/values.yaml", "/etc/site.yaml"]
         assert!(e.contains("missing field `namespace`"), "{e}");
         let e = error("[profiles]\nsmall = \"x.yaml\"\n");
         assert!(e.starts_with("deploy/releases.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn steps_and_switches_are_read_and_checked() {
+        let base = "[[release]]\nname = \"a\"\nnamespace = \"x\"\nchart = \"c\"\n";
+        let plan = parse(base).unwrap();
+        assert_eq!(plan.releases[0].step, DEFAULT_STEP);
+        assert_eq!(plan.releases[0].when, None);
+        let plan = parse(&format!(
+            "{base}step = \"operators\"\nwhen = \"turn.enabled\"\n"
+        ))
+        .unwrap();
+        assert_eq!(plan.releases[0].step, "operators");
+        assert_eq!(plan.releases[0].when.as_deref(), Some("turn.enabled"));
+        let e = error(&format!("{base}step = \"Big\"\n"));
+        assert!(e.starts_with("deploy/releases.toml:5: invalid step"), "{e}");
+        let e = error(&format!("{base}when = \"turn..enabled\"\n"));
+        assert!(
+            e.starts_with("deploy/releases.toml:5: when \"turn..enabled\""),
+            "{e}"
+        );
     }
 
     #[test]

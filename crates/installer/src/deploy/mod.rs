@@ -1,0 +1,36 @@
+//! `installer deploy`: from a verified bundle and one site file to a deployed stack.
+//!
+//! - [`steps`]: the steps, in order, and what each wait step waits for.
+//! - [`site`]: the site file, its profile and switches.
+//! - [`charts`]: the bundle's charts, written out for helm.
+//! - [`render`]: helm with the installer as pinning post-renderer.
+//! - [`namespaces`]: the releases' namespaces and their Pod Security levels.
+//! - [`plan`]: every step with its releases, values and waits, from `releases.toml` (compiled
+//!   in, [`RELEASES_TOML`]), the site file and the bundle.
+//! - [`dry_run`]: the plan and every release's final manifests, written to a directory.
+
+pub mod charts;
+pub mod dry_run;
+mod error;
+pub mod namespaces;
+pub mod plan;
+pub mod render;
+pub mod site;
+pub mod steps;
+
+use std::path::Path;
+
+pub use error::DeployError;
+use online::spec::RenderPlan;
+
+/// The releases the installer deploys: the repository's `releases.toml`, as this installer
+/// was built with it (the same file `bundle build` renders to find the images).
+pub const RELEASES_TOML: &str = include_str!("../../../../releases.toml");
+
+/// [`RELEASES_TOML`], parsed.
+pub fn releases() -> Result<RenderPlan, DeployError> {
+    RenderPlan::parse(RELEASES_TOML, Path::new("releases.toml")).map_err(|e| DeployError::Bundle {
+        what: "releases.toml".into(),
+        message: e.to_string(),
+    })
+}

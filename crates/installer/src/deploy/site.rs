@@ -1,0 +1,117 @@
+//! The site file as the deploy reads it: its profile and the switches that turn parts of the
+//! stack on and off, over the chart's defaults and the profile file.
+
+use std::path::{Path, PathBuf};
+
+use serde_norway::{Mapping, Value};
+
+use super::DeployError;
+
+/// A site file, read.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The scale profile it names (`profile`).
+    pub profile: String,
+    /// Its values as written.
+    pub values: Value,
+}
+
+impl Site {
+    /// Reads the site file at `path`; it must be a YAML mapping naming a `profile`.
+    pub fn read(path: &Path) -> Result<Site, DeployError> {
+        let text = std::fs::read_to_string(path).map_err(|e| DeployError::io(path, e))?;
+        let invalid = |message: String| DeployError::Site {
+            path: path.to_path_buf(),
+            message,
+        };
+        let values: Value = serde_norway::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        if !values.is_mapping() {
+            return Err(invalid("the site file is not a YAML mapping".into()));
+        }
+        let profile = match values.get("profile") {
+            Some(Value::String(p)) if !p.is_empty() => p.clone(),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "profile must be a string such as \"1k\", not {}",
+                    serde_norway::to_string(other).unwrap_or_default().trim()
+                )))
+            }
+            None => return Err(invalid("missing property 'profile'".into())),
+        };
+        Ok(Site {
+            path: path.to_path_buf(),
+            profile,
+            values,
+        })
+    }
+}
+
+/// `over` merged into `base` as helm merges values files: mappings key by key, anything
+/// else replaced.
+pub fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Mapping(base), Value::Mapping(over)) => {
+            for (key, value) in over {
+                match base.get_mut(key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over.clone(),
+    }
+}
+
+/// The boolean at dotted `path` of `values`; a missing or non-boolean value is false.
+pub fn switch(values: &Value, path: &str) -> bool {
+    let mut here = values;
+    for key in path.split('.') {
+        match here.get(key) {
+            Some(next) => here = next,
+            None => return false,
+        }
+    }
+    here.as_bool().unwrap_or(false)
+}
+
+/// An empty values mapping.
+pub fn empty() -> Value {
+    Value::Mapping(Mapping::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_is_helms_and_switches_read_booleans() {
+        let mut base: Value =
+            serde_norway::from_str("a: {b: 1, c: [1, 2]}\nmonitoring: {enabled: false}\n").unwrap();
+        let over: Value =
+            serde_norway::from_str("a: {c: [3]}\nmonitoring: {enabled: true}\nx: y\n").unwrap();
+        merge(&mut base, &over);
+        assert_eq!(base["a"]["b"].as_i64(), Some(1));
+        assert_eq!(base["a"]["c"].as_sequence().map(Vec::len), Some(1));
+        assert!(switch(&base, "monitoring.enabled"));
+        assert!(!switch(&base, "x"));
+        assert!(!switch(&base, "turn.enabled"));
+    }
+
+    #[test]
+    fn site_files_need_a_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.yaml");
+        std::fs::write(&path, "serverName: x\n").unwrap();
+        let e = Site::read(&path).unwrap_err().to_string();
+        assert!(e.contains("site.yaml") && e.contains("profile"), "{e}");
+        std::fs::write(&path, "profile: 1000\n").unwrap();
+        let e = Site::read(&path).unwrap_err().to_string();
+        assert!(e.contains("1000"), "{e}");
+        std::fs::write(&path, "profile: \"1k\"\n").unwrap();
+        assert_eq!(Site::read(&path).unwrap().profile, "1k");
+    }
+}

@@ -1,0 +1,463 @@
+//! `installer deploy --dry-run` end to end with the real binaries: a signed bundle (made by
+//! `bundle pack`) carrying the packaged messenger chart and, for every image of images.toml,
+//! a small image of its own under that image's name; the real helm renders every profile
+//! through the installer's post-renderer plugin. Checked: every image field becomes
+//! `REGISTRY/PREFIX/<repo>@<the bundle's digest>`, core kinds pass `kubernetes-validate
+//! --strict`, the plan's order and skips, and every refusal (unknown image, missing chart,
+//! bad site file) names what is at fault and leaves no dry-run directory behind.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use oci::Reference;
+use serde_json::{json, Value};
+use test_support::{p, require, Run};
+
+const PROFILES: &[&str] = &["100", "1k", "5k", "10k", "20k"];
+const REGISTRY: &str = "registry.site.internal:5000";
+const PREFIX: &str = "mirror/matrix";
+
+/// A signed bundle and what its index says.
+struct Fixture {
+    dir: tempfile::TempDir,
+    public: PathBuf,
+    /// Image reference (as images.toml writes it) -> root digest in the bundle.
+    digests: BTreeMap<String, String>,
+}
+
+fn root() -> PathBuf {
+    test_support::workspace_root()
+}
+
+/// Every image reference images.toml lists.
+fn listed_images() -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("images.toml")).unwrap();
+    let doc: toml::Table = text.parse().unwrap();
+    doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ref"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Writes `bytes` as a blob of the layout in `stage`; returns its descriptor fields.
+fn blob(stage: &Path, bytes: &[u8]) -> (String, usize) {
+    let digest = test_support::images::sha256(bytes);
+    let path = stage.join("blobs/sha256").join(&digest["sha256:".len()..]);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+    (digest, bytes.len())
+}
+
+/// A bundle staged from an OCI layout naming `images` (each a one-config image of its own)
+/// and the packaged messenger chart, packed and signed; returns name -> root digest.
+fn pack(dir: &Path, out: &str, images: &[String], key: &Path) -> BTreeMap<String, String> {
+    let stage = dir.join("stage");
+    let _ = std::fs::remove_dir_all(&stage);
+    std::fs::create_dir_all(stage.join("charts")).unwrap();
+    std::fs::write(
+        stage.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let mut manifests = Vec::new();
+    let mut digests = BTreeMap::new();
+    for name in images {
+        let config = json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []}, "config": {"Labels": {"ref": name}}});
+        let (config_digest, config_size) = blob(&stage, config.to_string().as_bytes());
+        let manifest = json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": config_digest, "size": config_size},
+            "layers": []});
+        let (digest, size) = blob(&stage, manifest.to_string().as_bytes());
+        manifests.push(
+            json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest, "size": size,
+            "annotations": {"org.opencontainers.image.ref.name": name}}),
+        );
+        digests.insert(name.clone(), digest);
+    }
+    std::fs::write(
+        stage.join("index.json"),
+        json!({"schemaVersion": 2, "manifests": manifests}).to_string(),
+    )
+    .unwrap();
+    let charts = stage.join("charts");
+    test_support::run(
+        "helm",
+        &[
+            "package",
+            p(&root().join("charts/messenger")),
+            "-d",
+            p(&charts),
+        ],
+        dir,
+    )
+    .ok();
+    test_support::run("helm", &["repo", "index", p(&charts)], dir).ok();
+    test_support::pack_signed(dir, out, key, &[]);
+    digests
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        require("helm", "scripts/install-helm.sh");
+        let dir = tempfile::tempdir().unwrap();
+        let (public, secret) = test_support::test_key("deploy");
+        let images = listed_images();
+        let digests = pack(dir.path(), "bundle.tar.zst", &images, &secret);
+        // The same bundle without HAProxy's image.
+        let without: Vec<String> = images
+            .iter()
+            .filter(|i| !i.contains("haproxy"))
+            .cloned()
+            .collect();
+        assert!(without.len() < images.len());
+        pack(dir.path(), "no-haproxy.tar.zst", &without, &secret);
+        Fixture {
+            dir,
+            public,
+            digests,
+        }
+    })
+}
+
+/// A site file: the example's, with `profile` and `extra` lines appended over it.
+fn site(dir: &Path, profile: &str, extra: &str) -> PathBuf {
+    let example = std::fs::read_to_string(root().join("tests/fixtures/site/site.yaml")).unwrap();
+    let text = example.replace("profile: \"1k\"", &format!("profile: \"{profile}\""));
+    let path = dir.join(format!("site-{profile}.yaml"));
+    std::fs::write(&path, format!("{text}{extra}")).unwrap();
+    path
+}
+
+/// `installer deploy BUNDLE --dry-run OUT ...` with the fixture's key and registry.
+fn dry_run(bundle: &str, site: &Path, out: &Path, extra: &[&str]) -> Run {
+    let f = fixture();
+    let bundle = f.dir.path().join(bundle);
+    let mut args = vec![
+        "deploy",
+        p(&bundle),
+        "--key",
+        p(&f.public),
+        "--config",
+        p(site),
+        "--registry",
+        REGISTRY,
+        "--prefix",
+        PREFIX,
+        "--dry-run",
+        p(out),
+    ];
+    args.extend(extra);
+    test_support::installer(&args, f.dir.path())
+}
+
+/// Every value of an image field in `manifests`, by the find-images rules.
+fn image_values(manifests: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for doc in online::discover::documents(manifests).unwrap() {
+        for field in online::discover::image_fields(&doc.value).unwrap() {
+            out.push((
+                online::discover::object_name(&doc.value),
+                field.field,
+                field.written,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_profile_is_pinned_to_the_bundle_and_core_kinds_validate() {
+    require("kubernetes-validate", "scripts/setup.sh");
+    let f = fixture();
+    let work = tempfile::tempdir().unwrap();
+    // Where each listed image must end up.
+    let expected: BTreeMap<String, String> = f
+        .digests
+        .iter()
+        .map(|(name, digest)| {
+            let r = Reference::parse(name).unwrap();
+            (
+                r.repository.clone(),
+                format!("{REGISTRY}/{PREFIX}/{}@{digest}", r.repository),
+            )
+        })
+        .collect();
+    let mut validate = vec!["--strict".to_string(), "--quiet".to_string()];
+    for profile in PROFILES {
+        let out = work.path().join(format!("out-{profile}"));
+        dry_run(
+            "bundle.tar.zst",
+            &site(work.path(), profile, ""),
+            &out,
+            &["--only", "messenger"],
+        )
+        .ok();
+        let manifests = std::fs::read_to_string(out.join("03-messenger.yaml")).unwrap();
+        let images = image_values(&manifests);
+        assert!(images.len() > 10, "{profile}: only {} images", images.len());
+        for (object, field, value) in &images {
+            let r = Reference::parse(value).unwrap();
+            let repository = r.repository.strip_prefix(&format!("{PREFIX}/")).unwrap();
+            assert_eq!(
+                Some(value),
+                expected.get(repository),
+                "{profile}: {object} {field}"
+            );
+        }
+        assert!(!manifests.contains("docker.io"), "{profile}");
+        for file in ["01-namespaces.yaml", "03-messenger.yaml"] {
+            validate.push(p(&out.join(file)).to_string());
+        }
+    }
+    let args: Vec<&str> = validate.iter().map(String::as_str).collect();
+    let run = test_support::run("kubernetes-validate", &args, work.path());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let custom = [
+        "Cluster",
+        "Pooler",
+        "ScheduledBackup",
+        "ObjectStore",
+        "Certificate",
+        "Gateway",
+        "HTTPRoute",
+        "ServiceMonitor",
+        "PodMonitor",
+    ];
+    for line in run.stdout.lines().chain(run.stderr.lines()) {
+        let known = custom
+            .iter()
+            .any(|k| line.contains(&format!("Couldn't find schema for kind {k} ")));
+        assert!(
+            line.trim().is_empty() || known,
+            "kubernetes-validate: {line}"
+        );
+    }
+}
+
+#[test]
+fn the_plan_orders_steps_and_says_why_each_skipped_one_is_skipped() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let run = dry_run(
+        "bundle.tar.zst",
+        &site(work.path(), "1k", ""),
+        &out,
+        &["--json", "--only=messenger"],
+    )
+    .ok();
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(doc["plan"], plan);
+    let steps: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "preflight",
+            "load",
+            "namespaces",
+            "ca-issuer",
+            "operators",
+            "secrets",
+            "stack",
+            "data",
+            "synapse",
+            "clients",
+            "calls",
+            "antivirus",
+            "monitoring",
+            "li",
+            "smoke"
+        ]
+    );
+    let step = |name: &str| {
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let operators = step("operators")["skipped"].as_str().unwrap().to_string();
+    assert!(
+        operators.contains("cert-manager: not selected") && operators.contains("cnpg"),
+        "{operators}"
+    );
+    let monitoring = step("monitoring")["skipped"].as_str().unwrap().to_string();
+    assert!(monitoring.contains("not selected"), "{monitoring}");
+    let stack = step("stack");
+    assert_eq!(stack["releases"][0]["name"], "messenger");
+    assert_eq!(stack["releases"][0]["chart"], "messenger-0.1.0");
+    assert_eq!(
+        stack["releases"][0]["values"],
+        json!(["site-1k.yaml", "profile-1k.yaml"])
+    );
+    let waits = |name: &str| -> Vec<String> {
+        step(name)["waits"]
+            .as_array()
+            .map(|a| a.iter().map(|w| w.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    assert!(waits("data").contains(&"matrix/Cluster/messenger-pg".to_string()));
+    assert!(waits("synapse")
+        .iter()
+        .any(|w| w.starts_with("matrix/StatefulSet/messenger-synapse")));
+    assert!(waits("synapse").iter().any(|w| w.contains("haproxy")));
+    assert!(waits("clients").iter().any(|w| w.contains("element")));
+    assert!(waits("calls").iter().any(|w| w.contains("coturn")));
+    assert!(step("antivirus")["skipped"].as_str().is_some());
+    // coturn runs on the host network: its namespace is the only privileged one.
+    assert_eq!(plan["namespaces"][0]["name"], "matrix");
+    assert_eq!(plan["namespaces"][0]["enforce"], "privileged");
+    assert!(plan["namespaces"][0]["because"]
+        .as_str()
+        .unwrap()
+        .contains("hostNetwork"));
+    assert_eq!(plan["issuer"], "messenger-ca");
+    let files: Vec<String> = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            Path::new(f.as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "01-namespaces.yaml",
+            "02-ca-issuer.yaml",
+            "03-messenger.yaml",
+            "plan.json"
+        ]
+    );
+
+    // TURN off: the calls step has nothing to wait for and the namespace is restricted.
+    let example = std::fs::read_to_string(root().join("tests/fixtures/site/site.yaml")).unwrap();
+    let no_turn = example.replace("turn:\n  enabled: true\n", "turn:\n  enabled: false\n");
+    assert_ne!(no_turn, example);
+    let no_turn_site = work.path().join("no-turn.yaml");
+    std::fs::write(&no_turn_site, no_turn).unwrap();
+    dry_run("bundle.tar.zst", &no_turn_site, &out, &["--only=messenger"]).ok();
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
+    let calls = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "calls")
+        .unwrap();
+    assert!(calls["skipped"].as_str().is_some(), "{calls}");
+    assert_eq!(plan["namespaces"][0]["enforce"], "restricted");
+}
+
+#[test]
+fn an_image_the_bundle_lacks_is_refused_naming_release_object_and_field() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let run = dry_run(
+        "no-haproxy.tar.zst",
+        &site(work.path(), "1k", ""),
+        &out,
+        &["--only", "messenger"],
+    )
+    .failed();
+    let e = &run.stderr;
+    assert!(e.contains("release messenger"), "{e}");
+    assert!(e.contains("Deployment/messenger-haproxy"), "{e}");
+    assert!(e.contains("spec.template.spec.containers[0].image"), "{e}");
+    assert!(e.contains("haproxy"), "{e}");
+    assert!(!out.exists(), "a refused dry run leaves no directory");
+}
+
+#[test]
+fn missing_upstream_charts_are_all_named() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let run = dry_run("bundle.tar.zst", &site(work.path(), "1k", ""), &out, &[]).failed();
+    for chart in [
+        "cert-manager",
+        "cloudnative-pg",
+        "plugin-barman-cloud",
+        "gateway-helm",
+    ] {
+        assert!(
+            run.stderr.contains(&format!("needs chart {chart}")),
+            "{chart}: {}",
+            run.stderr
+        );
+    }
+    // Monitoring is off in the example site file: its charts are not needed.
+    assert!(
+        !run.stderr.contains("kube-prometheus-stack"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("messenger"), "{}", run.stderr);
+    assert!(!out.exists());
+}
+
+#[test]
+fn site_file_errors_are_reported_with_their_paths() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let bad = site(work.path(), "1k", "bogusField: 1\n")
+        .to_string_lossy()
+        .into_owned();
+    let text = std::fs::read_to_string(&bad)
+        .unwrap()
+        .replace("serverName: example.test\n", "");
+    std::fs::write(&bad, text).unwrap();
+    let run = dry_run(
+        "bundle.tar.zst",
+        Path::new(&bad),
+        &out,
+        &["--only", "messenger"],
+    )
+    .failed();
+    assert!(run.stderr.contains("serverName"), "{}", run.stderr);
+    assert!(run.stderr.contains("bogusField"), "{}", run.stderr);
+    // An unknown profile names the chart's profiles.
+    let run = dry_run(
+        "bundle.tar.zst",
+        &site(work.path(), "50k", ""),
+        &out,
+        &["--only", "messenger"],
+    )
+    .failed();
+    assert!(run.stderr.contains("profile \"50k\""), "{}", run.stderr);
+    assert!(run.stderr.contains("1k"), "{}", run.stderr);
+    // An existing directory that is not a dry run's is not replaced.
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("keep.txt"), "mine").unwrap();
+    let run = dry_run(
+        "bundle.tar.zst",
+        &site(work.path(), "1k", ""),
+        &out,
+        &["--only", "messenger"],
+    )
+    .failed();
+    assert!(run.stderr.contains("not replacing"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(out.join("keep.txt")).unwrap(),
+        "mine"
+    );
+}
