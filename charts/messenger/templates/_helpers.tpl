@@ -1,5 +1,5 @@
 {{/*
-Shared partials: names, labels, hosts, pod and container security, generated secrets.
+Shared partials: names, labels, hosts, pod and container security.
 */}}
 
 {{- define "messenger.name" -}}
@@ -59,41 +59,6 @@ topologySpreadConstraints:
     labelSelector:
       matchLabels:
         {{- include "messenger.selector" . | nindent 8 }}
-{{- end -}}
-
-{{/*
-The release's secrets, generated once per render and memoised in .Values so every template
-sees the same values. Order of precedence: provided in values (by the installer), already in
-the cluster (the `<release>-generated` Secret), random.
-*/}}
-{{- define "messenger.secrets" -}}
-{{- if not (hasKey .Values "__secrets") -}}
-{{- $existing := dict -}}
-{{- $found := lookup "v1" "Secret" .Release.Namespace (printf "%s-generated" .Release.Name) -}}
-{{- if $found -}}{{- $existing = $found.data | default dict -}}{{- end -}}
-{{- $out := dict -}}
-{{- $lengths := dict "registrationSharedSecret" 64 "macaroonSecretKey" 64 "formSecret" 64 "replicationSecret" 64 "turnSharedSecret" 48 "postgresPassword" 40 "valkeyPassword" 40 "garageRpcSecret" 0 "garageAdminToken" 48 "s3AccessKeyId" 0 "s3SecretAccessKey" 0 "signingKey" 0 -}}
-{{- range $key, $len := $lengths -}}
-{{- $provided := index $.Values.secrets $key | default "" -}}
-{{- if $provided -}}
-{{- $_ := set $out $key $provided -}}
-{{- else if hasKey $existing $key -}}
-{{- $_ := set $out $key (index $existing $key | b64dec) -}}
-{{- else if eq $key "garageRpcSecret" -}}
-{{- $_ := set $out $key (sha256sum (randAlphaNum 64)) -}}
-{{- else if eq $key "s3AccessKeyId" -}}
-{{- $_ := set $out $key (printf "GK%s" (sha256sum (randAlphaNum 64) | trunc 24)) -}}
-{{- else if eq $key "s3SecretAccessKey" -}}
-{{- $_ := set $out $key (sha256sum (randAlphaNum 64)) -}}
-{{- else if eq $key "signingKey" -}}
-{{- $_ := set $out $key (printf "ed25519 a_%s %s" (randAlphaNum 4) (randAlphaNum 32 | b64enc | trimSuffix "=")) -}}
-{{- else -}}
-{{- $_ := set $out $key (randAlphaNum $len) -}}
-{{- end -}}
-{{- end -}}
-{{- $_ := set .Values "__secrets" $out -}}
-{{- end -}}
-{{- toYaml (index .Values "__secrets") -}}
 {{- end -}}
 
 {{/* Annotation that restarts pods when a rendered config changes. */}}

@@ -2,6 +2,8 @@
 //!
 //! - [`load`]: push the bundle's images and charts into the site registry.
 //! - [`pin`]: rewrite rendered releases to the bundle's digests in the site registry.
+//! - [`deploy`]: plan a site's deploy from the bundle and its site file; dry runs.
+//! - [`secrets`]: the stack's secrets, generated inside the enclave, backed up encrypted.
 //! - [`serve`]: answer pulls straight from the bundle file, before any registry runs.
 //! - [`layout`]: the bundle's OCI layout as both of them read it.
 //! - [`tools`]: write out the helm and kubectl the bundle carries.
@@ -17,6 +19,7 @@ pub mod kube;
 pub mod layout;
 pub mod load;
 pub mod pin;
+pub mod secrets;
 pub mod serve;
 pub mod smoke;
 pub mod tools;

@@ -20,6 +20,8 @@ use super::site::{self, Site};
 use super::steps::{wait_step_of, RELEASE_STEPS, STEPS, WAITED_KINDS, WAIT_STEPS};
 use super::DeployError;
 use crate::ca::CERT_MANAGER_NAMESPACE;
+use crate::secrets::objects::{self, secrets, Parts};
+use crate::secrets::SiteSecrets;
 
 /// The label that names an object's part of the stack.
 const PART: &str = "app.kubernetes.io/name";
@@ -244,6 +246,19 @@ pub fn build<S: ReadAt>(
                     .iter()
                     .map(|n| format!("Namespace/{} (enforce {})", n.name, n.enforce))
                     .collect()
+            }
+            "secrets" if step.skipped.is_none() => {
+                let parts = Parts {
+                    turn: site::switch(&values, "turn.enabled"),
+                    garage: values
+                        .get("objectStorage")
+                        .and_then(|o| o.get("mode"))
+                        .and_then(Value::as_str)
+                        == Some("garage"),
+                };
+                let none = SiteSecrets::default();
+                let objects = secrets(&site_release.name, &site_release.namespace, &none, parts);
+                step.creates = objects::names(&objects);
             }
             "ca-issuer" => {
                 step.creates = vec![

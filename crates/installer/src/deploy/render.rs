@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::kube::Kubectl;
 use crate::load::Target;
 use crate::pin::plugin;
 
@@ -66,21 +67,84 @@ impl Helm {
 
     /// `helm template` of `release`, CRDs included, post-rendered: the pinned manifests.
     pub fn template(&self, release: &ReleaseInput) -> Result<String, DeployError> {
-        let _ = std::fs::remove_file(&self.report);
-        let mut command = Command::new(&self.binary);
-        command
-            .args(["template", &release.name])
-            .arg(&release.chart)
-            .args(["--namespace", &release.namespace, "--include-crds"]);
-        for values in &release.values {
-            command.arg("-f").arg(values);
-        }
+        let mut command = self.command(&["template", &release.name]);
+        self.release_args(&mut command, release);
+        command.arg("--include-crds");
         if let Some(version) = &self.kube_version {
             command.args(["--kube-version", version]);
         }
-        command
-            .args(["--post-renderer", plugin::NAME])
-            .arg(format!("--post-renderer-args=--release={}", release.name));
+        let stdout = self.run(command, &release.name)?;
+        String::from_utf8(stdout).map_err(|_| DeployError::Helm {
+            release: release.name.clone(),
+            message: "helm printed manifests that are not UTF-8".into(),
+        })
+    }
+
+    /// `helm upgrade --install` of `release` into the cluster `kube` names (no waiting: the
+    /// deploy waits itself), post-rendered; returns the release's new revision.
+    pub fn upgrade_install(
+        &self,
+        release: &ReleaseInput,
+        kube: &Kubectl,
+    ) -> Result<u32, DeployError> {
+        let mut command = self.command(&["upgrade", "--install", &release.name]);
+        self.release_args(&mut command, release);
+        command.args(["--history-max", "10"]);
+        kube_args(&mut command, kube);
+        self.run(command, &release.name)?;
+        self.revision(&release.name, &release.namespace, kube)?
+            .ok_or_else(|| DeployError::Helm {
+                release: release.name.clone(),
+                message: "installed, but helm status finds no revision".into(),
+            })
+    }
+
+    /// The deployed revision of release `name`, `None` if it is not installed.
+    pub fn revision(
+        &self,
+        name: &str,
+        namespace: &str,
+        kube: &Kubectl,
+    ) -> Result<Option<u32>, DeployError> {
+        let mut command = self.command(&["list", "--namespace", namespace, "--output", "json"]);
+        command.args(["--filter", &format!("^{}$", regex_escape(name))]);
+        kube_args(&mut command, kube);
+        let stdout = self.run(command, name)?;
+        let list: serde_json::Value =
+            serde_json::from_slice(&stdout).map_err(|e| DeployError::Helm {
+                release: name.to_string(),
+                message: format!("helm list printed no JSON: {e}"),
+            })?;
+        let revision = list
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["name"] == name))
+            .and_then(|r| {
+                r["revision"]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .or(r["revision"].as_u64().map(|v| v as u32))
+            });
+        Ok(revision)
+    }
+
+    /// `helm rollback NAME REVISION`.
+    pub fn rollback(
+        &self,
+        name: &str,
+        namespace: &str,
+        revision: u32,
+        kube: &Kubectl,
+    ) -> Result<(), DeployError> {
+        let mut command = self.command(&["rollback", name, &revision.to_string()]);
+        command.args(["--namespace", namespace]);
+        kube_args(&mut command, kube);
+        self.run(command, name).map(|_| ())
+    }
+
+    /// helm with this installer's private homes and `args`.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command.args(args);
         for (var, dir) in [
             ("HELM_PLUGINS", "plugins"),
             ("HELM_CACHE_HOME", "cache"),
@@ -89,15 +153,31 @@ impl Helm {
         ] {
             command.env(var, self.home.join(dir));
         }
+        command
+    }
+
+    /// Chart, namespace, values and the post-renderer of `release`.
+    fn release_args(&self, command: &mut Command, release: &ReleaseInput) {
+        command
+            .arg(&release.chart)
+            .args(["--namespace", &release.namespace]);
+        for values in &release.values {
+            command.arg("-f").arg(values);
+        }
+        command
+            .args(["--post-renderer", plugin::NAME])
+            .arg(format!("--post-renderer-args=--release={}", release.name));
+    }
+
+    /// Runs helm; its stdout, or what it (or the post-renderer) said.
+    fn run(&self, mut command: Command, release: &str) -> Result<Vec<u8>, DeployError> {
+        let _ = std::fs::remove_file(&self.report);
         let output = command.output().map_err(|source| DeployError::Spawn {
             program: self.binary.clone(),
             source,
         })?;
         if output.status.success() {
-            return String::from_utf8(output.stdout).map_err(|_| DeployError::Helm {
-                release: release.name.clone(),
-                message: "helm printed manifests that are not UTF-8".into(),
-            });
+            return Ok(output.stdout);
         }
         // helm hides what a post-renderer says; the installer leaves it in the report.
         let message = match std::fs::read_to_string(&self.report) {
@@ -105,8 +185,32 @@ impl Helm {
             _ => String::from_utf8_lossy(&output.stderr).trim().to_string(),
         };
         Err(DeployError::Helm {
-            release: release.name.clone(),
+            release: release.to_string(),
             message,
         })
     }
+}
+
+/// helm's options for the cluster `kube` names.
+fn kube_args(command: &mut Command, kube: &Kubectl) {
+    if let Some(path) = &kube.kubeconfig {
+        command.arg("--kubeconfig").arg(path);
+    }
+    if let Some(context) = &kube.context {
+        command.args(["--kube-context", context]);
+    }
+}
+
+/// `text` with regular-expression metacharacters escaped (release names have none, but a
+/// filter must match exactly).
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect()
 }

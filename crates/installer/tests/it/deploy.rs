@@ -328,6 +328,34 @@ fn the_plan_orders_steps_and_says_why_each_skipped_one_is_skipped() {
         .unwrap()
         .contains("hostNetwork"));
     assert_eq!(plan["issuer"], "messenger-ca");
+    // The installer's Secrets are named in the plan; no file holds a Secret.
+    let secrets = step("secrets")["creates"].clone();
+    assert!(
+        secrets
+            .as_array()
+            .unwrap()
+            .contains(&json!("matrix/Secret/messenger-generated")),
+        "{secrets}"
+    );
+    assert!(
+        secrets
+            .as_array()
+            .unwrap()
+            .contains(&json!("matrix/Secret/messenger-garage")),
+        "{secrets}"
+    );
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines() {
+            let line = line.trim().trim_end_matches(',');
+            assert!(
+                line != "kind: Secret" && line != "\"kind\": \"Secret\"",
+                "{} holds a Secret",
+                path.display()
+            );
+        }
+    }
     let files: Vec<String> = doc["files"]
         .as_array()
         .unwrap()

@@ -13,6 +13,8 @@ use serde_norway::Value;
 use test_support::ports::reserved_port;
 use test_support::{p, require, run, Run};
 
+use crate::harness;
+
 const PROFILES: &[&str] = &["100", "1k", "5k", "10k", "20k"];
 const RELEASE: &str = "msg";
 const NAMESPACE: &str = "matrix";
@@ -847,39 +849,72 @@ fn every_pod_runs_restricted_except_coturn_on_the_host_network() {
     find(&docs, "LimitRange", "msg-limits");
 }
 
+/// Names of the Secrets pods and custom resources of `docs` reference.
+fn referenced_secrets(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Mapping(map) => {
+            for (key, child) in map {
+                let name = match key.as_str() {
+                    Some("secretName") => child.as_str(),
+                    Some("secretKeyRef" | "secretRef") => child["name"].as_str(),
+                    Some("accessKeyId" | "secretAccessKey" | "region") => child["name"].as_str(),
+                    _ => None,
+                };
+                if let Some(name) = name {
+                    out.insert(name.to_owned());
+                }
+                referenced_secrets(child, out);
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|i| referenced_secrets(i, out)),
+        _ => {}
+    }
+}
+
 #[test]
-fn secrets_are_generated_per_release_or_taken_from_the_installer() {
-    let secret_of = |rendered: &str| -> String {
-        let docs = documents(rendered);
-        let s = find(&docs, "Secret", "msg-synapse-secrets");
-        let yaml: Value =
-            serde_norway::from_str(s["stringData"]["secrets.yaml"].as_str().unwrap()).unwrap();
-        yaml["registration_shared_secret"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let a = secret_of(&template("1k", &[]).ok().stdout);
-    let b = secret_of(&template("1k", &[]).ok().stdout);
-    assert_ne!(a, b, "a fixed registration secret in the templates");
-    assert!(a.len() >= 32);
-    let given = secret_of(&render(
-        "1k",
-        &[
-            "--set",
-            "secrets.registrationSharedSecret=from-the-installer",
-        ],
-    ));
-    assert_eq!(given, "from-the-installer");
-    // The TURN secret coturn reads is the one Synapse hands out credentials with.
-    let docs = documents(&render("1k", &[]));
-    let s = find(&docs, "Secret", "msg-synapse-secrets");
-    let yaml: Value =
-        serde_norway::from_str(s["stringData"]["secrets.yaml"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        yaml["turn_shared_secret"].as_str(),
-        s["stringData"]["turn-shared-secret"].as_str()
-    );
+fn the_chart_renders_no_secret_and_references_only_the_installers_and_cert_managers() {
+    for (variant, extra) in VARIANTS {
+        let docs = documents(&render("1k", extra));
+        // Only the external S3 region (a site value the operator wrote) is a rendered Secret.
+        for secret in docs.iter().filter(|d| d["kind"].as_str() == Some("Secret")) {
+            let name = secret["metadata"]["name"].as_str().unwrap();
+            let keys: Vec<&str> = ["data", "stringData"]
+                .iter()
+                .filter_map(|f| secret[*f].as_mapping())
+                .flat_map(|m| m.keys().filter_map(|k| k.as_str()))
+                .collect();
+            assert_eq!((name, keys), ("msg-s3-region", vec!["REGION"]), "{variant}");
+        }
+        let mut referenced = BTreeSet::new();
+        docs.iter()
+            .for_each(|d| referenced_secrets(d, &mut referenced));
+        let mut provided: BTreeSet<String> =
+            harness::chart::installer_secrets(RELEASE, NAMESPACE, &docs)
+                .iter()
+                .map(|s| s["metadata"]["name"].as_str().unwrap().to_owned())
+                .collect();
+        // The chart's own (the S3 region) and the site's external S3 credentials.
+        provided.extend(
+            docs.iter()
+                .filter(|d| d["kind"].as_str() == Some("Secret"))
+                .map(|d| d["metadata"]["name"].as_str().unwrap().to_owned()),
+        );
+        provided.extend(
+            extra
+                .iter()
+                .filter_map(|a| a.strip_prefix("objectStorage.external.credentialsSecret="))
+                .map(str::to_owned),
+        );
+        // cert-manager writes each Certificate's Secret.
+        provided.extend(
+            docs.iter()
+                .filter(|d| d["kind"].as_str() == Some("Certificate"))
+                .map(|d| d["spec"]["secretName"].as_str().unwrap().to_owned()),
+        );
+        let missing: Vec<&String> = referenced.difference(&provided).collect();
+        assert!(missing.is_empty(), "{variant}: nothing creates {missing:?}");
+        assert!(referenced.contains("msg-synapse-secrets"), "{referenced:?}");
+    }
 }
 
 #[test]
@@ -989,7 +1024,8 @@ fn synapse_loads_the_rendered_config_of_main_and_every_worker() {
                 pools.push(pool.to_owned());
             }
         }
-        let secret = find(&docs, "Secret", "msg-synapse-secrets");
+        let secrets = harness::chart::installer_secrets(RELEASE, NAMESPACE, &docs);
+        let secret = find(&secrets, "Secret", "msg-synapse-secrets");
         for (key, text) in secret["stringData"].as_mapping().unwrap() {
             write(
                 dir.path(),

@@ -201,59 +201,17 @@ impl RootCa {
     /// The output is a binary age file (`age -d` opens it).
     pub fn encrypted_key(&self, protection: &KeyProtection) -> Result<Vec<u8>> {
         let plain = Zeroizing::new(self.key.serialize_pem());
-        let encryptor = match protection {
-            KeyProtection::Passphrase(p) => {
-                if p.is_empty() {
-                    bail!("empty passphrase");
-                }
-                age::Encryptor::with_user_passphrase(SecretString::from(p.clone()))
-            }
-            KeyProtection::Recipient(r) => {
-                let recipient: age::x25519::Recipient = r
-                    .trim()
-                    .parse()
-                    .map_err(|e| CaError(format!("not an age X25519 recipient (age1...): {e}")))?;
-                age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
-                    .map_err(|e| CaError(format!("age: {e}")))?
-            }
-        };
-        let mut out = Vec::new();
-        let mut writer = encryptor
-            .wrap_output(&mut out)
-            .map_err(|e| CaError(format!("{}: {e}", "age: starting the encrypted stream")))?;
-        writer
-            .write_all(plain.as_bytes())
-            .map_err(|e| CaError(format!("age: writing the encrypted key: {e}")))?;
-        writer
-            .finish()
-            .map_err(|e| CaError(format!("{}: {e}", "age: finishing the encrypted stream")))?;
-        Ok(out)
+        seal(plain.as_bytes(), protection)
     }
 
     /// Rebuilds the CA from its PEM certificate and an age file from [`RootCa::encrypted_key`].
     pub fn decrypt(cert_pem: &str, encrypted_key: &[u8], identity: &Identity) -> Result<RootCa> {
-        let decryptor = age::Decryptor::new_buffered(encrypted_key)
-            .map_err(|e| CaError(format!("age: {e}")))?;
-        let mut reader = match identity {
-            Identity::Passphrase(p) => {
-                let id = age::scrypt::Identity::new(SecretString::from(p.clone()));
-                decryptor.decrypt(std::iter::once(&id as &dyn age::Identity))
-            }
-            Identity::X25519(s) => {
-                let id: age::x25519::Identity = s
-                    .trim()
-                    .parse()
-                    .map_err(|e| CaError(format!("not an age X25519 identity: {e}")))?;
-                decryptor.decrypt(std::iter::once(&id as &dyn age::Identity))
-            }
-        }
-        .map_err(|e| CaError(format!("decrypting the CA key: {e}")))?;
-        let mut plain = Zeroizing::new(String::new());
-        reader
-            .read_to_string(&mut plain)
-            .map_err(|e| CaError(format!("{}: {e}", "decrypting the CA key")))?;
+        let plain = unseal(encrypted_key, identity)
+            .map_err(|e| CaError(format!("decrypting the CA key: {e}")))?;
+        let plain = std::str::from_utf8(&plain)
+            .map_err(|_| CaError("the CA key is not UTF-8 PEM".into()))?;
         let key =
-            KeyPair::from_pem(&plain).map_err(|e| CaError(format!("reading the CA key: {e}")))?;
+            KeyPair::from_pem(plain).map_err(|e| CaError(format!("reading the CA key: {e}")))?;
         Self::from_parts(cert_pem, key)
     }
 
@@ -340,4 +298,61 @@ mod pem {
         out.push_str("-----END CERTIFICATE-----\n");
         out
     }
+}
+
+/// `plain` encrypted with age to a passphrase or an X25519 recipient: a binary age file
+/// (`age -d` opens it).
+pub fn seal(plain: &[u8], protection: &KeyProtection) -> Result<Vec<u8>> {
+    let encryptor = match protection {
+        KeyProtection::Passphrase(p) => {
+            if p.is_empty() {
+                bail!("empty passphrase");
+            }
+            age::Encryptor::with_user_passphrase(SecretString::from(p.clone()))
+        }
+        KeyProtection::Recipient(r) => {
+            let recipient: age::x25519::Recipient = r
+                .trim()
+                .parse()
+                .map_err(|e| CaError(format!("not an age X25519 recipient (age1...): {e}")))?;
+            age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                .map_err(|e| CaError(format!("age: {e}")))?
+        }
+    };
+    let mut out = Vec::new();
+    let mut writer = encryptor
+        .wrap_output(&mut out)
+        .map_err(|e| CaError(format!("age: starting the encrypted stream: {e}")))?;
+    writer
+        .write_all(plain)
+        .map_err(|e| CaError(format!("age: writing the encrypted stream: {e}")))?;
+    writer
+        .finish()
+        .map_err(|e| CaError(format!("age: finishing the encrypted stream: {e}")))?;
+    Ok(out)
+}
+
+/// The plain bytes of an age file from [`seal`], opened with `identity`.
+pub fn unseal(sealed: &[u8], identity: &Identity) -> Result<Zeroizing<Vec<u8>>> {
+    let decryptor =
+        age::Decryptor::new_buffered(sealed).map_err(|e| CaError(format!("age: {e}")))?;
+    let mut reader = match identity {
+        Identity::Passphrase(p) => {
+            let id = age::scrypt::Identity::new(SecretString::from(p.clone()));
+            decryptor.decrypt(std::iter::once(&id as &dyn age::Identity))
+        }
+        Identity::X25519(s) => {
+            let id: age::x25519::Identity = s
+                .trim()
+                .parse()
+                .map_err(|e| CaError(format!("not an age X25519 identity: {e}")))?;
+            decryptor.decrypt(std::iter::once(&id as &dyn age::Identity))
+        }
+    }
+    .map_err(|e| CaError(format!("age: {e}")))?;
+    let mut plain = Zeroizing::new(Vec::new());
+    reader
+        .read_to_end(&mut plain)
+        .map_err(|e| CaError(format!("age: {e}")))?;
+    Ok(plain)
 }

@@ -41,11 +41,33 @@ pub fn render(chart: &Path, release: &str, namespace: &str, values: &[&Path]) ->
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    let docs = serde_norway::Deserializer::from_str(&text)
+    let mut docs: Vec<Value> = serde_norway::Deserializer::from_str(&text)
         .map(|doc| Value::deserialize(doc).unwrap())
         .filter(|doc| !doc.is_null())
         .collect();
+    docs.extend(installer_secrets(release, namespace, &docs));
     Rendered { docs }
+}
+
+/// The Secrets `installer deploy` creates beside the release (freshly generated values), for
+/// the parts the rendered objects show are on.
+pub fn installer_secrets(release: &str, namespace: &str, docs: &[Value]) -> Vec<Value> {
+    use installer::secrets::objects::{secrets, Parts};
+    use installer::secrets::SiteSecrets;
+    let has = |kind: &str, name: String| {
+        docs.iter().any(|d| {
+            d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(&name)
+        })
+    };
+    let parts = Parts {
+        turn: has("DaemonSet", format!("{release}-coturn")),
+        garage: has("StatefulSet", format!("{release}-garage")),
+    };
+    let (values, _) = SiteSecrets::complete(Default::default(), "a new site").unwrap();
+    secrets(release, namespace, &values, parts)
+        .into_iter()
+        .map(|json| serde_norway::to_value(json).unwrap())
+        .collect()
 }
 
 impl Rendered {

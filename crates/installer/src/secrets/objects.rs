@@ -1,0 +1,227 @@
+//! The Kubernetes Secrets made from a site's secrets, under the names the messenger chart
+//! references: `<release>-generated` holds every value (the installer reads it back on the
+//! next run, so nothing is regenerated), the others hold what each component mounts.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use super::{SecretsError, SiteSecrets};
+
+/// Which parts of the stack are on: they decide which Secrets exist and what Synapse reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    /// TURN (`turn.enabled`): Synapse gets `turn_shared_secret`.
+    pub turn: bool,
+    /// The chart runs Garage (`objectStorage.mode: garage`): its S3 key and RPC secret.
+    pub garage: bool,
+}
+
+/// The name of the Secret that holds every value of a release.
+pub fn generated_name(release: &str) -> String {
+    format!("{release}-generated")
+}
+
+/// Every Secret of the release `release` in `namespace`, `<release>-generated` first.
+pub fn secrets(release: &str, namespace: &str, s: &SiteSecrets, parts: Parts) -> Vec<Value> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let meta = |name: String, component: &str| {
+        json!({
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/name": component,
+                "app.kubernetes.io/instance": release,
+                "app.kubernetes.io/part-of": "messenger",
+                "app.kubernetes.io/managed-by": "messenger-installer",
+            },
+        })
+    };
+    let data: BTreeMap<&str, String> = s.entries().map(|(k, v)| (k, b64.encode(v))).collect();
+    let mut generated = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta(generated_name(release), "secrets"),
+        "type": "Opaque",
+        "data": data,
+    });
+    generated["metadata"]["annotations"] =
+        json!({"messenger.io/generated-by": "installer deploy; never regenerated"});
+    let mut synapse_yaml = format!(
+        "registration_shared_secret: {}\nmacaroon_secret_key: {}\nform_secret: {}\n\
+         worker_replication_secret: {}\nsigning_key_path: /secrets/signing.key\n",
+        quoted(s.get("registrationSharedSecret")),
+        quoted(s.get("macaroonSecretKey")),
+        quoted(s.get("formSecret")),
+        quoted(s.get("replicationSecret")),
+    );
+    if parts.turn {
+        synapse_yaml.push_str(&format!(
+            "turn_shared_secret: {}\n",
+            quoted(s.get("turnSharedSecret"))
+        ));
+    }
+    let mut out = vec![
+        generated,
+        json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": meta(format!("{release}-synapse-secrets"), "synapse"),
+            "type": "Opaque",
+            "stringData": {
+                "secrets.yaml": synapse_yaml,
+                "signing.key": s.get("signingKey"),
+                "valkey-password": s.get("valkeyPassword"),
+                "turn-shared-secret": s.get("turnSharedSecret"),
+            },
+        }),
+        {
+            let mut pg = json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": meta(format!("{release}-pg-app"), "postgres"),
+                "type": "kubernetes.io/basic-auth",
+                "stringData": {"username": "synapse", "password": s.get("postgresPassword")},
+            });
+            pg["metadata"]["labels"]["cnpg.io/reload"] = json!("true");
+            pg
+        },
+        json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": meta(format!("{release}-valkey-auth"), "valkey"),
+            "type": "Opaque",
+            "stringData": {"password": s.get("valkeyPassword")},
+        }),
+    ];
+    if parts.garage {
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": meta(format!("{release}-s3"), "garage"),
+            "type": "Opaque",
+            "stringData": {
+                "ACCESS_KEY_ID": s.get("s3AccessKeyId"),
+                "ACCESS_SECRET_KEY": s.get("s3SecretAccessKey"),
+                "REGION": "garage",
+            },
+        }));
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": meta(format!("{release}-garage"), "garage"),
+            "type": "Opaque",
+            "stringData": {
+                "rpc-secret": s.get("garageRpcSecret"),
+                "admin-token": s.get("garageAdminToken"),
+            },
+        }));
+    }
+    out
+}
+
+/// `Kind/namespace/name` of each object, for plans and reports (never the values).
+pub fn names(objects: &[Value]) -> Vec<String> {
+    objects
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/Secret/{}",
+                o["metadata"]["namespace"].as_str().unwrap_or(""),
+                o["metadata"]["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// The values of a `<release>-generated` Secret as the API returns it (base64 `data`).
+pub fn values_of(
+    secret: &Value,
+    where_: &str,
+) -> Result<BTreeMap<String, Zeroizing<String>>, SecretsError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut out = BTreeMap::new();
+    let Some(data) = secret.get("data").and_then(Value::as_object) else {
+        return Ok(out);
+    };
+    for (key, value) in data {
+        let malformed = |reason: &str| SecretsError::Malformed {
+            key: key.clone(),
+            where_: where_.to_string(),
+            reason: reason.to_string(),
+        };
+        let encoded = value.as_str().ok_or_else(|| malformed("not a string"))?;
+        let bytes = Zeroizing::new(b64.decode(encoded).map_err(|_| malformed("not base64"))?);
+        let text = std::str::from_utf8(&bytes).map_err(|_| malformed("not UTF-8"))?;
+        out.insert(key.clone(), Zeroizing::new(text.to_string()));
+    }
+    Ok(out)
+}
+
+/// A YAML double-quoted scalar (JSON strings are YAML).
+fn quoted(value: &str) -> String {
+    Value::String(value.to_string()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_carry_the_values_and_read_back() {
+        let (s, _) = SiteSecrets::complete(BTreeMap::new(), "test").unwrap();
+        let all = secrets(
+            "msg",
+            "matrix",
+            &s,
+            Parts {
+                turn: true,
+                garage: true,
+            },
+        );
+        assert_eq!(
+            names(&all),
+            [
+                "matrix/Secret/msg-generated",
+                "matrix/Secret/msg-synapse-secrets",
+                "matrix/Secret/msg-pg-app",
+                "matrix/Secret/msg-valkey-auth",
+                "matrix/Secret/msg-s3",
+                "matrix/Secret/msg-garage"
+            ]
+        );
+        let back = values_of(&all[0], "x").unwrap();
+        let (again, generated) = SiteSecrets::complete(back, "x").unwrap();
+        assert!(generated.is_empty());
+        assert_eq!(again, s);
+        let synapse: serde_norway::Value =
+            serde_norway::from_str(all[1]["stringData"]["secrets.yaml"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            synapse["macaroon_secret_key"].as_str(),
+            Some(s.get("macaroonSecretKey"))
+        );
+        // coturn's static-auth-secret is the secret Synapse makes TURN credentials with.
+        assert_eq!(
+            synapse["turn_shared_secret"].as_str(),
+            all[1]["stringData"]["turn-shared-secret"].as_str()
+        );
+        assert_eq!(
+            synapse["turn_shared_secret"].as_str(),
+            Some(s.get("turnSharedSecret"))
+        );
+        let fewer = secrets(
+            "msg",
+            "matrix",
+            &s,
+            Parts {
+                turn: false,
+                garage: false,
+            },
+        );
+        assert_eq!(fewer.len(), 4);
+        let synapse = fewer[1]["stringData"]["secrets.yaml"].as_str().unwrap();
+        assert!(!synapse.contains("turn_shared_secret"));
+    }
+}
