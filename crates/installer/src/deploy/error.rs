@@ -69,6 +69,20 @@ pub enum DeployError {
         #[source]
         source: std::io::Error,
     },
+    /// A request to the cluster failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::kube::KubeError),
+    /// A step of the deploy failed; the deploy stopped there.
+    #[error("step {step} failed: {message}\n(fix the cause and run the same command again to resume, or `installer rollback`)")]
+    StepFailed {
+        /// The step.
+        step: String,
+        /// Why, with the objects and events that explain it.
+        message: String,
+    },
+    /// An upgrade the stack cannot take, or nothing to upgrade or roll back.
+    #[error("{0}")]
+    Upgrade(String),
     /// The pinning plugin cannot be written.
     #[error(transparent)]
     Plugin(#[from] crate::pin::plugin::PluginError),

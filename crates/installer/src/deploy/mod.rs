@@ -7,14 +7,18 @@
 //! - [`namespaces`]: the releases' namespaces and their Pod Security levels.
 //! - [`plan`]: every step with its releases, values and waits, from `releases.toml` (compiled
 //!   in, [`RELEASES_TOML`]), the site file and the bundle.
+//! - [`journal`]: each step's outcome and the releases' revisions, kept in the cluster.
+//! - [`run`]: runs the plan on a [`crate::kube::Cluster`]: resume, upgrade rules, rollback.
 //! - [`dry_run`]: the plan and every release's final manifests, written to a directory.
 
 pub mod charts;
 pub mod dry_run;
 mod error;
+pub mod journal;
 pub mod namespaces;
 pub mod plan;
 pub mod render;
+pub mod run;
 pub mod site;
 pub mod steps;
 

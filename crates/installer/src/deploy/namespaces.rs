@@ -77,7 +77,7 @@ pub fn manifest(namespace: &PlannedNamespace) -> String {
             },
         },
     });
-    format!("{doc:#}\n")
+    format!("---\n{doc:#}\n")
 }
 
 /// Why an object's pods need the `privileged` level, if they do.

@@ -78,6 +78,17 @@ impl BundleImages {
         self.by_name.is_empty()
     }
 
+    /// The tags the bundle carries of repositories whose path ends with `/suffix` (or is it).
+    pub fn tags_of(&self, suffix: &str) -> Vec<&str> {
+        self.by_name
+            .iter()
+            .filter(|((_, repository), _)| {
+                repository == suffix || repository.ends_with(&format!("/{suffix}"))
+            })
+            .flat_map(|(_, carried)| carried.iter().filter_map(|c| c.tag.as_deref()))
+            .collect()
+    }
+
     /// The upstream registries of the bundle's images (`docker.io`, `ghcr.io`, ...), sorted.
     pub fn registries(&self) -> Vec<&str> {
         let mut out: Vec<&str> = self.by_name.keys().map(|(r, _)| r.as_str()).collect();
@@ -275,6 +286,8 @@ mod tests {
         let images = BundleImages::from_index(&index).unwrap();
         assert_eq!(images.len(), 1);
         assert_eq!(images.registries(), ["docker.io"]);
+        assert_eq!(images.tags_of("haproxy"), ["3.2-alpine"]);
+        assert!(images.tags_of("proxy").is_empty());
         let unnamed: ImageIndex = serde_json::from_value(serde_json::json!({
             "schemaVersion": 2,
             "manifests": [{"mediaType": "x", "digest": digest(1).to_string(), "size": 1}]

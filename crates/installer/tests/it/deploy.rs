@@ -15,13 +15,13 @@ use serde_json::{json, Value};
 use test_support::{p, require, Run};
 
 const PROFILES: &[&str] = &["100", "1k", "5k", "10k", "20k"];
-const REGISTRY: &str = "registry.site.internal:5000";
-const PREFIX: &str = "mirror/matrix";
+pub(crate) const REGISTRY: &str = "registry.site.internal:5000";
+pub(crate) const PREFIX: &str = "mirror/matrix";
 
 /// A signed bundle and what its index says.
-struct Fixture {
-    dir: tempfile::TempDir,
-    public: PathBuf,
+pub(crate) struct Fixture {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) public: PathBuf,
     /// Image reference (as images.toml writes it) -> root digest in the bundle.
     digests: BTreeMap<String, String>,
 }
@@ -103,7 +103,7 @@ fn pack(dir: &Path, out: &str, images: &[String], key: &Path) -> BTreeMap<String
     digests
 }
 
-fn fixture() -> &'static Fixture {
+pub(crate) fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         require("helm", "scripts/install-helm.sh");
@@ -128,7 +128,7 @@ fn fixture() -> &'static Fixture {
 }
 
 /// A site file: the example's, with `profile` and `extra` lines appended over it.
-fn site(dir: &Path, profile: &str, extra: &str) -> PathBuf {
+pub(crate) fn site(dir: &Path, profile: &str, extra: &str) -> PathBuf {
     let example = std::fs::read_to_string(root().join("tests/fixtures/site/site.yaml")).unwrap();
     let text = example.replace("profile: \"1k\"", &format!("profile: \"{profile}\""));
     let path = dir.join(format!("site-{profile}.yaml"));

@@ -7,6 +7,7 @@
 mod ca;
 mod ca_objects;
 mod deploy;
+mod deploy_run;
 mod harness;
 mod load;
 mod rehearsal;
