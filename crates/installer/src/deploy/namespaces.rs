@@ -171,7 +171,8 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("Deployment/turn uses hostNetwork"));
-        let doc: serde_json::Value = serde_json::from_str(&manifest(&plan[1])).unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_str(manifest(&plan[1]).trim_start_matches("---\n")).unwrap();
         assert_eq!(
             doc["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
             "privileged"
