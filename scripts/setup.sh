@@ -15,6 +15,8 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v umoci >/dev/null || need+=(umoci)
 command -v sigtool >/dev/null || need+=(clamav)
 command -v age >/dev/null || need+=(age)
+# node-config test: a real containerd and its ctr client
+command -v containerd >/dev/null || need+=(containerd)
 command -v kubernetes-validate >/dev/null || pip install -q kubernetes-validate
 command -v helm >/dev/null || "$(dirname "$0")/install-helm.sh"
 command -v checkov >/dev/null || pip install -q checkov

@@ -8,6 +8,7 @@
 //! - [`layout`]: the bundle's OCI layout as both of them read it.
 //! - [`tools`]: write out the helm and kubectl the bundle carries.
 //! - [`ca`]: the site CA as cert-manager and the nodes need it.
+//! - [`node_config`]: containerd mirrors and sandbox image for every node.
 //! - [`kube`]: the one module that talks to the Kubernetes API.
 //! - [`smoke`]: the post-deploy check of a homeserver, as a Matrix client.
 //!
@@ -18,6 +19,7 @@ pub mod deploy;
 pub mod kube;
 pub mod layout;
 pub mod load;
+pub mod node_config;
 pub mod pin;
 pub mod secrets;
 pub mod serve;

@@ -6,6 +6,7 @@ mod capacity;
 mod deploy;
 mod kube_args;
 mod load;
+mod node_config;
 mod post_render;
 mod registry_args;
 mod serve;
@@ -26,6 +27,9 @@ pub enum Command {
     Load(load::Args),
     /// Plan and deploy the stack from a bundle and a site file (today: --dry-run only).
     Deploy(deploy::Args),
+    /// Write the containerd files every node needs: registry mirrors for the bundle's
+    /// upstream registries, the site registry's CA, the pinned sandbox image.
+    NodeConfig(node_config::Args),
     /// Helm post-renderer: pin every image of rendered manifests (stdin) to the bundle's
     /// digest in the site registry (stdout); refuse images the bundle does not carry.
     PostRender(post_render::Args),
@@ -47,6 +51,7 @@ pub fn run(command: Command, out: Output) -> Result<ExitCode> {
         Command::Verify(args) => verify_cmd::run(&args, out),
         Command::Load(args) => load::run(&args, out),
         Command::Deploy(args) => deploy::run(&args, out),
+        Command::NodeConfig(args) => node_config::run(&args, out),
         Command::PostRender(args) => post_render::run(&args, out),
         Command::Serve(args) => serve::run(&args, out),
         Command::Ca(args) => ca::run(&args, out),

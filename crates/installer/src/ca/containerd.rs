@@ -10,15 +10,30 @@ pub fn containerd_hosts_toml(registry_host: &str, ca_path: &str) -> String {
     } else {
         format!("https://{host}")
     };
-    let url_q = quote(&url);
-    let ca_q = quote(ca_path);
-    format!(
-        "server = {url_q}\n\n[host.{url_q}]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = {ca_q}\n"
-    )
+    hosts_toml(&url, false, Some(ca_path))
+}
+
+/// A containerd `hosts.toml` whose server and only host is `url`, pull and resolve only,
+/// trusting the CA at `ca_path` (none: the system's trust). The server, tried when the host
+/// fails, gets the same settings, so a failed pull never falls back to the upstream registry.
+/// containerd 1.6 refuses a file without a `[host]` table and then pulls from the upstream
+/// registry as if there were none. With `override_path`, `url` is the API root itself
+/// (`https://registry/v2/mirror/x`), so a repository prefix in the site registry works.
+pub fn hosts_toml(url: &str, override_path: bool, ca_path: Option<&str>) -> String {
+    let mut settings = String::from("capabilities = [\"pull\", \"resolve\"]\n");
+    if let Some(ca) = ca_path {
+        settings.push_str(&format!("ca = {}\n", quote(ca)));
+    }
+    if override_path {
+        settings.push_str("override_path = true\n");
+    }
+    let url = quote(url);
+    let indented: String = settings.lines().map(|l| format!("  {l}\n")).collect();
+    format!("server = {url}\n{settings}\n[host.{url}]\n{indented}")
 }
 
 /// A TOML basic string.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -51,16 +66,16 @@ mod tests {
             v["server"].as_str(),
             Some("https://registry.site.internal:5000")
         );
-        let hosts = v["host"].as_table().unwrap();
-        assert_eq!(hosts.len(), 1);
-        let h = hosts["https://registry.site.internal:5000"]
+        let host = v["host"]["https://registry.site.internal:5000"]
             .as_table()
             .unwrap();
+        assert_eq!(host["ca"], v["ca"]);
+        assert_eq!(host["capabilities"], v["capabilities"]);
         assert_eq!(
-            h["ca"].as_str(),
+            v["ca"].as_str(),
             Some("/etc/containerd/certs.d/registry.site.internal:5000/ca.crt")
         );
-        let caps: Vec<_> = h["capabilities"]
+        let caps: Vec<_> = v["capabilities"]
             .as_array()
             .unwrap()
             .iter()
@@ -72,9 +87,6 @@ mod tests {
         let s = containerd_hosts_toml("https://reg.example/", "C:\\certs\\\"ca\".crt");
         let v: toml::Table = s.parse().unwrap();
         assert_eq!(v["server"].as_str(), Some("https://reg.example"));
-        assert_eq!(
-            v["host"]["https://reg.example"]["ca"].as_str(),
-            Some("C:\\certs\\\"ca\".crt")
-        );
+        assert_eq!(v["ca"].as_str(), Some("C:\\certs\\\"ca\".crt"));
     }
 }

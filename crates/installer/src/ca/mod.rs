@@ -5,5 +5,5 @@
 pub mod containerd;
 pub mod issuer;
 
-pub use containerd::containerd_hosts_toml;
+pub use containerd::{containerd_hosts_toml, hosts_toml};
 pub use issuer::{cluster_issuer, tls_secret, CERT_MANAGER_NAMESPACE};

@@ -82,11 +82,31 @@ impl BundleImages {
     pub fn tags_of(&self, suffix: &str) -> Vec<&str> {
         self.by_name
             .iter()
-            .filter(|((_, repository), _)| {
-                repository == suffix || repository.ends_with(&format!("/{suffix}"))
-            })
+            .filter(|((_, repository), _)| named(repository, suffix))
             .flat_map(|(_, carried)| carried.iter().filter_map(|c| c.tag.as_deref()))
             .collect()
+    }
+
+    /// The tagged references the bundle carries of repositories named `name` or ending with
+    /// `/name`, sorted.
+    pub fn tagged(&self, name: &str) -> Vec<Reference> {
+        let mut out: Vec<Reference> = self
+            .by_name
+            .iter()
+            .filter(|((_, repository), _)| named(repository, name))
+            .flat_map(|((registry, repository), carried)| {
+                carried.iter().filter_map(move |c| {
+                    c.tag.as_ref().map(|tag| Reference {
+                        registry: registry.clone(),
+                        repository: repository.clone(),
+                        tag: Some(tag.clone()),
+                        digest: None,
+                    })
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+        out
     }
 
     /// The upstream registries of the bundle's images (`docker.io`, `ghcr.io`, ...), sorted.
@@ -158,6 +178,11 @@ impl BundleImages {
             ))
         })
     }
+}
+
+/// Whether `repository` is `name` or ends with `/name`.
+fn named(repository: &str, name: &str) -> bool {
+    repository == name || repository.ends_with(&format!("/{name}"))
 }
 
 /// `tag v1 (sha256:...), digest sha256:...` for a message.

@@ -10,6 +10,7 @@ mod deploy;
 mod deploy_run;
 mod harness;
 mod load;
+mod node_config;
 mod rehearsal;
 mod serve;
 mod smoke;
