@@ -129,6 +129,67 @@ fn workloads(values: &Values, profile: &str) -> Result<Vec<Workload>, CapacityEr
         .collect()
 }
 
+/// The largest request of one kind, and the workload whose pod asks it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Largest {
+    /// The workload, as the checks label it (`postgres`, `synapse main`).
+    pub workload: String,
+    /// Millicores or bytes.
+    pub amount: u64,
+}
+
+/// What a profile's pods request: the totals of the `cpu` and `memory` checks and the terms
+/// of the `pod cpu` and `pod memory` checks, before any node is looked at.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Requests {
+    /// The profile.
+    pub profile: String,
+    /// Pods counted.
+    pub pods: u64,
+    /// CPU of every pod, millicores.
+    pub cpu: u64,
+    /// Memory of every pod, bytes.
+    pub memory: u64,
+    /// The largest CPU request of one pod.
+    pub largest_cpu: Largest,
+    /// The largest memory request of one pod.
+    pub largest_memory: Largest,
+}
+
+/// The profile's [`Requests`], from the same workloads as [`checks`].
+pub(crate) fn requests(values: &Values, profile: &str) -> Result<Requests, CapacityError> {
+    let workloads = workloads(values, profile)?;
+    let sum = |request: fn(&Workload) -> u64| {
+        workloads
+            .iter()
+            .map(|w| w.pods.saturating_mul(request(w)))
+            .fold(0, u64::saturating_add)
+    };
+    let largest = |request: fn(&Workload) -> u64| {
+        workloads.iter().max_by_key(|w| request(w)).map_or_else(
+            || Largest {
+                workload: String::new(),
+                amount: 0,
+            },
+            |w| Largest {
+                workload: w.label.clone(),
+                amount: request(w),
+            },
+        )
+    };
+    Ok(Requests {
+        profile: profile.to_string(),
+        pods: workloads
+            .iter()
+            .map(|w| w.pods)
+            .fold(0, u64::saturating_add),
+        cpu: sum(|w| w.cpu),
+        memory: sum(|w| w.memory),
+        largest_cpu: largest(|w| w.cpu),
+        largest_memory: largest(|w| w.memory),
+    })
+}
+
 /// A node's size and what is left of it after the system reserve, in one unit.
 struct NodeShare {
     size: u64,

@@ -137,7 +137,7 @@ mod tests {
         images
     }
 
-    fn file<'a>(config: &'a NodeConfig, path: &str) -> toml::Table {
+    fn file(config: &NodeConfig, path: &str) -> toml::Table {
         let found = config
             .files
             .iter()

@@ -76,12 +76,8 @@ struct IssuerArgs {
     /// cert-manager's cluster resource namespace, where ClusterIssuers find their Secrets.
     #[arg(long, value_name = "NS", default_value = CERT_MANAGER_NAMESPACE)]
     namespace: String,
-    /// Open the CA key with this age identity file (AGE-SECRET-KEY-1...) instead of a
-    /// passphrase.
-    #[arg(long, value_name = "FILE", conflicts_with = "passphrase_file")]
-    identity: Option<PathBuf>,
     #[command(flatten)]
-    passphrase: PassphraseArgs,
+    key: CaKeyArgs,
     /// Apply the Secret and the ClusterIssuer to the cluster (server-side apply).
     #[arg(long)]
     apply: bool,
@@ -90,6 +86,17 @@ struct IssuerArgs {
     /// Write cluster-issuer.yaml and ca-secret.yaml (which holds the key in clear) here.
     #[arg(long, value_name = "DIR", required_unless_present = "apply")]
     out: Option<PathBuf>,
+}
+
+/// How the CA key is opened.
+#[derive(Debug, clap::Args)]
+pub struct CaKeyArgs {
+    /// Open the CA key with this age identity file (AGE-SECRET-KEY-1...) instead of a
+    /// passphrase.
+    #[arg(long, value_name = "FILE", conflicts_with = "passphrase_file")]
+    identity: Option<PathBuf>,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
 }
 
 /// Arguments of `ca export`.
@@ -114,17 +121,54 @@ pub fn run(args: &Args, out: Output) -> Result<ExitCode> {
 }
 
 /// The CA's files and, for errors, what holds the key.
-struct Source {
+pub(super) struct Source {
     files: CaFiles,
     key_origin: String,
+}
+
+impl Source {
+    /// The CA of a directory written by `ca init`.
+    pub(super) fn from_dir(dir: &Path) -> Result<Source> {
+        let files = CaFiles::read_dir(dir)?;
+        let key_origin = dir.join(CA_KEY_FILE).display().to_string();
+        Ok(Source { files, key_origin })
+    }
+
+    /// Opens the key and returns the Secret cert-manager signs with (the key in clear) and
+    /// the CA ClusterIssuer that names it.
+    pub(super) fn issuer_manifests(
+        &self,
+        key: &CaKeyArgs,
+        issuer_name: &str,
+        secret_name: &str,
+        namespace: &str,
+    ) -> Result<(String, String)> {
+        if self.files.encrypted_key().is_none() {
+            bail!(
+                "{} is missing: the CA was made with --no-key; give it its key inside the \
+                 enclave with `installer ca init --import-cert ca.crt --import-key KEY --out \
+                 DIR`, then use --ca-dir DIR",
+                self.key_origin
+            );
+        }
+        let identity = match &key.identity {
+            Some(path) => read_identity(path)?,
+            None => Identity::Passphrase(key.passphrase.read(false)?),
+        };
+        let ca = self
+            .files
+            .open(&identity)
+            .with_context(|| format!("opening the CA key {}", self.key_origin))?;
+        let issuer = cluster_issuer(issuer_name, secret_name);
+        let secret = tls_secret(secret_name, namespace, ca.cert_pem(), &ca.key_pem());
+        Ok((secret, issuer))
+    }
 }
 
 impl SourceArgs {
     fn load(&self, out: Output) -> Result<Source> {
         if let Some(dir) = &self.ca_dir {
-            let files = CaFiles::read_dir(dir)?;
-            let key_origin = dir.join(CA_KEY_FILE).display().to_string();
-            return Ok(Source { files, key_origin });
+            return Source::from_dir(dir);
         }
         let Some(path) = &self.bundle else {
             bail!("give --bundle B (with --key K.pub) or --ca-dir DIR");
@@ -178,25 +222,12 @@ fn run_issuer(args: &IssuerArgs, out: Output) -> Result<ExitCode> {
         check_name(flag, name)?;
     }
     let source = args.source.load(out)?;
-    if source.files.encrypted_key().is_none() {
-        bail!(
-            "{} is missing: the CA was made with --no-key; give it its key inside the enclave \
-             with `installer ca init --import-cert ca.crt --import-key KEY --out DIR`, then use \
-             --ca-dir DIR",
-            source.key_origin
-        );
-    }
-    let identity = match &args.identity {
-        Some(path) => read_identity(path)?,
-        None => Identity::Passphrase(args.passphrase.read(false)?),
-    };
-    let ca = source
-        .files
-        .open(&identity)
-        .with_context(|| format!("opening the CA key {}", source.key_origin))?;
-    let issuer = cluster_issuer(&args.issuer_name, &args.secret_name);
-    let key_pem = ca.key_pem();
-    let secret = tls_secret(&args.secret_name, &args.namespace, ca.cert_pem(), &key_pem);
+    let (secret, issuer) = source.issuer_manifests(
+        &args.key,
+        &args.issuer_name,
+        &args.secret_name,
+        &args.namespace,
+    )?;
     let mut written = Vec::new();
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -320,7 +351,7 @@ containerd/certs.d/{registry}/ (hosts.toml and ca.crt)
 
 /// The age X25519 identity in `path` (the first `AGE-SECRET-KEY-1...` line, as `age-keygen`
 /// writes it).
-fn read_identity(path: &Path) -> Result<Identity> {
+pub(super) fn read_identity(path: &Path) -> Result<Identity> {
     let text = oci::files::read_capped_to_string(path, oci::files::KEY_FILE_LIMIT)
         .with_context(|| format!("reading identity file {}", path.display()))?;
     let Some(line) = text

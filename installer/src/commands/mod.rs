@@ -4,12 +4,14 @@
 mod ca;
 mod capacity;
 mod deploy;
+mod deploy_outside;
 mod kube_args;
 mod load;
 mod node_config;
 mod post_render;
 mod registry_args;
 mod serve;
+mod site_state;
 mod smoke;
 mod tools;
 
@@ -25,8 +27,17 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Verify a bundle, then push its images and charts into a registry.
     Load(load::Args),
-    /// Plan and deploy the stack from a bundle and a site file (today: --dry-run only).
+    /// Deploy the stack from a bundle and a site file, step by step, resuming where a
+    /// previous run stopped; or (--dry-run DIR) write the plan and every final manifest.
     Deploy(deploy::Args),
+    /// Move a deployed site to a new bundle (refuses Synapse and PostgreSQL downgrades).
+    Upgrade(deploy::Args),
+    /// Show each deploy step, release revision, pinned image and workload health.
+    Status(site_state::StatusArgs),
+    /// Return every release to its revision before the last deploy, keeping data and Secrets.
+    Rollback(site_state::RollbackArgs),
+    /// Export the site's secret values to an age-encrypted file, or import them.
+    Secrets(site_state::SecretsArgs),
     /// Write the containerd files every node needs: registry mirrors for the bundle's
     /// upstream registries, the site registry's CA, the pinned sandbox image.
     NodeConfig(node_config::Args),
@@ -51,6 +62,10 @@ pub fn run(command: Command, out: Output) -> Result<ExitCode> {
         Command::Verify(args) => verify_cmd::run(&args, out),
         Command::Load(args) => load::run(&args, out),
         Command::Deploy(args) => deploy::run(&args, out),
+        Command::Upgrade(args) => deploy::run_upgrade(&args, out),
+        Command::Status(args) => site_state::run_status(&args, out),
+        Command::Rollback(args) => site_state::run_rollback(&args, out),
+        Command::Secrets(args) => site_state::run_secrets(&args, out),
         Command::NodeConfig(args) => node_config::run(&args, out),
         Command::PostRender(args) => post_render::run(&args, out),
         Command::Serve(args) => serve::run(&args, out),

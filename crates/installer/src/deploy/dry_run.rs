@@ -1,6 +1,6 @@
 //! `deploy --dry-run DIR`: the plan as `plan.json` and every manifest the deploy would apply,
-//! in apply order, one file per step or release (`01-namespaces.yaml`, `02-ca-issuer.yaml`,
-//! `03-<release>.yaml`, ...). Secrets the installer generates are named in the plan, never
+//! in apply order, one file per step or release (`01-namespaces.yaml`, `02-cert-manager.yaml`,
+//! ..., `NN-ca-issuer.yaml`, `NN-messenger.yaml`, ...). Secrets the installer generates are named in the plan, never
 //! written.
 
 use std::path::{Path, PathBuf};
@@ -46,18 +46,22 @@ pub fn write(dir: &Path, plan: &Plan, rendered: &[Rendered]) -> Result<Vec<PathB
 /// Writes the files into `dir`; returns their names in order.
 fn fill(dir: &Path, plan: &Plan, rendered: &[Rendered]) -> Result<Vec<String>, DeployError> {
     let mut files: Vec<(String, String)> = Vec::new();
-    let namespaces: String = plan.namespaces.iter().map(namespaces::manifest).collect();
-    files.push(("01-namespaces.yaml".into(), namespaces));
-    files.push((
-        "02-ca-issuer.yaml".into(),
-        cluster_issuer(&plan.issuer, &plan.issuer),
-    ));
-    let mut n = 3;
+    let mut add = |name: &str, text: String| {
+        files.push((format!("{:02}-{name}.yaml", files.len() + 1), text));
+    };
     for step in &plan.steps {
-        for release in &step.releases {
-            if let Some(r) = rendered.iter().find(|r| r.release.name == release.name) {
-                files.push((format!("{n:02}-{}.yaml", release.name), r.manifests.clone()));
-                n += 1;
+        match step.name.as_str() {
+            "namespaces" => add(
+                "namespaces",
+                plan.namespaces.iter().map(namespaces::manifest).collect(),
+            ),
+            "ca-issuer" => add("ca-issuer", cluster_issuer(&plan.issuer, &plan.issuer)),
+            _ => {
+                for release in &step.releases {
+                    if let Some(r) = rendered.iter().find(|r| r.release.name == release.name) {
+                        add(&release.name, r.manifests.clone());
+                    }
+                }
             }
         }
     }

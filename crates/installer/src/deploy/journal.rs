@@ -152,13 +152,7 @@ impl Journal {
 
     /// Saves the journal to the cluster and to `local` (written whole, then renamed).
     pub fn save(&self, cluster: &dyn Cluster, local: &Path) -> Result<(), DeployError> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| DeployError::Bundle {
-            what: "the journal".into(),
-            message: e.to_string(),
-        })?;
-        let partial = local.with_extension("partial");
-        std::fs::write(&partial, format!("{text}\n")).map_err(|e| DeployError::io(&partial, e))?;
-        std::fs::rename(&partial, local).map_err(|e| DeployError::io(local, e))?;
+        let text = self.save_local(local)?;
         let map = json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -169,5 +163,32 @@ impl Journal {
         cluster
             .apply(&map.to_string())
             .map_err(DeployError::Cluster)
+    }
+
+    /// Saves the journal to `local` only (written whole, then renamed); returns its text.
+    pub fn save_local(&self, local: &Path) -> Result<String, DeployError> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| DeployError::Bundle {
+            what: "the journal".into(),
+            message: e.to_string(),
+        })?;
+        let partial = local.with_extension("partial");
+        std::fs::write(&partial, format!("{text}\n")).map_err(|e| DeployError::io(&partial, e))?;
+        std::fs::rename(&partial, local).map_err(|e| DeployError::io(local, e))?;
+        Ok(text)
+    }
+
+    /// The journal last saved to `local`, if there is one.
+    pub fn read_local(local: &Path) -> Result<Option<Journal>, DeployError> {
+        let text = match oci::files::read_capped_to_string(local, oci::files::INPUT_FILE_LIMIT) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(DeployError::io(local, e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| DeployError::Bundle {
+                what: local.display().to_string(),
+                message: e.to_string(),
+            })
     }
 }

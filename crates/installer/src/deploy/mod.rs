@@ -10,6 +10,7 @@
 //! - [`journal`]: each step's outcome and the releases' revisions, kept in the cluster.
 //! - [`run`]: runs the plan on a [`crate::kube::Cluster`]: resume, upgrade rules, rollback.
 //! - [`dry_run`]: the plan and every release's final manifests, written to a directory.
+//! - [`status`]: the journal next to what the cluster runs now.
 
 pub mod charts;
 pub mod dry_run;
@@ -17,10 +18,13 @@ mod error;
 pub mod journal;
 pub mod namespaces;
 pub mod plan;
+pub mod preflight;
 pub mod render;
 pub mod run;
 pub mod site;
+pub mod status;
 pub mod steps;
+pub mod upstream_values;
 
 use std::path::Path;
 

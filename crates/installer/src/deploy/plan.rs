@@ -18,6 +18,7 @@ use super::namespaces::{self, PlannedNamespace};
 use super::render::{Helm, ReleaseInput};
 use super::site::{self, Site};
 use super::steps::{wait_step_of, RELEASE_STEPS, STEPS, WAITED_KINDS, WAIT_STEPS};
+use super::upstream_values;
 use super::DeployError;
 use crate::ca::CERT_MANAGER_NAMESPACE;
 use crate::secrets::objects::{self, secrets, Parts};
@@ -38,6 +39,12 @@ pub struct Plan {
     /// The cert-manager ClusterIssuer of the site CA (site value `tls.clusterIssuer`), also
     /// the name of its Secret in cert-manager's namespace.
     pub issuer: String,
+    /// The parts of the stack that decide its Secrets.
+    pub parts: Parts,
+    /// The site release's values: the chart's, the site file's and the profile's, merged
+    /// as helm merges them (what the preflight checks the cluster against).
+    #[serde(skip)]
+    pub values: Value,
     /// Every step, in order, with what it does or why it is skipped.
     pub steps: Vec<Step>,
 }
@@ -197,19 +204,20 @@ pub fn build<S: ReadAt>(
                     values: vec![inputs.site.path.clone(), profile_file.clone()],
                 }
             } else {
-                if !release.values.is_empty() {
-                    problems.push(format!(
-                        "release {} (releases.toml line {}): values files of upstream releases \
-                         are not carried in the bundle yet",
-                        release.name, release.line
-                    ));
-                    continue;
-                }
+                // The release's values files, compiled in with releases.toml.
+                let values = match upstream_values::write(release, &inputs.work.join("values")) {
+                    Ok(paths) => paths,
+                    Err(e @ DeployError::Io { .. }) => return Err(e),
+                    Err(e) => {
+                        problems.push(e.to_string());
+                        continue;
+                    }
+                };
                 ReleaseInput {
                     name: release.name.clone(),
                     namespace: release.namespace.clone(),
                     chart: charts::write(bundle, chart, &chart_dir)?,
-                    values: Vec::new(),
+                    values,
                 }
             };
             match helm.template(&input) {
@@ -237,6 +245,14 @@ pub fn build<S: ReadAt>(
             })
         }
     };
+    let parts = Parts {
+        turn: site::switch(&values, "turn.enabled"),
+        garage: values
+            .get("objectStorage")
+            .and_then(|o| o.get("mode"))
+            .and_then(Value::as_str)
+            == Some("garage"),
+    };
     let namespaces = namespaces::plan(&rendered);
     fill_steps(&mut steps, &rendered, inputs, site_release, &values);
     for step in &mut steps {
@@ -248,14 +264,6 @@ pub fn build<S: ReadAt>(
                     .collect()
             }
             "secrets" if step.skipped.is_none() => {
-                let parts = Parts {
-                    turn: site::switch(&values, "turn.enabled"),
-                    garage: values
-                        .get("objectStorage")
-                        .and_then(|o| o.get("mode"))
-                        .and_then(Value::as_str)
-                        == Some("garage"),
-                };
                 let none = SiteSecrets::default();
                 let objects = secrets(&site_release.name, &site_release.namespace, &none, parts);
                 step.creates = objects::names(&objects);
@@ -275,6 +283,8 @@ pub fn build<S: ReadAt>(
             profile: inputs.site.profile.clone(),
             namespaces,
             issuer,
+            parts,
+            values,
             steps,
         },
         rendered,

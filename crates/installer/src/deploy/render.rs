@@ -30,6 +30,8 @@ pub struct Helm {
     home: PathBuf,
     report: PathBuf,
     kube_version: Option<String>,
+    /// Whether the pinning post-renderer is installed (only then may helm render).
+    pins: bool,
 }
 
 impl Helm {
@@ -62,13 +64,26 @@ impl Helm {
             home,
             report,
             kube_version: kube_version.map(String::from),
+            pins: true,
         })
+    }
+
+    /// `binary` for what needs no rendering (`list`, `rollback`: helm keeps the manifests it
+    /// applied), with its private homes in `work`; it refuses to render or install.
+    pub fn without_renderer(binary: &Path, work: &Path) -> Helm {
+        Helm {
+            binary: binary.to_path_buf(),
+            home: work.join("helm"),
+            report: work.join("post-render.report"),
+            kube_version: None,
+            pins: false,
+        }
     }
 
     /// `helm template` of `release`, CRDs included, post-rendered: the pinned manifests.
     pub fn template(&self, release: &ReleaseInput) -> Result<String, DeployError> {
         let mut command = self.command(&["template", &release.name]);
-        self.release_args(&mut command, release);
+        self.release_args(&mut command, release)?;
         command.arg("--include-crds");
         if let Some(version) = &self.kube_version {
             command.args(["--kube-version", version]);
@@ -88,7 +103,7 @@ impl Helm {
         kube: &Kubectl,
     ) -> Result<u32, DeployError> {
         let mut command = self.command(&["upgrade", "--install", &release.name]);
-        self.release_args(&mut command, release);
+        self.release_args(&mut command, release)?;
         command.args(["--history-max", "10"]);
         kube_args(&mut command, kube);
         self.run(command, &release.name)?;
@@ -156,8 +171,19 @@ impl Helm {
         command
     }
 
-    /// Chart, namespace, values and the post-renderer of `release`.
-    fn release_args(&self, command: &mut Command, release: &ReleaseInput) {
+    /// Chart, namespace, values and the post-renderer of `release`; refused without one.
+    fn release_args(
+        &self,
+        command: &mut Command,
+        release: &ReleaseInput,
+    ) -> Result<(), DeployError> {
+        if !self.pins {
+            return Err(DeployError::Helm {
+                release: release.name.clone(),
+                message: "this helm has no pinning post-renderer: nothing is rendered without it"
+                    .into(),
+            });
+        }
         command
             .arg(&release.chart)
             .args(["--namespace", &release.namespace]);
@@ -167,6 +193,7 @@ impl Helm {
         command
             .args(["--post-renderer", plugin::NAME])
             .arg(format!("--post-renderer-args=--release={}", release.name));
+        Ok(())
     }
 
     /// Runs helm; its stdout, or what it (or the post-renderer) said.

@@ -13,7 +13,7 @@ use super::plan::{Plan, Rendered, Step};
 use super::DeployError;
 use crate::kube::{readiness, Cluster, ObjectRef, Readiness};
 use crate::pin::BundleImages;
-use crate::secrets::objects::{self, Parts};
+use crate::secrets::objects;
 use crate::secrets::SiteSecrets;
 
 /// The steps that do not talk to the cluster's API, done by the caller.
@@ -89,8 +89,6 @@ pub struct Deploy<'a> {
     pub outside: &'a dyn Outside,
     /// Readiness waits.
     pub waits: Waits,
-    /// Site parts that decide the secrets (TURN, Garage).
-    pub parts: Parts,
     /// Progress reports.
     pub progress: &'a dyn Fn(&Progress),
 }
@@ -99,6 +97,9 @@ pub struct Deploy<'a> {
 /// the error explains it.
 pub fn run(mut deploy: Deploy<'_>) -> Result<Journal, DeployError> {
     let cluster = deploy.cluster;
+    // The preflight runs first, every time: it only reads, and nothing is written to the
+    // cluster (not even the journal) until it passes.
+    let preflight = preflight(&mut deploy)?;
     let previous = Journal::read(cluster)?;
     if let Some(previous) = &previous {
         if previous.same_deploy(&deploy.journal) {
@@ -108,6 +109,16 @@ pub fn run(mut deploy: Deploy<'_>) -> Result<Journal, DeployError> {
         }
     }
     for step in &deploy.plan.steps {
+        if let (PREFLIGHT, Some(detail)) = (step.name.as_str(), &preflight) {
+            deploy.journal.record(StepRecord {
+                name: step.name.clone(),
+                state: StepState::Done,
+                detail: detail.clone(),
+                releases: Vec::new(),
+            });
+            deploy.journal.save(cluster, deploy.local_journal)?;
+            continue;
+        }
         let done = deploy
             .journal
             .step(&step.name)
@@ -181,6 +192,54 @@ pub fn run(mut deploy: Deploy<'_>) -> Result<Journal, DeployError> {
     Ok(deploy.journal)
 }
 
+/// The preflight step's name.
+const PREFLIGHT: &str = "preflight";
+
+/// Runs the preflight unless the plan skips it: what it found (nothing), or the failed step
+/// recorded in the local journal only.
+fn preflight(deploy: &mut Deploy<'_>) -> Result<Option<String>, DeployError> {
+    let planned = deploy
+        .plan
+        .steps
+        .iter()
+        .any(|s| s.name == PREFLIGHT && s.skipped.is_none());
+    if !planned {
+        return Ok(None);
+    }
+    (deploy.progress)(&Progress::Started {
+        step: PREFLIGHT.into(),
+    });
+    let problems = deploy.outside.preflight(deploy.cluster);
+    if problems.is_empty() {
+        let detail = "every check passed".to_string();
+        (deploy.progress)(&Progress::Done {
+            step: PREFLIGHT.into(),
+            detail: detail.clone(),
+        });
+        return Ok(Some(detail));
+    }
+    let message = format!(
+        "{} problem(s), nothing was changed:\n{}",
+        problems.len(),
+        problems
+            .iter()
+            .map(|p| format!("  - {p}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    deploy.journal.record(StepRecord {
+        name: PREFLIGHT.into(),
+        state: StepState::Failed,
+        detail: message.clone(),
+        releases: Vec::new(),
+    });
+    deploy.journal.save_local(deploy.local_journal)?;
+    Err(DeployError::StepFailed {
+        step: PREFLIGHT.into(),
+        message,
+    })
+}
+
 /// What a step did, and the releases it installed; or why it failed.
 type StepOutcome = Result<(String, Vec<ReleaseRecord>), (String, Vec<ReleaseRecord>)>;
 
@@ -188,22 +247,6 @@ fn run_step(deploy: &Deploy<'_>, step: &Step) -> StepOutcome {
     let cluster = deploy.cluster;
     let fail = |message: String| Err((message, Vec::new()));
     match step.name.as_str() {
-        "preflight" => {
-            let problems = deploy.outside.preflight(cluster);
-            if problems.is_empty() {
-                Ok(("every check passed".into(), Vec::new()))
-            } else {
-                fail(format!(
-                    "{} problem(s):\n{}",
-                    problems.len(),
-                    problems
-                        .iter()
-                        .map(|p| format!("  - {p}"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                ))
-            }
-        }
         "load" => match deploy.outside.load() {
             Ok(detail) => Ok((detail, Vec::new())),
             Err(e) => fail(e),
@@ -257,11 +300,21 @@ fn run_step(deploy: &Deploy<'_>, step: &Step) -> StepOutcome {
                     }),
                     Err(e) => return Err((e.to_string(), records)),
                 }
+                // Each release is ready before the next goes in (an operator's webhook before
+                // the objects of the next one that it admits). The stack's own objects are
+                // waited for part by part, in the wait steps (its step lists no waits).
+                if !step.waits.is_empty() {
+                    if let Err(e) = wait(deploy, &step.name, &planned.waits) {
+                        return Err((format!("release {}: {e}", planned.name), records));
+                    }
+                }
             }
-            match wait(deploy, &step.name, &step.waits) {
-                Ok(detail) => Ok((detail, records)),
-                Err(e) => Err((e, records)),
-            }
+            let waited = if step.waits.is_empty() {
+                "nothing to wait for".to_string()
+            } else {
+                format!("{} object(s) ready", step.waits.len())
+            };
+            Ok((waited, records))
         }
         _ if !step.waits.is_empty() => match wait(deploy, &step.name, &step.waits) {
             Ok(detail) => Ok((detail, Vec::new())),
@@ -325,7 +378,12 @@ fn secrets(deploy: &Deploy<'_>) -> StepOutcome {
         let kept = existing.len();
         let (values, generated) =
             SiteSecrets::complete(existing, &format!("in {object}")).map_err(|e| e.to_string())?;
-        let secrets = objects::secrets(&release.name, &release.namespace, &values, deploy.parts);
+        let secrets = objects::secrets(
+            &release.name,
+            &release.namespace,
+            &values,
+            deploy.plan.parts,
+        );
         let manifest: String = secrets.iter().map(|s| format!("---\n{s}\n")).collect();
         deploy.cluster.apply(&manifest).map_err(|e| e.to_string())?;
         Ok(format!(

@@ -21,7 +21,8 @@ pub struct Site {
 impl Site {
     /// Reads the site file at `path`; it must be a YAML mapping naming a `profile`.
     pub fn read(path: &Path) -> Result<Site, DeployError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DeployError::io(path, e))?;
+        let text = oci::files::read_capped_to_string(path, oci::files::INPUT_FILE_LIMIT)
+            .map_err(|e| DeployError::io(path, e))?;
         let invalid = |message: String| DeployError::Site {
             path: path.to_path_buf(),
             message,
@@ -45,6 +46,24 @@ impl Site {
             profile,
             values,
         })
+    }
+
+    /// The homeserver's name (`serverName`), if the file sets one.
+    pub fn server_name(&self) -> Option<&str> {
+        self.values.get("serverName").and_then(Value::as_str)
+    }
+
+    /// `https://<hosts.matrix>.<domain>`, the homeserver's client URL (the chart's default
+    /// host label is `matrix`), if the file sets a `domain`.
+    pub fn matrix_url(&self) -> Option<String> {
+        let domain = self.values.get("domain").and_then(Value::as_str)?;
+        let label = self
+            .values
+            .get("hosts")
+            .and_then(|h| h.get("matrix"))
+            .and_then(Value::as_str)
+            .unwrap_or("matrix");
+        Some(format!("https://{label}.{domain}"))
     }
 }
 
@@ -113,5 +132,22 @@ mod tests {
         assert!(e.contains("1000"), "{e}");
         std::fs::write(&path, "profile: \"1k\"\n").unwrap();
         assert_eq!(Site::read(&path).unwrap().profile, "1k");
+        assert_eq!(Site::read(&path).unwrap().matrix_url(), None);
+        std::fs::write(
+            &path,
+            "profile: 1k\nserverName: example.org\ndomain: chat.example.org\n",
+        )
+        .unwrap();
+        let site = Site::read(&path).unwrap();
+        assert_eq!(site.server_name(), Some("example.org"));
+        assert_eq!(
+            site.matrix_url().as_deref(),
+            Some("https://matrix.chat.example.org")
+        );
+        std::fs::write(&path, "profile: 1k\ndomain: d.org\nhosts: {matrix: hs}\n").unwrap();
+        assert_eq!(
+            Site::read(&path).unwrap().matrix_url().as_deref(),
+            Some("https://hs.d.org")
+        );
     }
 }

@@ -14,11 +14,11 @@ pub const STEPS: &[(&str, &str)] = &[
         "namespaces",
         "create the namespaces with their Pod Security labels",
     ),
+    ("operators", "install the operators and their CRDs"),
     (
         "ca-issuer",
         "give cert-manager the site CA as a ClusterIssuer",
     ),
-    ("operators", "install the operators and their CRDs"),
     (
         "secrets",
         "generate the stack's secrets once, inside the enclave",
@@ -107,6 +107,8 @@ mod tests {
         assert!(position("stack") < waits[0]);
         assert!(position("secrets") < position("stack"));
         assert!(position("operators") < position("stack"));
+        // A ClusterIssuer needs cert-manager's CRD.
+        assert!(position("operators") < position("ca-issuer"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! become ready). The deploy's journal, resume, rollback and upgrade rules are tested on it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use serde_json::{json, Value};
@@ -35,6 +36,56 @@ impl MemoryCluster {
                 ..State::default()
             }),
         }
+    }
+
+    /// A cluster from recorded API answers in `dir`: `version.json` as `kubectl version -o
+    /// json` prints it (or its `serverVersion` alone, as `/version` answers), and every other
+    /// `*.json` file a list as `kubectl get KIND -o json` prints it (`{"kind": "List",
+    /// "items": [...]}`), each item inserted as it is.
+    pub fn from_fixture(dir: &Path) -> Result<MemoryCluster, KubeError> {
+        let read = |path: &Path| -> Result<Value, KubeError> {
+            let bad = |message: String| KubeError::Answer {
+                what: path.display().to_string(),
+                message,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
+        };
+        let version_file = dir.join("version.json");
+        let version = read(&version_file)?;
+        let server = version.get("serverVersion").unwrap_or(&version);
+        let git_version = server["gitVersion"]
+            .as_str()
+            .ok_or_else(|| KubeError::Answer {
+                what: version_file.display().to_string(),
+                message: "no serverVersion.gitVersion".into(),
+            })?;
+        let cluster = MemoryCluster::new(git_version);
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| KubeError::Answer {
+                what: dir.display().to_string(),
+                message: e.to_string(),
+            })?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|e| e == "json") && *path != version_file)
+            .collect();
+        files.sort();
+        for path in files {
+            let list = read(&path)?;
+            let items = list["items"].as_array().ok_or_else(|| KubeError::Answer {
+                what: path.display().to_string(),
+                message: "not a list (no items)".into(),
+            })?;
+            for item in items {
+                cluster.insert(item.clone());
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// From now on the API server reports `version`.
+    pub fn set_server_version(&self, version: &str) {
+        self.state().version = version.to_string();
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -92,8 +143,14 @@ impl MemoryCluster {
         Ok(())
     }
 
-    /// Stores every object of `manifest`, ready unless marked otherwise.
-    fn store(&self, manifest: &str, namespace: Option<&str>) -> Result<Vec<ObjectRef>, KubeError> {
+    /// Stores every object of `manifest`, ready unless marked otherwise; with `release`,
+    /// annotated as helm annotates the objects of a release.
+    fn store(
+        &self,
+        manifest: &str,
+        namespace: Option<&str>,
+        release: Option<&str>,
+    ) -> Result<Vec<ObjectRef>, KubeError> {
         let docs = online::discover::documents(manifest).map_err(|bad| KubeError::Answer {
             what: "apply".into(),
             message: bad.message,
@@ -107,6 +164,11 @@ impl MemoryCluster {
             let Some(r) = ObjectRef::of(&object, namespace) else {
                 continue;
             };
+            if let (Some(release), Some(namespace)) = (release, namespace) {
+                object["metadata"]["annotations"]["meta.helm.sh/release-name"] = json!(release);
+                object["metadata"]["annotations"]["meta.helm.sh/release-namespace"] =
+                    json!(namespace);
+            }
             let mut state = self.state();
             if !state.unready.contains(&r.name) {
                 object["status"] = ready_status(&object);
@@ -168,7 +230,7 @@ impl Cluster for MemoryCluster {
             .map(|d| online::discover::object_name(&d.value))
             .collect();
         self.call(format!("apply {}", names.join(" ")))?;
-        self.store(manifest, None).map(|_| ())
+        self.store(manifest, None, None).map(|_| ())
     }
 
     fn events(&self, object: &ObjectRef) -> Result<Vec<String>, KubeError> {
@@ -189,7 +251,7 @@ impl Cluster for MemoryCluster {
 
     fn install_release(&self, release: &ReleaseInput, manifests: &str) -> Result<u32, KubeError> {
         self.call(format!("install {}", release.name))?;
-        self.store(manifests, Some(&release.namespace))?;
+        self.store(manifests, Some(&release.namespace), Some(&release.name))?;
         let mut state = self.state();
         let revisions = state
             .releases

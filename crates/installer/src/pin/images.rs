@@ -105,7 +105,7 @@ impl BundleImages {
                 })
             })
             .collect();
-        out.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+        out.sort_by_key(|a| a.to_string());
         out
     }
 

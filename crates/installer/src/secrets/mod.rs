@@ -4,9 +4,11 @@
 //! - [`SiteSecrets`]: every value, completed from what the cluster already holds.
 //! - [`objects`]: the Kubernetes Secrets the chart references by name.
 //! - [`backup`]: the age-encrypted export and import of the values.
+//! - [`store`]: export from and import into the cluster.
 
 pub mod backup;
 pub mod objects;
+pub mod store;
 
 use std::collections::BTreeMap;
 

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use super::{SecretsError, SiteSecrets};
 
 /// Which parts of the stack are on: they decide which Secrets exist and what Synapse reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Parts {
     /// TURN (`turn.enabled`): Synapse gets `turn_shared_secret`.
     pub turn: bool,

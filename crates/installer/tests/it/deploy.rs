@@ -269,8 +269,8 @@ fn the_plan_orders_steps_and_says_why_each_skipped_one_is_skipped() {
             "preflight",
             "load",
             "namespaces",
-            "ca-issuer",
             "operators",
+            "ca-issuer",
             "secrets",
             "stack",
             "data",
@@ -488,4 +488,89 @@ fn site_file_errors_are_reported_with_their_paths() {
         std::fs::read_to_string(out.join("keep.txt")).unwrap(),
         "mine"
     );
+}
+
+/// A kubeconfig naming an API server on a loopback port nothing listens on (held for the
+/// test by the returned reservation).
+fn unreachable_kubeconfig(dir: &Path) -> (PathBuf, String, test_support::ports::Reserved) {
+    let reserved = test_support::ports::reserve();
+    let server = format!("127.0.0.1:{}", reserved.port());
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: site\n  cluster:\n    \
+             server: https://{server}\nusers:\n- name: admin\n  user:\n    token: t\n\
+             contexts:\n- name: site\n  context:\n    cluster: site\n    user: admin\n\
+             current-context: site\n"
+        ),
+    )
+    .unwrap();
+    (path, server, reserved)
+}
+
+/// The real path, up to the API: the real kubectl finds no API server; the preflight reports
+/// it, nothing is loaded or applied, and the local journal says where the deploy stopped.
+#[test]
+fn a_deploy_to_an_unreachable_cluster_stops_at_the_preflight_and_changes_nothing() {
+    require("kubectl", "scripts/install-helm.sh");
+    let f = fixture();
+    let work = tempfile::tempdir().unwrap();
+    let (kubeconfig, server, _port) = unreachable_kubeconfig(work.path());
+    let journal = work.path().join("journal.json");
+    let site = site(work.path(), "100", "");
+    let bundle = f.dir.path().join("bundle.tar.zst");
+    let run = test_support::installer(
+        &[
+            "--json",
+            "deploy",
+            p(&bundle),
+            "--key",
+            p(&f.public),
+            "--config",
+            p(&site),
+            "--registry",
+            REGISTRY,
+            "--prefix",
+            PREFIX,
+            "--kubeconfig",
+            p(&kubeconfig),
+            "--journal",
+            p(&journal),
+            "--no-smoke",
+            "--only",
+            "messenger",
+        ],
+        work.path(),
+    )
+    .failed();
+    let doc: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(doc["ok"], false);
+    let error = doc["error"].as_str().unwrap();
+    assert!(error.starts_with("step preflight failed"), "{error}");
+    assert!(error.contains("nothing was changed"), "{error}");
+    assert!(
+        error.contains("the Kubernetes API does not answer") && error.contains(&server),
+        "{error}"
+    );
+    let steps = doc["journal"]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert_eq!(steps[0]["name"], "preflight");
+    assert_eq!(steps[0]["state"], "failed");
+    assert!(journal.is_file());
+
+    // status and rollback name the server they could not reach.
+    let status = ["status", "--kubeconfig", p(&kubeconfig)];
+    let rollback = [
+        "rollback",
+        "--kubeconfig",
+        p(&kubeconfig),
+        "--journal",
+        p(&journal),
+    ];
+    for args in [&status[..], &rollback[..]] {
+        let command = args[0];
+        let run = test_support::installer(args, work.path()).failed();
+        assert!(run.stderr.contains(&server), "{command}: {}", run.stderr);
+    }
 }

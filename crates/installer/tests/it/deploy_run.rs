@@ -14,10 +14,13 @@ use installer::deploy::plan::{self, Plan, PlanInputs, Rendered};
 use installer::deploy::render::Helm;
 use installer::deploy::run::{self, Deploy, Outside, Progress, Waits};
 use installer::deploy::site::Site;
+use installer::deploy::status;
 use installer::kube::{Cluster, MemoryCluster, ObjectRef};
 use installer::load::Target;
 use installer::pin::BundleImages;
-use installer::secrets::objects::Parts;
+use installer::secrets::backup::Origin;
+use installer::secrets::store;
+use online::ca::{Identity, KeyProtection};
 use serde_json::json;
 use test_support::p;
 
@@ -125,10 +128,6 @@ fn deploy<'a>(
         waits: Waits {
             timeout: Duration::from_millis(50),
             poll: Duration::from_millis(5),
-        },
-        parts: Parts {
-            turn: true,
-            garage: true,
         },
         progress,
     }
@@ -431,4 +430,141 @@ fn rollback_returns_releases_to_their_previous_revisions_last_first() {
         .all(|s| s.state == StepState::RolledBack));
     // A second rollback has nothing left to do.
     assert!(run::rollback(&cluster, &local).unwrap().is_empty());
+}
+
+#[test]
+fn a_failed_preflight_changes_nothing_in_the_cluster() {
+    let work = tempfile::tempdir().unwrap();
+    let planned = real_plan(&site(work.path(), "100", ""), work.path());
+    let local = work.path().join("journal.json");
+    let cluster = MemoryCluster::new("v0.9.0");
+    let outside = Steps::default();
+    let e = run::run(deploy(&cluster, &planned, &outside, &local, &quiet))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("step preflight failed: 1 problem(s), nothing was changed"),
+        "{e}"
+    );
+    assert!(e.contains("v0.9.0"), "{e}");
+    assert!(cluster.calls().is_empty(), "{:?}", cluster.calls());
+    assert!(Journal::read(&cluster).unwrap().is_none());
+    let local = Journal::read_local(&local).unwrap().unwrap();
+    assert_eq!(local.steps.len(), 1);
+    assert_eq!(local.steps[0].state, StepState::Failed);
+}
+
+#[test]
+fn status_shows_steps_revisions_images_and_what_is_not_ready() {
+    let work = tempfile::tempdir().unwrap();
+    let planned = real_plan(&site(work.path(), "100", ""), work.path());
+    let local = work.path().join("journal.json");
+    let cluster = cluster();
+    assert!(status::status(&cluster).unwrap().is_none());
+    let outside = Steps::default();
+    run::run(deploy(&cluster, &planned, &outside, &local, &quiet)).unwrap();
+    let healthy = status::status(&cluster).unwrap().unwrap();
+    assert!(healthy.healthy(), "{healthy}");
+    let messenger = healthy
+        .releases
+        .iter()
+        .find(|r| r.name == "messenger")
+        .unwrap();
+    assert_eq!(
+        (messenger.recorded_revision, messenger.current_revision),
+        (1, Some(1))
+    );
+    assert!(messenger.images.iter().all(|i| i.contains("@sha256:")));
+    let workloads: Vec<&str> = messenger
+        .workloads
+        .iter()
+        .map(|w| w.object.as_str())
+        .collect();
+    assert!(
+        workloads.iter().any(|w| w.contains("/Deployment/"))
+            && workloads.iter().any(|w| w.contains("/StatefulSet/")),
+        "{workloads:?}"
+    );
+
+    // One workload loses its replicas; a release is rolled back behind the journal's back.
+    let first = ObjectRef::parse(messenger.workloads[0].object.as_str()).unwrap();
+    let mut object = cluster.get(&first).unwrap().unwrap();
+    object["status"]["readyReplicas"] = json!(0);
+    object["status"]["availableReplicas"] = json!(0);
+    object["status"]["numberReady"] = json!(0);
+    cluster.insert(object);
+    cluster.rollback_release("messenger", "matrix", 1).unwrap();
+    let sick = status::status(&cluster).unwrap().unwrap();
+    assert!(!sick.healthy());
+    let text = sick.to_string();
+    assert!(text.contains(&format!("NOT READY {first}")), "{text}");
+    assert!(
+        text.contains("revision 2 (the journal recorded 1)"),
+        "{text}"
+    );
+    assert!(text.contains("  smoke       done"), "{text}");
+}
+
+#[test]
+fn a_site_rebuilt_from_a_secrets_backup_keeps_every_value() {
+    let work = tempfile::tempdir().unwrap();
+    let planned = real_plan(&site(work.path(), "100", ""), work.path());
+    let local = work.path().join("journal.json");
+    let outside = Steps::default();
+    let origin = Origin {
+        release: "messenger".into(),
+        namespace: "matrix".into(),
+    };
+    let first = cluster();
+    let protection = KeyProtection::Passphrase("correct horse".into());
+    let e = store::export(&first, &origin, &protection).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("matrix/Secret/messenger-generated does not exist"),
+        "{e}"
+    );
+    run::run(deploy(&first, &planned, &outside, &local, &quiet)).unwrap();
+    let sealed = store::export(&first, &origin, &protection).unwrap();
+    let text = String::from_utf8_lossy(&sealed);
+    let signing = generated_secret(&first)["data"]["signingKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!text.contains(&signing), "the backup is encrypted");
+
+    // A new cluster: import, then deploy; every value is the old site's.
+    let rebuilt = cluster();
+    let wrong = store::import(&rebuilt, &sealed, &Identity::Passphrase("wrong".into()));
+    assert!(wrong.is_err());
+    let restored = store::import(
+        &rebuilt,
+        &sealed,
+        &Identity::Passphrase("correct horse".into()),
+    )
+    .unwrap();
+    assert_eq!(restored, origin);
+    run::run(deploy(&rebuilt, &planned, &outside, &local, &quiet)).unwrap();
+    assert_eq!(
+        generated_secret(&rebuilt)["data"],
+        generated_secret(&first)["data"]
+    );
+    // Importing again is a no-op; into a site with other values, refused.
+    store::import(
+        &rebuilt,
+        &sealed,
+        &Identity::Passphrase("correct horse".into()),
+    )
+    .unwrap();
+    let other = cluster();
+    run::run(deploy(&other, &planned, &outside, &local, &quiet)).unwrap();
+    let e = store::import(
+        &other,
+        &sealed,
+        &Identity::Passphrase("correct horse".into()),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("already exists with other values"),
+        "{e}"
+    );
 }
