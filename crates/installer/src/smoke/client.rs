@@ -90,13 +90,15 @@ impl MatrixClient {
         self.user_id.as_deref()
     }
 
-    /// Registers a (non-admin) user through the shared-secret admin API; returns its user ID.
+    /// Registers a (non-admin) user through the shared-secret admin API; returns a client
+    /// acting as that user with the access token the registration gave (no login: logins are
+    /// rate-limited per address, and the smoke test logs in once).
     pub async fn register(
         &self,
         shared_secret: &[u8],
         user: &str,
         password: &str,
-    ) -> Result<String, MatrixError> {
+    ) -> Result<MatrixClient, MatrixError> {
         let path = "/_synapse/admin/v1/register";
         let nonce = self.call(Method::GET, path, None).await?;
         let nonce = field(&nonce, "nonce", Method::GET, path)?;
@@ -105,7 +107,11 @@ impl MatrixClient {
             "nonce": nonce, "username": user, "password": password, "admin": false, "mac": mac,
         });
         let done = self.call(Method::POST, path, Some(body)).await?;
-        field(&done, "user_id", Method::POST, path)
+        Ok(MatrixClient {
+            token: Some(field(&done, "access_token", Method::POST, path)?),
+            user_id: Some(field(&done, "user_id", Method::POST, path)?),
+            ..self.clone()
+        })
     }
 
     /// Logs in with a password; returns a client acting as that user.

@@ -42,13 +42,40 @@ struct Conversation {
     since: String,
 }
 
+/// `installer --json smoke` through the stack's HAProxy: whether it passed, its report and
+/// what it printed on stderr.
+fn smoke(stack: &Stack, client: &MatrixClient) -> (bool, serde_json::Value, String) {
+    let out = tokio::task::block_in_place(|| {
+        Command::new(test_support::bin("installer"))
+            .args(["--json", "smoke", "--base-url", client.base_url()])
+            .args(["--server-name", &stack.server_name])
+            .arg("--registration-secret-file")
+            .arg(&stack.secrets_file)
+            .output()
+            .unwrap()
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("smoke printed no report ({e}): {stdout}"));
+    (
+        out.status.success(),
+        report,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 async fn conversation(stack: &Stack, client: &MatrixClient) -> Conversation {
     let secret = stack.registration_secret.as_bytes();
-    for user in ["rehearsal-a", "rehearsal-b"] {
-        client.register(secret, user, "rehearsal-pw").await.unwrap();
-    }
-    let a = client.login("rehearsal-a", "rehearsal-pw").await.unwrap();
-    let b = client.login("rehearsal-b", "rehearsal-pw").await.unwrap();
+    // The registrations' tokens, not logins: Synapse limits logins per address, and the
+    // smoke runs below log in too.
+    let a = client
+        .register(secret, "rehearsal-a", "rehearsal-pw")
+        .await
+        .unwrap();
+    let b = client
+        .register(secret, "rehearsal-b", "rehearsal-pw")
+        .await
+        .unwrap();
     let room = a.create_room("failover").await.unwrap();
     a.invite(&room, b.user_id().unwrap()).await.unwrap();
     b.join(&room).await.unwrap();
@@ -88,26 +115,12 @@ async fn the_chart_stack_serves_clients_through_haproxy_and_survives_a_redis_fai
 
     // The field engineer's smoke test passes through the chart's HAProxy, given the rendered
     // secrets.yaml as it would be taken from the Secret.
-    let smoke = tokio::task::block_in_place(|| {
-        Command::new(test_support::bin("installer"))
-            .args(["--json", "smoke", "--base-url", client.base_url()])
-            .args(["--server-name", &stack.server_name])
-            .arg("--registration-secret-file")
-            .arg(&stack.secrets_file)
-            .output()
-            .unwrap()
-    });
-    let report = String::from_utf8_lossy(&smoke.stdout);
-    assert!(
-        smoke.status.success(),
-        "{report}{}",
-        String::from_utf8_lossy(&smoke.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let (ok, report, stderr) = smoke(&stack, &client);
+    assert!(ok, "{report:#}{stderr}");
     assert_eq!(report["ok"], true, "{report:#}");
     assert_eq!(
         report["steps"].as_array().map(Vec::len),
-        Some(12),
+        Some(11),
         "{report:#}"
     );
 
@@ -290,6 +303,30 @@ async fn the_chart_stack_serves_clients_through_haproxy_and_survives_a_redis_fai
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(seen, sent, "B's timeline");
+
+    // A stopped worker breaks its routes: the smoke test fails, naming the step that uses
+    // them. First the media repository (uploads), then the event creator (membership
+    // changes and sends: the invite is the first step that needs it).
+    for (worker, step) in [
+        ("media-repository-0", "upload media"),
+        ("event-creator-0", "invite B"),
+    ] {
+        stack.synapse_mut(worker).service.kill();
+        let (ok, report, stderr) = smoke(&stack, &client);
+        assert!(!ok, "smoke passed without {worker}: {report:#}");
+        let failed: Vec<&str> = report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["ok"] == false)
+            .filter_map(|s| s["step"].as_str())
+            .collect();
+        assert_eq!(failed, [step], "without {worker}: {report:#}");
+        assert!(
+            stderr.contains(&format!("smoke test failed at step `{step}`")),
+            "{stderr}"
+        );
+    }
     eprintln!(
         "rehearsal: stack up in {startup:?}; the Redis primary killed, a replica promoted \
          after {promoted_in:?}, every message through after {recovered:?}; total {:?}",

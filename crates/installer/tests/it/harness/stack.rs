@@ -68,6 +68,14 @@ impl Stack {
             .find(|p| p.instance == instance)
             .unwrap_or_else(|| panic!("no Synapse instance {instance}"))
     }
+
+    /// The Synapse process called `instance`, to stop it.
+    pub fn synapse_mut(&mut self, instance: &str) -> &mut SynapseProcess {
+        self.synapse
+            .iter_mut()
+            .find(|p| p.instance == instance)
+            .unwrap_or_else(|| panic!("no Synapse instance {instance}"))
+    }
 }
 
 /// Renders the chart and starts everything its Synapse needs, in `dir`.
