@@ -24,6 +24,9 @@ use crate::ca::CERT_MANAGER_NAMESPACE;
 use crate::secrets::objects::{self, secrets, Parts};
 use crate::secrets::SiteSecrets;
 
+/// The release whose Grafana takes its admin login from the installer's Secret.
+const MONITORING_RELEASE: &str = "monitoring";
+
 /// The label that names an object's part of the stack.
 const PART: &str = "app.kubernetes.io/name";
 
@@ -252,6 +255,10 @@ pub fn build<S: ReadAt>(
             .and_then(|o| o.get("mode"))
             .and_then(Value::as_str)
             == Some("garage"),
+        monitoring: rendered
+            .iter()
+            .find(|r| r.release.name == MONITORING_RELEASE)
+            .map(|r| r.release.namespace.clone()),
     };
     let namespaces = namespaces::plan(&rendered);
     fill_steps(&mut steps, &rendered, inputs, site_release, &values);
@@ -265,7 +272,7 @@ pub fn build<S: ReadAt>(
             }
             "secrets" if step.skipped.is_none() => {
                 let none = SiteSecrets::default();
-                let objects = secrets(&site_release.name, &site_release.namespace, &none, parts);
+                let objects = secrets(&site_release.name, &site_release.namespace, &none, &parts);
                 step.creates = objects::names(&objects);
             }
             "ca-issuer" => {

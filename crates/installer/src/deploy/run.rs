@@ -382,7 +382,7 @@ fn secrets(deploy: &Deploy<'_>) -> StepOutcome {
             &release.name,
             &release.namespace,
             &values,
-            deploy.plan.parts,
+            &deploy.plan.parts,
         );
         let manifest: String = secrets.iter().map(|s| format!("---\n{s}\n")).collect();
         deploy.cluster.apply(&manifest).map_err(|e| e.to_string())?;

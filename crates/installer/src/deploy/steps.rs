@@ -14,14 +14,14 @@ pub const STEPS: &[(&str, &str)] = &[
         "namespaces",
         "create the namespaces with their Pod Security labels",
     ),
+    (
+        "secrets",
+        "generate the stack's secrets once, inside the enclave",
+    ),
     ("operators", "install the operators and their CRDs"),
     (
         "ca-issuer",
         "give cert-manager the site CA as a ClusterIssuer",
-    ),
-    (
-        "secrets",
-        "generate the stack's secrets once, inside the enclave",
     ),
     ("stack", "install the messenger chart"),
     (
@@ -106,6 +106,8 @@ mod tests {
         assert!(waits.windows(2).all(|w| w[0] < w[1]));
         assert!(position("stack") < waits[0]);
         assert!(position("secrets") < position("stack"));
+        // Grafana (monitoring, an operators release) reads its admin login from them.
+        assert!(position("secrets") < position("operators"));
         assert!(position("operators") < position("stack"));
         // A ClusterIssuer needs cert-manager's CRD.
         assert!(position("operators") < position("ca-issuer"));

@@ -44,6 +44,7 @@ const KEYS: &[(&str, Shape)] = &[
     ("s3AccessKeyId", Shape::GarageKeyId),
     ("s3SecretAccessKey", Shape::Hex(32)),
     ("signingKey", Shape::SigningKey),
+    ("grafanaAdminPassword", Shape::Alphanumeric(40)),
 ];
 
 /// Why secrets cannot be used.

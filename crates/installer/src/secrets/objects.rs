@@ -11,13 +11,20 @@ use zeroize::Zeroizing;
 use super::{SecretsError, SiteSecrets};
 
 /// Which parts of the stack are on: they decide which Secrets exist and what Synapse reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Parts {
     /// TURN (`turn.enabled`): Synapse gets `turn_shared_secret`.
     pub turn: bool,
     /// The chart runs Garage (`objectStorage.mode: garage`): its S3 key and RPC secret.
     pub garage: bool,
+    /// The namespace of the monitoring release, when it is deployed: Grafana's admin login
+    /// ([`GRAFANA_ADMIN_SECRET`]), which its chart would otherwise regenerate on every render.
+    pub monitoring: Option<String>,
 }
+
+/// The Secret Grafana takes its admin login from (`grafana.admin.existingSecret` in
+/// charts/upstream/monitoring.yaml), keys `admin-user` and `admin-password`.
+pub const GRAFANA_ADMIN_SECRET: &str = "grafana-admin";
 
 /// The name of the Secret that holds every value of a release.
 pub fn generated_name(release: &str) -> String {
@@ -25,7 +32,7 @@ pub fn generated_name(release: &str) -> String {
 }
 
 /// Every Secret of the release `release` in `namespace`, `<release>-generated` first.
-pub fn secrets(release: &str, namespace: &str, s: &SiteSecrets, parts: Parts) -> Vec<Value> {
+pub fn secrets(release: &str, namespace: &str, s: &SiteSecrets, parts: &Parts) -> Vec<Value> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let meta = |name: String, component: &str| {
         json!({
@@ -119,6 +126,20 @@ pub fn secrets(release: &str, namespace: &str, s: &SiteSecrets, parts: Parts) ->
             },
         }));
     }
+    if let Some(monitoring) = &parts.monitoring {
+        let mut metadata = meta(GRAFANA_ADMIN_SECRET.to_string(), "grafana");
+        metadata["namespace"] = json!(monitoring);
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": metadata,
+            "type": "Opaque",
+            "stringData": {
+                "admin-user": "admin",
+                "admin-password": s.get("grafanaAdminPassword"),
+            },
+        }));
+    }
     out
 }
 
@@ -176,9 +197,10 @@ mod tests {
             "msg",
             "matrix",
             &s,
-            Parts {
+            &Parts {
                 turn: true,
                 garage: true,
+                monitoring: Some("monitoring".into()),
             },
         );
         assert_eq!(
@@ -189,8 +211,13 @@ mod tests {
                 "matrix/Secret/msg-pg-app",
                 "matrix/Secret/msg-valkey-auth",
                 "matrix/Secret/msg-s3",
-                "matrix/Secret/msg-garage"
+                "matrix/Secret/msg-garage",
+                "monitoring/Secret/grafana-admin"
             ]
+        );
+        assert_eq!(
+            all[6]["stringData"]["admin-password"].as_str(),
+            Some(s.get("grafanaAdminPassword"))
         );
         let back = values_of(&all[0], "x").unwrap();
         let (again, generated) = SiteSecrets::complete(back, "x").unwrap();
@@ -211,17 +238,21 @@ mod tests {
             synapse["turn_shared_secret"].as_str(),
             Some(s.get("turnSharedSecret"))
         );
-        let fewer = secrets(
-            "msg",
-            "matrix",
-            &s,
-            Parts {
-                turn: false,
-                garage: false,
-            },
-        );
+        let fewer = secrets("msg", "matrix", &s, &Parts::default());
         assert_eq!(fewer.len(), 4);
+        assert!(fewer.iter().all(|o| o["metadata"]["namespace"] == "matrix"));
         let synapse = fewer[1]["stringData"]["secrets.yaml"].as_str().unwrap();
         assert!(!synapse.contains("turn_shared_secret"));
+    }
+
+    #[test]
+    fn grafana_reads_the_secret_the_installer_makes() {
+        let text = crate::deploy::upstream_values::text("charts/upstream/monitoring.yaml")
+            .expect("the monitoring values are compiled in");
+        let values: serde_norway::Value = serde_norway::from_str(text).unwrap();
+        let admin = &values["grafana"]["admin"];
+        assert_eq!(admin["existingSecret"].as_str(), Some(GRAFANA_ADMIN_SECRET));
+        assert_eq!(admin["userKey"].as_str(), Some("admin-user"));
+        assert_eq!(admin["passwordKey"].as_str(), Some("admin-password"));
     }
 }

@@ -88,11 +88,12 @@ pub fn import(
         }
         return Ok(origin);
     }
-    let parts = Parts {
-        turn: false,
-        garage: false,
-    };
-    let all = objects::secrets(&origin.release, &origin.namespace, &secrets, parts);
+    let all = objects::secrets(
+        &origin.release,
+        &origin.namespace,
+        &secrets,
+        &Parts::default(),
+    );
     let name = object.name.as_str();
     if let Some(secret) = all.iter().find(|s| s["metadata"]["name"] == name) {
         cluster.apply(&secret.to_string())?;

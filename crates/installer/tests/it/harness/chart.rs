@@ -62,9 +62,10 @@ pub fn installer_secrets(release: &str, namespace: &str, docs: &[Value]) -> Vec<
     let parts = Parts {
         turn: has("DaemonSet", format!("{release}-coturn")),
         garage: has("StatefulSet", format!("{release}-garage")),
+        monitoring: None,
     };
     let (values, _) = SiteSecrets::complete(Default::default(), "a new site").unwrap();
-    secrets(release, namespace, &values, parts)
+    secrets(release, namespace, &values, &parts)
         .into_iter()
         .map(|json| serde_norway::to_value(json).unwrap())
         .collect()
