@@ -76,6 +76,11 @@ pub struct Args {
     /// Seconds each step may wait for what it created to become ready.
     #[arg(long, value_name = "SECONDS", default_value_t = 900)]
     pub timeout: u64,
+    /// Before the preflight, label the nodes the site file names by address (turn.externalIPs)
+    /// with the labels their node selector needs (the preflight shows the `kubectl label`
+    /// commands otherwise).
+    #[arg(long)]
+    pub label_nodes: bool,
     /// Record the smoke step as not run instead of running it (e.g. when this machine cannot
     /// reach the site's hostnames).
     #[arg(long)]

@@ -27,6 +27,7 @@ const REGISTRATION_KEY: &str = "registrationSharedSecret";
 pub struct SiteOutside<'a> {
     cluster: &'a KubeCluster,
     preflight: PreflightSite,
+    label_nodes: bool,
     load: Vec<String>,
     ca_manifests: Option<String>,
     ca_cert: Option<PathBuf>,
@@ -96,6 +97,7 @@ impl<'a> SiteOutside<'a> {
         Ok(SiteOutside {
             cluster,
             preflight,
+            label_nodes: args.label_nodes,
             load,
             ca_manifests,
             ca_cert,
@@ -123,6 +125,16 @@ impl<'a> SiteOutside<'a> {
 
 impl Outside for SiteOutside<'_> {
     fn preflight(&self, cluster: &dyn Cluster) -> Vec<String> {
+        if self.label_nodes {
+            match preflight::label_nodes(cluster, &self.preflight) {
+                Ok(done) => {
+                    for patch in done {
+                        self.out.info(format!("preflight: labelled: {patch}"));
+                    }
+                }
+                Err(e) => return vec![format!("labelling the nodes: {e}")],
+            }
+        }
         let report = preflight::check(cluster, &self.preflight, SystemTime::now(), &SystemResolver);
         for skipped in &report.skipped {
             self.out.warn(format!(

@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use serde_norway::Value as Yaml;
 
-use crate::kube::Cluster;
+use crate::kube::{Cluster, KubeError};
 
 /// The oldest Kubernetes minor version (1.x) the bundle supports, and [`MAX_MINOR`] the
 /// newest: the versions every pinned chart supports. cert-manager 1.21: 1.33 to 1.36; Envoy
@@ -976,6 +976,30 @@ impl fmt::Display for LabelPatch {
         }
         Ok(())
     }
+}
+
+/// Labels the Nodes every selection of `site` names by address (`turn.externalIPs`) with
+/// the labels they lack (server-side apply of each Node's labels only); returns what it did.
+/// Only when the field engineer asks for it (`installer deploy --label-nodes`): the preflight
+/// itself changes nothing.
+pub fn label_nodes(
+    cluster: &dyn Cluster,
+    site: &PreflightSite,
+) -> Result<Vec<LabelPatch>, KubeError> {
+    let nodes = cluster.list("Node", None)?;
+    let mut done = Vec::new();
+    for selection in &site.selections {
+        for patch in label_patches(&nodes, selection) {
+            let node = json!({
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": patch.node, "labels": patch.labels},
+            });
+            cluster.apply(&node.to_string())?;
+            done.push(patch);
+        }
+    }
+    Ok(done)
 }
 
 /// The labels `selection` needs on the Nodes (API objects, as listed) whose status addresses

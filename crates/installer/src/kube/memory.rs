@@ -173,10 +173,34 @@ impl MemoryCluster {
             if !state.unready.contains(&r.name) {
                 object["status"] = ready_status(&object);
             }
-            state.objects.insert(r.clone(), object);
+            // Server-side apply: the fields given are set, the others kept.
+            match state.objects.get_mut(&r) {
+                Some(existing) => merge(existing, object),
+                None => {
+                    state.objects.insert(r.clone(), object);
+                }
+            }
             stored.push(r);
         }
         Ok(stored)
+    }
+}
+
+/// `over` merged into `base` as a server-side apply of a partial object merges: objects key
+/// by key, anything else replaced.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
     }
 }
 

@@ -12,7 +12,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use installer::deploy::preflight::{
-    self, label_patches, Finding, PodRequest, PreflightSite, ProfileRequests, Report, Resolver,
+    self, label_nodes, label_patches, Finding, PodRequest, PreflightSite, ProfileRequests, Report,
+    Resolver,
 };
 use installer::deploy::render::ReleaseInput;
 use installer::deploy::site;
@@ -757,4 +758,42 @@ fn label_patches_name_the_nodes_with_the_selections_addresses() {
     let patches = label_patches(&nodes("managed"), &wider);
     let named: Vec<&str> = patches.iter().map(|p| p.node.as_str()).collect();
     assert_eq!(named, ["ip-10-20-0-13.eu-central-1.compute.internal"]);
+}
+
+#[test]
+fn label_nodes_applies_the_patches_and_the_label_finding_goes() {
+    let cluster = cluster("too-small");
+    let site = site("100", |_| {});
+    let now = recorded("too-small");
+    let before = run(&cluster, &site, now);
+    assert!(checks(&before).contains(&"node labels"), "{before}");
+    let done = label_nodes(&cluster, &site).unwrap();
+    let named: Vec<&str> = done.iter().map(|p| p.node.as_str()).collect();
+    assert_eq!(named, ["small-worker"]);
+    // Only the labels changed: the node keeps its status (allocatable, conditions).
+    let node = cluster
+        .get(&ObjectRef::parse("Node/small-worker").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        node["metadata"]["labels"]["messenger.example.test/turn"],
+        "true"
+    );
+    assert!(node["status"]["allocatable"]["cpu"].is_string(), "{node}");
+    // The one node with a TURN address now counts; the second address has no node at all,
+    // which labelling cannot fix, so the finding stays, one node shorter.
+    let before_labels = &problem(&before, "node labels").problem;
+    assert!(
+        before_labels.contains("no node has the label"),
+        "{before_labels}"
+    );
+    let after = run(&cluster, &site, now);
+    let after_labels = &problem(&after, "node labels").problem;
+    assert!(
+        after_labels.contains("1 usable node(s) have the label (small-worker)"),
+        "{after_labels}"
+    );
+    assert_eq!(checks(&before), checks(&after));
+    // A second run has nothing left to label.
+    assert!(label_nodes(&cluster, &site).unwrap().is_empty());
 }
