@@ -227,6 +227,8 @@ fn every_profile_is_pinned_to_the_bundle_and_core_kinds_validate() {
         "ObjectStore",
         "Certificate",
         "Gateway",
+        "GatewayClass",
+        "EnvoyProxy",
         "HTTPRoute",
         "ServiceMonitor",
         "PodMonitor",

@@ -238,6 +238,8 @@ fn every_profile_and_variant_renders_and_core_kinds_validate_strictly() {
         "ObjectStore",
         "Certificate",
         "Gateway",
+        "GatewayClass",
+        "EnvoyProxy",
         "HTTPRoute",
         "ServiceMonitor",
         "PodMonitor",
@@ -299,6 +301,204 @@ fn custom_resources_carry_what_their_operators_require() {
         cert["spec"]["issuerRef"]["kind"].as_str(),
         Some("ClusterIssuer")
     );
+}
+
+/// Property paths of Envoy Gateway's EnvoyProxy CRD the chart may set
+/// (`tests/fixtures/envoyproxy-crd-paths.txt`: `.` between properties, `[]` for array items,
+/// `.*` for any key of a map), with the version and CRD file they were derived from.
+fn envoyproxy_crd_paths() -> (String, BTreeSet<String>) {
+    let text = std::fs::read_to_string(
+        root().join("crates/installer/tests/fixtures/envoyproxy-crd-paths.txt"),
+    )
+    .unwrap();
+    let mut lines = text.lines();
+    let source = lines.next().unwrap_or_default().to_owned();
+    let paths = lines
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    (source, paths)
+}
+
+/// The CRD paths of every field `value` (at `path`) sets: a mapping whose `<path>.*` is in
+/// `known` is a map (any key, scalar values); other mappings are objects whose keys are
+/// properties.
+fn crd_leaf_paths(value: &Value, path: &str, known: &BTreeSet<String>, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Mapping(m) if known.contains(&format!("{path}.*")) => {
+            assert!(
+                m.values().all(|v| !v.is_mapping() && !v.is_sequence()),
+                "{path}: a map of scalars"
+            );
+            out.insert(format!("{path}.*"));
+        }
+        Value::Mapping(m) => {
+            for (key, child) in m {
+                let key = key.as_str().unwrap();
+                crd_leaf_paths(child, &format!("{path}.{key}"), known, out);
+            }
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                crd_leaf_paths(item, &format!("{path}[]"), known, out);
+            }
+        }
+        _ => {
+            out.insert(path.to_owned());
+        }
+    }
+}
+
+/// The chart's own GatewayClass (templates/edge/gatewayclass.yaml) is the one the Gateway
+/// names, for Envoy Gateway's controller, and points at the rendered EnvoyProxy, which gives
+/// the proxies the profile's replicas (with a PodDisruptionBudget), the image of images.toml,
+/// requests and a memory limit and restricted security contexts, using only fields of Envoy
+/// Gateway's CRD. A site bringing its own GatewayClass gets neither object.
+#[test]
+fn the_gateway_class_points_at_an_envoy_proxy_that_sizes_and_restricts_the_proxies() {
+    let (source, crd_paths) = envoyproxy_crd_paths();
+    assert!(
+        source.starts_with("Envoy Gateway v1.9.") && source.ends_with("envoyproxies.yaml"),
+        "the fixture's first line names the version and CRD file: {source}"
+    );
+    let toml = std::fs::read_to_string(root().join("images.toml")).unwrap();
+    let listed: BTreeSet<&str> = toml
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ref = \""))
+        .map(|r| r.trim_end_matches('"'))
+        .collect();
+    for profile in PROFILES {
+        let docs = documents(&render(profile, &[]));
+        let of_kind = |kind: &str| -> Vec<&Value> {
+            docs.iter()
+                .filter(|d| d["kind"].as_str() == Some(kind))
+                .collect()
+        };
+        let (classes, proxies) = (of_kind("GatewayClass"), of_kind("EnvoyProxy"));
+        assert_eq!(classes.len(), 1, "{profile}: one GatewayClass");
+        assert_eq!(proxies.len(), 1, "{profile}: one EnvoyProxy");
+        let (class, proxy) = (classes[0], proxies[0]);
+        for object in [class, proxy] {
+            let labels = &object["metadata"]["labels"];
+            assert_eq!(
+                labels["app.kubernetes.io/part-of"].as_str(),
+                Some("messenger")
+            );
+            assert_eq!(labels["app.kubernetes.io/instance"].as_str(), Some(RELEASE));
+        }
+
+        let gateway = find(&docs, "Gateway", RELEASE);
+        assert_eq!(
+            class["metadata"]["name"], gateway["spec"]["gatewayClassName"],
+            "{profile}: the Gateway names the chart's GatewayClass"
+        );
+        assert!(class["metadata"]["namespace"].is_null(), "cluster-scoped");
+        assert_eq!(
+            class["spec"]["controllerName"].as_str(),
+            Some("gateway.envoyproxy.io/gatewayclass-controller")
+        );
+        let params = &class["spec"]["parametersRef"];
+        assert_eq!(params["group"].as_str(), Some("gateway.envoyproxy.io"));
+        assert_eq!(params["kind"].as_str(), Some("EnvoyProxy"));
+        assert_eq!(
+            proxy["apiVersion"].as_str(),
+            Some("gateway.envoyproxy.io/v1alpha1")
+        );
+        assert_eq!(params["name"], proxy["metadata"]["name"], "{profile}");
+        assert_eq!(
+            params["namespace"], proxy["metadata"]["namespace"],
+            "{profile}"
+        );
+        assert!(params["namespace"].as_str().is_some(), "{profile}");
+
+        let kube = &proxy["spec"]["provider"]["kubernetes"];
+        assert_eq!(
+            proxy["spec"]["provider"]["type"].as_str(),
+            Some("Kubernetes")
+        );
+        let deployment = &kube["envoyDeployment"];
+        let container = &deployment["container"];
+        let image = container["image"].as_str().expect("the Envoy image");
+        assert!(
+            image.starts_with("docker.io/envoyproxy/envoy:") && listed.contains(image),
+            "{profile}: {image} is not the Envoy image of images.toml"
+        );
+        let profile_values: Value = serde_norway::from_str(
+            &std::fs::read_to_string(chart().join(format!("profiles/{profile}.yaml"))).unwrap(),
+        )
+        .unwrap();
+        let replicas = deployment["replicas"].as_u64().expect("replicas");
+        assert_eq!(
+            Some(replicas),
+            profile_values["gateway"]["envoy"]["replicas"].as_u64(),
+            "{profile}: replicas from the profile"
+        );
+        assert!(replicas >= 2, "{profile}: {replicas} Envoy proxies");
+        let pdb = &kube["envoyPDB"];
+        assert!(
+            pdb["maxUnavailable"].as_u64() == Some(1) || pdb["minAvailable"].as_u64().is_some(),
+            "{profile}: {replicas} proxies and no PodDisruptionBudget"
+        );
+        let resources = &container["resources"];
+        assert_eq!(
+            resources, &profile_values["gateway"]["envoy"]["resources"],
+            "{profile}: resources from the profile"
+        );
+        assert!(
+            resources["requests"]["cpu"].as_str().is_some()
+                && resources["requests"]["memory"].as_str().is_some()
+                && resources["limits"]["memory"].as_str().is_some(),
+            "{profile}: requests and a memory limit: {resources:?}"
+        );
+
+        let pod = &deployment["pod"]["securityContext"];
+        assert_eq!(pod["runAsNonRoot"].as_bool(), Some(true), "{profile}");
+        assert_eq!(
+            pod["seccompProfile"]["type"].as_str(),
+            Some("RuntimeDefault")
+        );
+        let sc = &container["securityContext"];
+        assert_eq!(sc["runAsNonRoot"].as_bool(), Some(true), "{profile}");
+        assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false));
+        assert_eq!(
+            sc["capabilities"]["drop"].as_sequence().map(Vec::as_slice),
+            Some(&[Value::from("ALL")][..])
+        );
+        assert_eq!(
+            sc["seccompProfile"]["type"].as_str(),
+            Some("RuntimeDefault")
+        );
+
+        let mut set = BTreeSet::new();
+        crd_leaf_paths(&proxy["spec"], "spec", &crd_paths, &mut set);
+        let unknown: Vec<&String> = set.difference(&crd_paths).collect();
+        assert!(
+            unknown.is_empty(),
+            "{profile}: the EnvoyProxy sets fields not in the CRD of {source}: {unknown:?}"
+        );
+    }
+
+    // A site with its own GatewayClass: the Gateway still names it, the chart makes neither.
+    let dir = tempfile::tempdir().unwrap();
+    let own = write(
+        dir.path(),
+        "own-class.yaml",
+        "gateway: {envoy: {manage: false}}\n",
+    );
+    for profile in PROFILES {
+        let docs = documents(&template(profile, &["-f", p(&own)]).ok().stdout);
+        for kind in ["GatewayClass", "EnvoyProxy"] {
+            assert!(
+                !docs.iter().any(|d| d["kind"].as_str() == Some(kind)),
+                "{profile}: manage false still renders a {kind}"
+            );
+        }
+        assert_eq!(
+            find(&docs, "Gateway", RELEASE)["spec"]["gatewayClassName"].as_str(),
+            Some("envoy")
+        );
+    }
 }
 
 #[test]
