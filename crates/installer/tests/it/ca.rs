@@ -335,6 +335,10 @@ fn export_writes_node_and_phone_files() {
         toml,
         serde_json::json!({
             "server": "https://registry.site.internal:5000",
+            // The server, tried when the host fails, trusts the same CA: no fallback
+            // anywhere else.
+            "capabilities": ["pull", "resolve"],
+            "ca": "/etc/containerd/certs.d/registry.site.internal:5000/ca.crt",
             "host": { "https://registry.site.internal:5000": {
                 "capabilities": ["pull", "resolve"],
                 "ca": "/etc/containerd/certs.d/registry.site.internal:5000/ca.crt",
