@@ -25,6 +25,9 @@ command -v haproxy >/dev/null || need+=(haproxy)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
+# the chart's coturn and media/Garage scripts, run for real in the tests
+command -v turnserver >/dev/null || need+=(coturn)
+command -v busybox >/dev/null || need+=(busybox)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -83,7 +83,12 @@ checksum/config: {{ . | sha256sum }}
 {{- if hasSuffix "Ti" $q }}{{ mul (trimSuffix "Ti" $q | int) 1048576 }}{{ else if hasSuffix "Gi" $q }}{{ mul (trimSuffix "Gi" $q | int) 1024 }}{{ else if hasSuffix "Mi" $q }}{{ trimSuffix "Mi" $q | int }}{{ else if hasSuffix "Ki" $q }}{{ div (add (trimSuffix "Ki" $q | int) 1023) 1024 }}{{ else }}{{ fail (printf "memory quantity %q: use Ki, Mi, Gi or Ti" $q) }}{{ end -}}
 {{- end -}}
 
-{{/* What the stack requests in total: {"cpu": millicores, "memory": MiB}. */}}
+{{/* What the stack requests in total: {"cpu": millicores, "memory": MiB}. With
+gateway.envoy.manage, the Envoy proxies Envoy Gateway starts from the chart's EnvoyProxy count
+too (in gateway.namespace, as the operators' PostgreSQL and PgBouncer pods count): each is the
+envoy container (gateway.envoy.resources) plus the shutdown-manager sidecar, whose request
+Envoy Gateway v1.9 fixes at 10m CPU and 32Mi (the capacity crate's SHUTDOWN_MANAGER_CPU and
+SHUTDOWN_MANAGER_MIB; docs/capacity.md). */}}
 {{- define "messenger.requests" -}}
 {{- $t := include "messenger.topology" . | fromYaml -}}
 {{- $v := .Values -}}
@@ -99,6 +104,10 @@ checksum/config: {{ . | sha256sum }}
 {{- $items = append $items (list $v.pooler.instances $v.pooler.resources) -}}
 {{- if eq $v.objectStorage.mode "garage" }}{{ $items = append $items (list $v.garage.replicas $v.garage.resources) }}{{ end -}}
 {{- if $v.turn.enabled }}{{ $items = append $items (list (len $v.turn.externalIPs) $v.coturn.resources) }}{{ end -}}
+{{- if $v.gateway.envoy.manage -}}
+{{- $items = append $items (list $v.gateway.envoy.replicas $v.gateway.envoy.resources) -}}
+{{- $items = append $items (list $v.gateway.envoy.replicas (dict "requests" (dict "cpu" "10m" "memory" "32Mi"))) -}}
+{{- end -}}
 {{- $cpu := 0 -}}{{- $mem := 0 -}}
 {{- range $items -}}
 {{- $n := int (index . 0) -}}

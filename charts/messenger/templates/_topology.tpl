@@ -121,8 +121,9 @@ stream_writers, *_instances, the HAProxy backends, Services and StatefulSets all
     - ^/_matrix/client/v1/register/m.login.registration_token/validity$
     - ^/_matrix/client/(r0|v3|unstable)/password_policy$
     - ^/_matrix/client/(r0|v3|unstable)/user_directory/search$
+# /send/ by origin server (HAProxy's txn.origin), the rest round robin (Synapse's workers doc).
 - name: federation
-  balance: leastconn
+  balance: origin
   federation: true
   paths:
     - ^/_matrix/federation/v1/event/

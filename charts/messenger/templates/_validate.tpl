@@ -39,6 +39,51 @@ max_connections less the reserve; requests within the nodes less a 10% system re
 {{- if gt (int $v.turn.relayPortMin) (int $v.turn.relayPortMax) -}}
 {{- $errors = append $errors "turn.relayPortMin: must not exceed turn.relayPortMax" -}}
 {{- end -}}
+{{- /* coturn (templates/coturn): its own namespace, the node-to-external address map, the
+peer rules' networks, relay ports against the profile's allocations. */ -}}
+{{- if $v.turn.enabled -}}
+{{- if eq (include "messenger.turnNamespace" .) .Release.Namespace -}}
+{{- $errors = append $errors (printf "turn.namespace: coturn needs the privileged Pod Security level (host network); it must run in its own namespace, not the release namespace %s" .Release.Namespace) -}}
+{{- end -}}
+{{- if and $v.turn.nodeIPs (ne (len $v.turn.nodeIPs) (len $v.turn.externalIPs)) -}}
+{{- $errors = append $errors (printf "turn.nodeIPs: %d node addresses for %d turn.externalIPs: give each TURN node's own address in the order of its external address (or none when the nodes hold their external addresses)" (len $v.turn.nodeIPs) (len $v.turn.externalIPs)) -}}
+{{- end -}}
+{{- range $f := list "podCIDRs" "serviceCIDRs" "nodeCIDRs" -}}
+{{- if not (index $v.cluster $f) -}}
+{{- $errors = append $errors (printf "cluster.%s: required when TURN is on (coturn's relays must never reach the cluster's own networks)" $f) -}}
+{{- end -}}
+{{- end -}}
+{{- $cluster := include "messenger.clusterRanges" . | fromJsonArray -}}
+{{- range $client := $v.turn.clientCIDRs -}}
+{{- $r := include "messenger.cidrRange" $client | fromJson -}}
+{{- range $cluster -}}
+{{- if include "messenger.rangesOverlap" (list $r .) -}}
+{{- $errors = append $errors (printf "turn.clientCIDRs: %s overlaps %s %s: relays would reach into the cluster" $client .what .cidr) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $ports := include "messenger.turnRelayPorts" . | int -}}
+{{- if and (ge (int $v.turn.relayPortMax) (int $v.turn.relayPortMin)) (lt $ports (int $v.coturn.allocations)) -}}
+{{- $errors = append $errors (printf "turn.relayPortMin/relayPortMax: %d relay ports per TURN node (%d-%d) but profile %s plans %d concurrent allocations per node (coturn.allocations, one port each): widen the range to at least %d ports" $ports (int $v.turn.relayPortMin) (int $v.turn.relayPortMax) (toString $v.profile) (int $v.coturn.allocations) (int $v.coturn.allocations)) -}}
+{{- end -}}
+{{- if gt (int $v.coturn.userQuota) (int $v.coturn.allocations) -}}
+{{- $errors = append $errors (printf "coturn.userQuota: %d allocations per credential exceed the %d of the whole server (coturn.allocations)" (int $v.coturn.userQuota) (int $v.coturn.allocations)) -}}
+{{- end -}}
+{{- end -}}
+{{- /* Media (templates/synapse, templates/media): one ReadWriteOnce volume, so one media
+instance; growth only on a StorageClass that expands volumes. */ -}}
+{{- range $name, $pool := $v.synapse.workers -}}
+{{- if and (has "media" $pool.routes) (gt (int $pool.replicas) 1) -}}
+{{- $errors = append $errors (printf "synapse.workers.%s.replicas: %d media instances, but the media store is one ReadWriteOnce volume that one instance mounts (docs/capacity.md#media)" $name (int $pool.replicas)) -}}
+{{- end -}}
+{{- end -}}
+{{- $mediaGiB := include "messenger.gib" $v.storage.media | int -}}
+{{- $mediaMaxGiB := include "messenger.gib" ($v.storage.mediaMax | default $v.storage.media) | int -}}
+{{- if lt $mediaMaxGiB $mediaGiB -}}
+{{- $errors = append $errors (printf "storage.mediaMax: %s is below storage.media %s" $v.storage.mediaMax $v.storage.media) -}}
+{{- else if and (not $v.storage.expandable) (gt $mediaMaxGiB $mediaGiB) -}}
+{{- $errors = append $errors (printf "storage.mediaMax: the site plans to grow the media volume from %s to %s, but storage.expandable is false (StorageClass %s cannot expand volumes): create it at its final size (storage.media: %s) or use a StorageClass with allowVolumeExpansion" $v.storage.media $v.storage.mediaMax $v.storageClass $v.storage.mediaMax) -}}
+{{- end -}}
 {{- if and $v.federation.enabled (not $v.federation.allowList) -}}
 {{- $errors = append $errors "federation.allowList: federation is enabled but no server is allowed (open federation is not supported on a closed network)" -}}
 {{- end -}}
@@ -47,6 +92,41 @@ max_connections less the reserve; requests within the nodes less a 10% system re
 {{- if not (index $v.objectStorage.external $f) -}}
 {{- $errors = append $errors (printf "objectStorage.external.%s: required when objectStorage.mode is external" $f) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+{{- /* Edge and egress (templates/haproxy, templates/edge, templates/platform): the admin
+host's source networks, HAProxy's memory and threads from maxconn (docs/capacity.md#haproxy,
+the capacity crate's HAPROXY_* constants), and egress ranges that must be given and never be
+every address unless the site says so. */ -}}
+{{- if $v.features.adminApi -}}
+{{- if not $v.admin.allowedCIDRs -}}
+{{- $errors = append $errors "admin.allowedCIDRs: the admin API is on (features.adminApi) but no network may reach the admin host: list the networks the administrators and the installer's smoke test connect from, or set features.adminApi: false" -}}
+{{- end -}}
+{{- range $v.admin.allowedCIDRs -}}
+{{- if eq (last (splitList "/" .)) "0" -}}
+{{- $errors = append $errors (printf "admin.allowedCIDRs: %s admits every address: list the administrators' networks" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $hapNeedKiB := add 65536 (mul (int $v.haproxy.maxconn) 49) -}}
+{{- $hapLimitMiB := include "messenger.mib" $v.haproxy.resources.limits.memory | int -}}
+{{- if gt $hapNeedKiB (mul $hapLimitMiB 1024) -}}
+{{- $errors = append $errors (printf "haproxy.resources.limits.memory: %s but maxconn %d needs %dMi: 64Mi for the process plus 49Ki per connection (three tune.bufsize buffers of 16Ki and 1Ki of state; docs/capacity.md#haproxy)" (toString $v.haproxy.resources.limits.memory) (int $v.haproxy.maxconn) (div (add $hapNeedKiB 1023) 1024)) -}}
+{{- end -}}
+{{- $hapThreads := div (add (int $v.haproxy.maxconn) 9999) 10000 -}}
+{{- if lt (int $v.haproxy.nbthread) $hapThreads -}}
+{{- $errors = append $errors (printf "haproxy.nbthread: %d for maxconn %d: at least %d (one thread per 10000 connections)" (int $v.haproxy.nbthread) (int $v.haproxy.maxconn) $hapThreads) -}}
+{{- end -}}
+{{- $egress := dict "networkPolicy.apiServerCIDR" (list $v.networkPolicy.apiServerCIDR "the Kubernetes API servers' addresses as pods reach them (the endpoints of Service default/kubernetes), which CloudNativePG's instances and poolers call") -}}
+{{- if eq $v.objectStorage.mode "external" -}}
+{{- $_ := set $egress "objectStorage.external.cidr" (list $v.objectStorage.external.cidr "where the S3 endpoint's addresses are, for PostgreSQL's backups and the bucket Job (required when objectStorage.mode is external)") -}}
+{{- end -}}
+{{- range $field, $e := $egress -}}
+{{- $cidr := index $e 0 -}}
+{{- if not $cidr -}}
+{{- $errors = append $errors (printf "%s: required: %s" $field (index $e 1)) -}}
+{{- else if and (eq (last (splitList "/" $cidr)) "0") (not $v.networkPolicy.allowEgressToAnyAddress) -}}
+{{- $errors = append $errors (printf "%s: %s lets these pods reach every address: give %s, or set networkPolicy.allowEgressToAnyAddress: true" $field $cidr (index $e 1)) -}}
 {{- end -}}
 {{- end -}}
 {{- if gt (int $v.garage.replicationFactor) (int $v.garage.replicas) -}}

@@ -5,6 +5,7 @@
 
 mod connections;
 mod error;
+mod haproxy;
 mod merge;
 mod quantity;
 mod report;
@@ -13,10 +14,15 @@ mod values;
 
 pub use connections::{HEADROOM_PERCENT, POOLER_ADMIN_CONNECTIONS};
 pub use error::CapacityError;
+pub use haproxy::{
+    HAPROXY_BASE_MIB, HAPROXY_BUFFERS_PER_CONNECTION, HAPROXY_BUFFER_KIB,
+    HAPROXY_CONNECTIONS_PER_THREAD, HAPROXY_CONNECTION_KIB, HAPROXY_CONNECTION_STATE_KIB,
+};
 pub use quantity::{parse_cpu, parse_memory};
 pub use report::{Check, Report};
 pub use resources::{
-    Largest, Requests, MIN_SYSTEM_RESERVE_CPU, MIN_SYSTEM_RESERVE_MIB, SYSTEM_RESERVE_PERCENT,
+    Largest, Requests, MIN_SYSTEM_RESERVE_CPU, MIN_SYSTEM_RESERVE_MIB, SHUTDOWN_MANAGER_CPU,
+    SHUTDOWN_MANAGER_MIB, SYSTEM_RESERVE_PERCENT,
 };
 
 use std::path::Path;
@@ -60,6 +66,7 @@ pub fn check(chart: &Path, site: &Path, profile: Option<&str>) -> Result<Report,
         })?;
     let mut checks = vec![connections::check(&values)];
     checks.extend(resources::checks(&values, nodes, &profile)?);
+    checks.push(haproxy::check(&values, &profile)?);
     Ok(Report::new(profile, checks))
 }
 

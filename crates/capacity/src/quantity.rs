@@ -60,6 +60,8 @@ pub fn format_memory(bytes: u64) -> String {
         format!("{}Gi", bytes / GI)
     } else if bytes.is_multiple_of(MI) {
         format!("{}Mi", bytes / MI)
+    } else if bytes.is_multiple_of(1024) {
+        format!("{}Ki", bytes / 1024)
     } else {
         bytes.to_string()
     }
@@ -103,6 +105,8 @@ mod tests {
         }
         assert_eq!(format_memory(3 * GI), "3Gi");
         assert_eq!(format_memory(1536 * MI), "1536Mi");
+        assert_eq!(format_memory(49 * 1024), "49Ki");
+        assert_eq!(format_memory(1000), "1000");
         assert_eq!(parse_cpu(&format_cpu(1250)), Some(1250));
     }
 }

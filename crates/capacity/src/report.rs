@@ -43,7 +43,7 @@ const NAMED_ON_FAILURE: usize = 3;
 /// One check: terms summed to a total, held to a limit.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
-    /// `connections`, `cpu`, `memory`, `pod cpu` or `pod memory`.
+    /// `connections`, `cpu`, `memory`, `pod cpu`, `pod memory` or `haproxy memory`.
     pub name: &'static str,
     /// Whether `total ≤ limit`.
     pub ok: bool,

@@ -16,32 +16,68 @@ pub const MIN_SYSTEM_RESERVE_MIB: u64 = 1024;
 
 const MI: u64 = 1024 * 1024;
 
+/// The shutdown-manager sidecar's CPU request, millicores. Envoy Gateway (v1.9) starts it in
+/// every proxy pod beside the envoy container that `gateway.envoy.resources` sizes, with this
+/// request of its own: the controller's default, which the EnvoyProxy cannot change.
+pub const SHUTDOWN_MANAGER_CPU: u64 = 10;
+/// The shutdown-manager sidecar's memory request, MiB (see [`SHUTDOWN_MANAGER_CPU`]).
+pub const SHUTDOWN_MANAGER_MIB: u64 = 32;
+
 /// One workload: its pods and each pod's requests (millicores, bytes).
 struct Workload {
     label: String,
     pods: u64,
     cpu: u64,
     memory: u64,
+    /// A container the values do not size, already in `cpu` and `memory`: its name and
+    /// requests (millicores, bytes), for the notes.
+    sidecar: Option<Sidecar>,
+}
+
+#[derive(Clone, Copy)]
+struct Sidecar {
+    name: &'static str,
+    /// Who sets its requests.
+    origin: &'static str,
+    cpu: u64,
+    memory: u64,
+}
+
+/// One workload as the values give it: the requests of its sized container at `field`.
+struct Entry<'a> {
+    label: String,
+    pods: u64,
+    resources: &'a Resources,
+    field: String,
+    sidecar: Option<Sidecar>,
 }
 
 /// Every long-running workload of the chart, as its templates derive it from the values.
 fn workloads(values: &Values, profile: &str) -> Result<Vec<Workload>, CapacityError> {
-    let mut list: Vec<(String, u64, &Resources, String)> = vec![(
-        "synapse main".into(),
-        1,
-        &values.synapse.main.resources,
-        "synapse.main.resources".into(),
-    )];
+    let mut list: Vec<Entry> = vec![Entry {
+        label: "synapse main".into(),
+        pods: 1,
+        resources: &values.synapse.main.resources,
+        field: "synapse.main.resources".into(),
+        sidecar: None,
+    }];
     for (name, replicas, worker) in synapse_pools(values) {
-        list.push((
-            format!("synapse {name}"),
-            replicas,
-            &worker.resources,
-            format!("synapse.workers.{name}.resources"),
-        ));
+        list.push(Entry {
+            label: format!("synapse {name}"),
+            pods: replicas,
+            resources: &worker.resources,
+            field: format!("synapse.workers.{name}.resources"),
+            sidecar: None,
+        });
     }
     let mut add = |label: &str, pods: u64, resources, field: &str| {
-        list.push((label.into(), pods, resources, field.into()));
+        list.push(Entry {
+            label: label.into(),
+            pods,
+            resources,
+            field: field.into(),
+            sidecar: None,
+        });
     };
     add(
         "haproxy",
@@ -108,22 +144,44 @@ fn workloads(values: &Values, profile: &str) -> Result<Vec<Workload>, CapacityEr
             "garage.resources",
         );
     }
+    let envoy = &values.gateway.envoy;
+    if envoy.manage {
+        // Envoy Gateway starts them in gateway.namespace from the chart's EnvoyProxy
+        // (templates/edge/gatewayclass.yaml), as operators start PostgreSQL and PgBouncer.
+        list.push(Entry {
+            label: "envoy proxy".into(),
+            pods: envoy.replicas,
+            resources: &envoy.resources,
+            field: "gateway.envoy.resources".into(),
+            sidecar: Some(Sidecar {
+                name: "shutdown-manager",
+                origin: "Envoy Gateway's default request",
+                cpu: SHUTDOWN_MANAGER_CPU,
+                memory: SHUTDOWN_MANAGER_MIB * MI,
+            }),
+        });
+    }
     list.into_iter()
-        .filter(|(_, pods, _, _)| *pods > 0)
-        .map(|(label, pods, resources, field)| {
+        .filter(|entry| entry.pods > 0)
+        .map(|entry| {
             let quantity = |text: &str, parse: fn(&str) -> Option<u64>, kind| {
                 parse(text).ok_or_else(|| CapacityError::Quantity {
                     profile: profile.to_string(),
-                    field: format!("{field}.requests.{kind}"),
+                    field: format!("{}.requests.{kind}", entry.field),
                     value: text.to_string(),
                     kind,
                 })
             };
+            let requests = &entry.resources.requests;
+            let cpu = quantity(&requests.cpu.0, parse_cpu, "cpu")?;
+            let memory = quantity(&requests.memory.0, parse_memory, "memory")?;
+            let (extra_cpu, extra_memory) = entry.sidecar.map_or((0, 0), |s| (s.cpu, s.memory));
             Ok(Workload {
-                cpu: quantity(&resources.requests.cpu.0, parse_cpu, "cpu")?,
-                memory: quantity(&resources.requests.memory.0, parse_memory, "memory")?,
-                label,
-                pods,
+                cpu: cpu.saturating_add(extra_cpu),
+                memory: memory.saturating_add(extra_memory),
+                sidecar: entry.sidecar,
+                label: entry.label,
+                pods: entry.pods,
             })
         })
         .collect()
@@ -258,11 +316,37 @@ pub(crate) fn checks(
                 each: request(w),
             })
             .collect();
-        let notes = vec![
-            "not counted: the bucket setup Job (runs once), the operators' pods and the \
-             cluster's DaemonSets (left to the system reserve)"
+        let mut notes: Vec<String> = workloads
+            .iter()
+            .filter_map(|w| {
+                let sidecar = w.sidecar?;
+                let extra = match unit {
+                    Unit::Memory => sidecar.memory,
+                    _ => sidecar.cpu,
+                };
+                Some(format!(
+                    "{}: {} each = {} for its own container + {} for the {} sidecar ({})",
+                    w.label,
+                    unit.format(request(w)),
+                    unit.format(request(w).saturating_sub(extra)),
+                    unit.format(extra),
+                    sidecar.name,
+                    sidecar.origin
+                ))
+            })
+            .collect();
+        notes.push(
+            "not counted: the bucket setup Job (runs once), the operators' own controller \
+             pods and the cluster's DaemonSets (left to the system reserve)"
                 .to_string(),
-        ];
+        );
+        if !values.gateway.envoy.manage {
+            notes.push(
+                "not counted: the Envoy proxies (gateway.envoy.manage is false: the site's own \
+                 GatewayClass sizes them)"
+                    .to_string(),
+            );
+        }
         checks.push(Check::new(
             name,
             unit,

@@ -34,9 +34,10 @@ pub struct Values {
     pub sizing: Sizing,
     pub federation: Enabled,
     pub turn: Turn,
+    pub gateway: Gateway,
     pub object_storage: ObjectStorage,
     pub synapse: Synapse,
-    pub haproxy: Scaled,
+    pub haproxy: Haproxy,
     pub element: Scaled,
     pub synapse_admin: Scaled,
     pub coturn: Sized,
@@ -72,6 +73,20 @@ pub struct Turn {
     pub enabled: bool,
     #[serde(default, rename = "externalIPs")]
     pub external_ips: Vec<serde_norway::Value>,
+}
+
+/// `gateway`: the Envoy proxies the chart has Envoy Gateway start (an EnvoyProxy) when
+/// `envoy.manage` is on.
+#[derive(Debug, Deserialize)]
+pub struct Gateway {
+    pub envoy: Envoy,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Envoy {
+    pub manage: bool,
+    pub replicas: u64,
+    pub resources: Resources,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +125,21 @@ pub struct Db {
 #[derive(Debug, Deserialize)]
 pub struct Resources {
     pub requests: Requests,
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Limits {
+    pub memory: Option<Text>,
+}
+
+/// `haproxy`: its pods, and what sizes each one's memory (`maxconn`, the memory limit).
+#[derive(Debug, Deserialize)]
+pub struct Haproxy {
+    pub replicas: u64,
+    pub maxconn: u64,
+    pub resources: Resources,
 }
 
 #[derive(Debug, Deserialize)]

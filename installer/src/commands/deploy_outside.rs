@@ -31,7 +31,7 @@ pub struct SiteOutside<'a> {
     load: Vec<String>,
     ca_manifests: Option<String>,
     ca_cert: Option<PathBuf>,
-    smoke: Option<(String, String)>,
+    smoke: Option<(String, String, String)>,
     generated: ObjectRef,
     out: Output,
 }
@@ -80,8 +80,13 @@ impl<'a> SiteOutside<'a> {
         if args.insecure_registry {
             load.push("--insecure-registry".into());
         }
-        let smoke = match (args.no_smoke, site.matrix_url(), site.server_name()) {
-            (false, Some(url), Some(name)) => Some((url, name.to_string())),
+        let smoke = match (
+            args.no_smoke,
+            site.matrix_url(),
+            site.admin_url(),
+            site.server_name(),
+        ) {
+            (false, Some(url), Some(admin), Some(name)) => Some((url, admin, name.to_string())),
             _ => None,
         };
         let stack = plan
@@ -173,12 +178,14 @@ impl Outside for SiteOutside<'_> {
     }
 
     fn smoke(&self) -> Result<String, String> {
-        let Some((base_url, server_name)) = &self.smoke else {
+        let Some((base_url, admin_url, server_name)) = &self.smoke else {
             return Ok("not run (--no-smoke, or the site file names no domain)".into());
         };
         let secret = self.registration_secret()?;
         let client =
             MatrixClient::new(base_url, self.ca_cert.as_deref()).map_err(|e| e.to_string())?;
+        let admin =
+            MatrixClient::new(admin_url, self.ca_cert.as_deref()).map_err(|e| e.to_string())?;
         let options = SmokeOptions {
             server_name: server_name.clone(),
             registration_secret: secret.into_bytes(),
@@ -190,7 +197,7 @@ impl Outside for SiteOutside<'_> {
             .enable_all()
             .build()
             .map_err(|e| format!("starting the async runtime: {e}"))?;
-        let report = runtime.block_on(run_smoke(&client, &options));
+        let report = runtime.block_on(run_smoke(&client, &admin, &options));
         match report.failed_step() {
             None => Ok(format!("{base_url}: every smoke step passed")),
             Some(failed) => Err(format!(

@@ -13,6 +13,10 @@ pub struct Args {
     /// The homeserver's client URL, e.g. https://matrix.example.org.
     #[arg(long, value_name = "URL")]
     pub base_url: String,
+    /// Where the admin API is served (the chart serves it on the admin host only, to the
+    /// networks of `admin.allowedCIDRs`), e.g. https://admin.example.org; default: --base-url.
+    #[arg(long, value_name = "URL")]
+    pub admin_url: Option<String>,
     /// The homeserver's server_name (the part after ':' in user IDs).
     #[arg(long, value_name = "NAME")]
     pub server_name: String,
@@ -52,6 +56,10 @@ fn smoke(args: &Args, out: Output) -> Result<Report> {
         .with_context(|| format!("reading the registration secret {}", path.display()))?;
     let secret = registration_secret(&text).with_context(|| path.display().to_string())?;
     let client = MatrixClient::new(&args.base_url, args.ca_file.as_deref())?;
+    let admin = MatrixClient::new(
+        args.admin_url.as_deref().unwrap_or(&args.base_url),
+        args.ca_file.as_deref(),
+    )?;
     let options = SmokeOptions {
         server_name: args.server_name.clone(),
         registration_secret: secret.into_bytes(),
@@ -64,5 +72,5 @@ fn smoke(args: &Args, out: Output) -> Result<Report> {
         .build()
         .context("starting the async runtime")?;
     out.info(format!("smoke testing {}", client.base_url()));
-    Ok(runtime.block_on(run_smoke(&client, &options)))
+    Ok(runtime.block_on(run_smoke(&client, &admin, &options)))
 }

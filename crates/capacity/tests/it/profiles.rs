@@ -7,7 +7,8 @@ use std::process::Command;
 
 use capacity::{
     parse_cpu, parse_memory, CapacityError, Check, Report, HEADROOM_PERCENT,
-    MIN_SYSTEM_RESERVE_CPU, MIN_SYSTEM_RESERVE_MIB, SYSTEM_RESERVE_PERCENT,
+    MIN_SYSTEM_RESERVE_CPU, MIN_SYSTEM_RESERVE_MIB, SHUTDOWN_MANAGER_CPU, SHUTDOWN_MANAGER_MIB,
+    SYSTEM_RESERVE_PERCENT,
 };
 use serde_norway::Value;
 
@@ -102,16 +103,16 @@ fn a_site_with_too_few_small_nodes_fails_on_cpu_and_memory_with_the_numbers() {
     const { assert!(4000 * SYSTEM_RESERVE_PERCENT / 100 < MIN_SYSTEM_RESERVE_CPU) };
     let cpu = check(&report, "cpu");
     assert_eq!(cpu.limit, 2 * (4000 - MIN_SYSTEM_RESERVE_CPU));
-    assert_eq!(cpu.total, 12_230);
+    assert_eq!(cpu.total, 12_650);
     assert!(cpu.verdict().starts_with(
-        "2 nodes × (4000m - 500m system reserve) = 7000m < 12230m total: FAIL (largest: postgres 6000m"
+        "2 nodes × (4000m - 500m system reserve) = 7000m < 12650m total: FAIL (largest: postgres 6000m"
     ));
     let memory = check(&report, "memory");
     assert_eq!(memory.limit, 2 * (8192 - MIN_SYSTEM_RESERVE_MIB) * MI);
     assert!(memory.total > memory.limit);
     assert!(memory
         .verdict()
-        .starts_with("2 nodes × (8Gi - 1Gi system reserve) = 14Gi < 25376Mi total: FAIL"));
+        .starts_with("2 nodes × (8Gi - 1Gi system reserve) = 14Gi < 25952Mi total: FAIL"));
 }
 
 #[test]
@@ -158,6 +159,102 @@ fn a_site_without_nodes_is_refused() {
     });
     let error = capacity::check(&chart(), &site, None).unwrap_err();
     assert!(matches!(error, CapacityError::NoNodes { .. }), "{error}");
+}
+
+/// The Envoy proxies Envoy Gateway starts from the chart's EnvoyProxy count with
+/// `gateway.envoy.manage`: replicas × (gateway.envoy.resources + the shutdown-manager sidecar's
+/// 10m and 32Mi), in the totals and among the pods the largest-pod checks weigh; with
+/// `manage: false` (the site's own GatewayClass) they drop out, and nothing else changes.
+#[test]
+fn the_envoy_proxies_count_only_when_the_chart_manages_them() {
+    assert_eq!((SHUTDOWN_MANAGER_CPU, SHUTDOWN_MANAGER_MIB), (10, 32));
+    let dir = tempfile::tempdir().unwrap();
+    // 1k: 2 proxies of 200m and 256Mi, each with the 10m and 32Mi sidecar.
+    let managed = capacity::check(&chart(), &site_file(), Some("1k")).unwrap();
+    assert!(check(&managed, "cpu")
+        .lines
+        .contains(&"envoy proxy: 2 × 210m = 420m".to_string()));
+    assert!(check(&managed, "memory")
+        .lines
+        .contains(&"envoy proxy: 2 × 288Mi = 576Mi".to_string()));
+    assert!(check(&managed, "cpu").lines.contains(
+        &"note: envoy proxy: 210m each = 200m for its own container + 10m for the \
+          shutdown-manager sidecar (Envoy Gateway's default request)"
+            .to_string()
+    ));
+    assert!(check(&managed, "memory").lines.contains(
+        &"note: envoy proxy: 288Mi each = 256Mi for its own container + 32Mi for the \
+          shutdown-manager sidecar (Envoy Gateway's default request)"
+            .to_string()
+    ));
+
+    let unmanaged_site = site_with(dir.path(), |site| {
+        site["gateway"]["envoy"] = serde_norway::from_str("{manage: false}").unwrap();
+    });
+    for profile in PROFILES {
+        let on = capacity::check(&chart(), &site_file(), Some(profile)).unwrap();
+        let off = capacity::check(&chart(), &unmanaged_site, Some(profile)).unwrap();
+        let values = read_yaml(&chart().join(format!("profiles/{profile}.yaml")));
+        let envoy = &values["gateway"]["envoy"];
+        let replicas = envoy["replicas"].as_u64().unwrap();
+        let requests = &envoy["resources"]["requests"];
+        let cpu = parse_cpu(&scalar(&requests["cpu"])).unwrap() + SHUTDOWN_MANAGER_CPU;
+        let memory =
+            parse_memory(&scalar(&requests["memory"])).unwrap() + SHUTDOWN_MANAGER_MIB * MI;
+        assert_eq!(
+            check(&on, "cpu").total - check(&off, "cpu").total,
+            replicas * cpu,
+            "{profile}"
+        );
+        assert_eq!(
+            check(&on, "memory").total - check(&off, "memory").total,
+            replicas * memory,
+            "{profile}"
+        );
+        for name in ["cpu", "memory"] {
+            let lines = &check(&off, name).lines;
+            assert!(!lines.iter().any(|l| l.starts_with("envoy proxy")), "{off}");
+            assert!(
+                lines.contains(
+                    &"note: not counted: the Envoy proxies (gateway.envoy.manage is false: \
+                      the site's own GatewayClass sizes them)"
+                        .to_string()
+                ),
+                "{off}"
+            );
+        }
+        // The same through `requests`, which the installer's preflight reads.
+        let r_on = capacity::requests(&chart(), &site_file(), Some(profile)).unwrap();
+        let r_off = capacity::requests(&chart(), &unmanaged_site, Some(profile)).unwrap();
+        assert_eq!(r_on.pods - r_off.pods, replicas, "{profile}");
+        assert_eq!(r_on.cpu - r_off.cpu, replicas * cpu, "{profile}");
+        assert_eq!(r_on.memory - r_off.memory, replicas * memory, "{profile}");
+    }
+
+    // The proxy pod is weighed as one pod (both containers) in the largest-pod checks: a
+    // profile whose envoy asks more than PostgreSQL makes it the largest pod.
+    let chart = chart_with(dir.path(), "100", |profile| {
+        profile["gateway"]["envoy"]["resources"]["requests"] =
+            serde_norway::from_str("{cpu: 1500m, memory: 2Gi}").unwrap();
+    });
+    let report = capacity::check(&chart, &site_file(), Some("100")).unwrap();
+    assert_eq!(
+        check(&report, "pod cpu").lines[0],
+        "envoy proxy (largest cpu request): 1 × 1510m = 1510m"
+    );
+    assert_eq!(
+        check(&report, "pod memory").lines[0],
+        "envoy proxy (largest memory request): 1 × 2080Mi = 2080Mi"
+    );
+    let small = site_with(dir.path(), |site| {
+        site["nodes"] = serde_norway::from_str("{count: 8, cpu: 2, memoryGiB: 3}").unwrap();
+    });
+    let report = capacity::check(&chart, &small, Some("100")).unwrap();
+    // One 2-CPU, 3-GiB node leaves 1500m and 2Gi: the proxy's container alone would fit.
+    assert_eq!(failing(&report), ["pod cpu", "pod memory"], "{report}");
+    let requests = capacity::requests(&chart, &site_file(), Some("100")).unwrap();
+    assert_eq!(requests.largest_cpu.workload, "envoy proxy");
+    assert_eq!(requests.largest_memory.amount, 2080 * MI);
 }
 
 /// Parses `label: N × [what ]Q = P` with `parse`, checks N × Q = P and returns P.
@@ -313,6 +410,20 @@ fn render(site: &Path, profile: &str) -> (Rendered, u64) {
                     pod_requests(&doc["spec"]["template"]["spec"]),
                 )
             }
+            // Envoy Gateway (v1.9) starts `replicas` proxy pods from it: the envoy container
+            // sized here plus the shutdown-manager sidecar, which requests 10m and 32Mi.
+            "EnvoyProxy" => {
+                let deployment = &doc["spec"]["provider"]["kubernetes"]["envoyDeployment"];
+                let requests = &deployment["container"]["resources"]["requests"];
+                (
+                    deployment["replicas"].as_u64().unwrap(),
+                    (
+                        parse_cpu(&scalar(&requests["cpu"])).unwrap() + parse_cpu("10m").unwrap(),
+                        parse_memory(&scalar(&requests["memory"])).unwrap()
+                            + parse_memory("32Mi").unwrap(),
+                    ),
+                )
+            }
             // The bucket setup Job runs once; the capacity check leaves it out.
             "Job" => continue,
             kind => {
@@ -332,7 +443,7 @@ fn render(site: &Path, profile: &str) -> (Rendered, u64) {
 #[test]
 fn the_sums_match_what_helm_renders() {
     let dir = tempfile::tempdir().unwrap();
-    let variants: [(&str, &str); 4] = [
+    let variants: [(&str, &str); 5] = [
         ("defaults", "{}"),
         (
             "federation",
@@ -340,9 +451,13 @@ fn the_sums_match_what_helm_renders() {
         ),
         (
             "external-s3",
-            "{objectStorage: {mode: external, bucket: messenger-backups, external: {endpoint: 'https://s3.example.test', credentialsSecret: s3}}}",
+            "{objectStorage: {mode: external, bucket: messenger-backups, external: {endpoint: 'https://s3.example.test', credentialsSecret: s3, cidr: 10.40.0.0/24}}}",
         ),
         ("no-turn", "{turn: {enabled: false}}"),
+        (
+            "own-gateway-class",
+            "{gateway: {className: envoy, namespace: envoy-gateway-system, envoy: {manage: false}}}",
+        ),
     ];
     for (name, overlay) in variants {
         let variant_dir = dir.path().join(name);

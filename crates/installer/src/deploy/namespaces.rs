@@ -23,19 +23,23 @@ pub struct PlannedNamespace {
     pub because: Option<String>,
 }
 
-/// The namespaces of `rendered`, in first-use order.
+/// The namespaces of `rendered` (each release's, and every other one its objects name), in
+/// first-use order.
 pub fn plan(rendered: &[Rendered]) -> Vec<PlannedNamespace> {
     let mut out: Vec<PlannedNamespace> = Vec::new();
     let mut reasons: BTreeMap<String, String> = BTreeMap::new();
-    for release in rendered {
-        let namespace = &release.input.namespace;
-        if !out.iter().any(|n| n.name == *namespace) {
+    let mut add = |name: &str| {
+        if !out.iter().any(|n| n.name == name) {
             out.push(PlannedNamespace {
-                name: namespace.clone(),
+                name: name.to_string(),
                 enforce: "restricted",
                 because: None,
             });
         }
+    };
+    for release in rendered {
+        let namespace = &release.input.namespace;
+        add(namespace);
         for doc in documents(&release.manifests).unwrap_or_default() {
             let ns = doc
                 .value
@@ -44,6 +48,7 @@ pub fn plan(rendered: &[Rendered]) -> Vec<PlannedNamespace> {
                 .and_then(Value::as_str)
                 .unwrap_or(namespace)
                 .to_string();
+            add(&ns);
             if let Some(reason) = needs_privileged(&doc.value) {
                 let name = online::discover::object_name(&doc.value);
                 reasons

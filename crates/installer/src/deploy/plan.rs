@@ -249,7 +249,9 @@ pub fn build<S: ReadAt>(
         }
     };
     let parts = Parts {
-        turn: site::switch(&values, "turn.enabled"),
+        turn: site::switch(&values, "turn.enabled")
+            .then(|| coturn_namespace(&rendered, site_release))
+            .flatten(),
         garage: values
             .get("objectStorage")
             .and_then(|o| o.get("mode"))
@@ -296,6 +298,28 @@ pub fn build<S: ReadAt>(
         },
         rendered,
     ))
+}
+
+/// The namespace the site release's coturn DaemonSet is rendered into, if it renders one.
+fn coturn_namespace(rendered: &[Rendered], site_release: &Release) -> Option<String> {
+    let release = rendered
+        .iter()
+        .find(|r| r.release.name == site_release.name)?;
+    documents(&release.manifests)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|d| {
+            d.value.get("kind").and_then(Value::as_str) == Some("DaemonSet")
+                && object_name(&d.value).ends_with("-coturn")
+        })
+        .map(|d| {
+            d.value
+                .get("metadata")
+                .and_then(|m| m.get("namespace"))
+                .and_then(Value::as_str)
+                .unwrap_or(&release.input.namespace)
+                .to_string()
+        })
 }
 
 /// The release that takes the site file and its profile: the one rendered per profile.

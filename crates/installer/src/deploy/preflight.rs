@@ -235,15 +235,26 @@ impl PreflightSite {
                         .collect()
                 })
                 .unwrap_or_default();
-            let addresses: Vec<String> = section
-                .get("externalIPs")
-                .and_then(Yaml::as_sequence)
-                .map(|s| s.iter().filter_map(|v| text(Some(v))).collect())
-                .unwrap_or_default();
-            let (field, address_field) = if key == "turn" {
-                ("turn.nodeSelector", "turn.externalIPs")
+            let list = |field: &str| -> Vec<String> {
+                section
+                    .get(field)
+                    .and_then(Yaml::as_sequence)
+                    .map(|s| s.iter().filter_map(|v| text(Some(v))).collect())
+                    .unwrap_or_default()
+            };
+            // Behind NAT, `nodeIPs` are the nodes' own addresses (in the order of
+            // `externalIPs`, which clients reach): the nodes are found by those.
+            let node_ips = list("nodeIPs");
+            let (addresses, address_field) = match (key, node_ips.is_empty()) {
+                ("turn", true) => (list("externalIPs"), "turn.externalIPs"),
+                ("turn", false) => (node_ips, "turn.nodeIPs"),
+                (_, true) => (list("externalIPs"), "calls.externalIPs"),
+                (_, false) => (node_ips, "calls.nodeIPs"),
+            };
+            let field = if key == "turn" {
+                "turn.nodeSelector"
             } else {
-                ("calls.nodeSelector", "calls.externalIPs")
+                "calls.nodeSelector"
             };
             selections.push(NodeSelection {
                 part,
@@ -978,7 +989,8 @@ impl fmt::Display for LabelPatch {
     }
 }
 
-/// Labels the Nodes every selection of `site` names by address (`turn.externalIPs`) with
+/// Labels the Nodes every selection of `site` names by address (`turn.externalIPs`, or
+/// `turn.nodeIPs` behind NAT) with
 /// the labels they lack (server-side apply of each Node's labels only); returns what it did.
 /// Only when the field engineer asks for it (`installer deploy --label-nodes`): the preflight
 /// itself changes nothing.

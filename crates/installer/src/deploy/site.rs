@@ -56,13 +56,24 @@ impl Site {
     /// `https://<hosts.matrix>.<domain>`, the homeserver's client URL (the chart's default
     /// host label is `matrix`), if the file sets a `domain`.
     pub fn matrix_url(&self) -> Option<String> {
+        self.host_url("matrix", "matrix")
+    }
+
+    /// `https://<hosts.admin>.<domain>`, where the chart serves the admin API (default label
+    /// `admin`), if the file sets a `domain`.
+    pub fn admin_url(&self) -> Option<String> {
+        self.host_url("admin", "admin")
+    }
+
+    /// `https://<hosts.KEY or DEFAULT>.<domain>`.
+    fn host_url(&self, key: &str, default: &str) -> Option<String> {
         let domain = self.values.get("domain").and_then(Value::as_str)?;
         let label = self
             .values
             .get("hosts")
-            .and_then(|h| h.get("matrix"))
+            .and_then(|h| h.get(key))
             .and_then(Value::as_str)
-            .unwrap_or("matrix");
+            .unwrap_or(default);
         Some(format!("https://{label}.{domain}"))
     }
 }
@@ -143,6 +154,10 @@ mod tests {
         assert_eq!(
             site.matrix_url().as_deref(),
             Some("https://matrix.chat.example.org")
+        );
+        assert_eq!(
+            site.admin_url().as_deref(),
+            Some("https://admin.chat.example.org")
         );
         std::fs::write(&path, "profile: 1k\ndomain: d.org\nhosts: {matrix: hs}\n").unwrap();
         assert_eq!(

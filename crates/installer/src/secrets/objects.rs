@@ -13,8 +13,10 @@ use super::{SecretsError, SiteSecrets};
 /// Which parts of the stack are on: they decide which Secrets exist and what Synapse reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Parts {
-    /// TURN (`turn.enabled`): Synapse gets `turn_shared_secret`.
-    pub turn: bool,
+    /// The namespace coturn runs in, when TURN is on (`turn.enabled`): Synapse gets
+    /// `turn_shared_secret`, and coturn the same secret in `<release>-turn-shared-secret`
+    /// there (a pod mounts Secrets of its own namespace only).
+    pub turn: Option<String>,
     /// The chart runs Garage (`objectStorage.mode: garage`): its S3 key and RPC secret.
     pub garage: bool,
     /// The namespace of the monitoring release, when it is deployed: Grafana's admin login
@@ -64,7 +66,7 @@ pub fn secrets(release: &str, namespace: &str, s: &SiteSecrets, parts: &Parts) -
         quoted(s.get("formSecret")),
         quoted(s.get("replicationSecret")),
     );
-    if parts.turn {
+    if parts.turn.is_some() {
         synapse_yaml.push_str(&format!(
             "turn_shared_secret: {}\n",
             quoted(s.get("turnSharedSecret"))
@@ -124,6 +126,17 @@ pub fn secrets(release: &str, namespace: &str, s: &SiteSecrets, parts: &Parts) -
                 "rpc-secret": s.get("garageRpcSecret"),
                 "admin-token": s.get("garageAdminToken"),
             },
+        }));
+    }
+    if let Some(turn) = &parts.turn {
+        let mut metadata = meta(format!("{release}-turn-shared-secret"), "coturn");
+        metadata["namespace"] = json!(turn);
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": metadata,
+            "type": "Opaque",
+            "stringData": {"turn-shared-secret": s.get("turnSharedSecret")},
         }));
     }
     if let Some(monitoring) = &parts.monitoring {
@@ -198,7 +211,7 @@ mod tests {
             "matrix",
             &s,
             &Parts {
-                turn: true,
+                turn: Some("matrix-turn".into()),
                 garage: true,
                 monitoring: Some("monitoring".into()),
             },
@@ -212,11 +225,16 @@ mod tests {
                 "matrix/Secret/msg-valkey-auth",
                 "matrix/Secret/msg-s3",
                 "matrix/Secret/msg-garage",
+                "matrix-turn/Secret/msg-turn-shared-secret",
                 "monitoring/Secret/grafana-admin"
             ]
         );
         assert_eq!(
-            all[6]["stringData"]["admin-password"].as_str(),
+            all[6]["stringData"]["turn-shared-secret"].as_str(),
+            Some(s.get("turnSharedSecret"))
+        );
+        assert_eq!(
+            all[7]["stringData"]["admin-password"].as_str(),
             Some(s.get("grafanaAdminPassword"))
         );
         let back = values_of(&all[0], "x").unwrap();

@@ -90,6 +90,16 @@ impl MatrixClient {
         self.user_id.as_deref()
     }
 
+    /// This client acting as `user` (a registration's token), on this client's homeserver
+    /// URL (registrations go to the admin host; the user then talks to the client host).
+    pub fn acting_as(&self, user: &MatrixClient) -> MatrixClient {
+        MatrixClient {
+            token: user.token.clone(),
+            user_id: user.user_id.clone(),
+            ..self.clone()
+        }
+    }
+
     /// Registers a (non-admin) user through the shared-secret admin API; returns a client
     /// acting as that user with the access token the registration gave (no login: logins are
     /// rate-limited per address, and the smoke test logs in once).

@@ -23,15 +23,25 @@ pub struct SmokeOptions {
     pub media_bytes: usize,
 }
 
-/// Runs every step against `client`'s homeserver, stopping at the first failure.
-pub async fn run_smoke(client: &MatrixClient, options: &SmokeOptions) -> Report {
+/// Runs every step against `client`'s homeserver, stopping at the first failure; users are
+/// registered through `admin` (the admin host, where the chart serves the admin API).
+pub async fn run_smoke(
+    client: &MatrixClient,
+    admin: &MatrixClient,
+    options: &SmokeOptions,
+) -> Report {
     let mut report = Report::new(client.base_url());
-    let _ = steps(client, options, &mut report).await;
+    let _ = steps(client, admin, options, &mut report).await;
     report
 }
 
 /// The steps; `None` as soon as one failed (the report says which).
-async fn steps(client: &MatrixClient, options: &SmokeOptions, report: &mut Report) -> Option<()> {
+async fn steps(
+    client: &MatrixClient,
+    admin: &MatrixClient,
+    options: &SmokeOptions,
+    report: &mut Report,
+) -> Option<()> {
     let run_id = hex_token(4);
     let secret = &options.registration_secret;
     let name_a = format!("smoke-{run_id}-a");
@@ -42,7 +52,7 @@ async fn steps(client: &MatrixClient, options: &SmokeOptions, report: &mut Repor
         let want = format!("@{name}:{}", options.server_name);
         let user = report
             .step(&format!("register {name}"), async {
-                let user = client.register(secret, name, &password).await?;
+                let user = client.acting_as(&admin.register(secret, name, &password).await?);
                 let user_id = user.user_id().unwrap_or_default().to_string();
                 check(user_id == want, || {
                     format!("registered {user_id}, expected {want}: is --server-name right?")

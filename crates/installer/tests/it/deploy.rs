@@ -230,6 +230,7 @@ fn every_profile_is_pinned_to_the_bundle_and_core_kinds_validate() {
         "GatewayClass",
         "EnvoyProxy",
         "HTTPRoute",
+        "SecurityPolicy",
         "ServiceMonitor",
         "PodMonitor",
     ];
@@ -322,13 +323,37 @@ fn the_plan_orders_steps_and_says_why_each_skipped_one_is_skipped() {
     assert!(waits("clients").iter().any(|w| w.contains("element")));
     assert!(waits("calls").iter().any(|w| w.contains("coturn")));
     assert!(step("antivirus")["skipped"].as_str().is_some());
-    // coturn runs on the host network: its namespace is the only privileged one.
-    assert_eq!(plan["namespaces"][0]["name"], "matrix");
-    assert_eq!(plan["namespaces"][0]["enforce"], "privileged");
-    assert!(plan["namespaces"][0]["because"]
-        .as_str()
+    // coturn runs on the host network in a namespace of its own, the only privileged one;
+    // the release namespace enforces restricted.
+    let namespaces: Vec<(&str, &str)> = plan["namespaces"]
+        .as_array()
         .unwrap()
-        .contains("hostNetwork"));
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap(), n["enforce"].as_str().unwrap()))
+        .collect();
+    assert!(
+        namespaces.contains(&("matrix", "restricted")),
+        "{namespaces:?}"
+    );
+    assert!(
+        namespaces.contains(&("matrix-turn", "privileged")),
+        "{namespaces:?}"
+    );
+    assert_eq!(
+        namespaces
+            .iter()
+            .filter(|(_, e)| *e == "privileged")
+            .count(),
+        1,
+        "{namespaces:?}"
+    );
+    let turn = plan["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "matrix-turn")
+        .unwrap();
+    assert!(turn["because"].as_str().unwrap().contains("hostNetwork"));
     assert_eq!(plan["issuer"], "messenger-ca");
     // The installer's Secrets are named in the plan; no file holds a Secret.
     let secrets = step("secrets")["creates"].clone();
@@ -337,6 +362,13 @@ fn the_plan_orders_steps_and_says_why_each_skipped_one_is_skipped() {
             .as_array()
             .unwrap()
             .contains(&json!("matrix/Secret/messenger-generated")),
+        "{secrets}"
+    );
+    assert!(
+        secrets
+            .as_array()
+            .unwrap()
+            .contains(&json!("matrix-turn/Secret/messenger-turn-shared-secret")),
         "{secrets}"
     );
     assert!(
@@ -423,11 +455,15 @@ fn missing_upstream_charts_are_all_named() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
     let run = dry_run("bundle.tar.zst", &site(work.path(), "1k", ""), &out, &[]).failed();
+    // Monitoring is on by default (the chart's monitoring.enabled): its charts are needed too.
     for chart in [
         "cert-manager",
         "cloudnative-pg",
         "plugin-barman-cloud",
         "gateway-helm",
+        "kube-prometheus-stack",
+        "loki",
+        "alloy",
     ] {
         assert!(
             run.stderr.contains(&format!("needs chart {chart}")),
@@ -435,11 +471,20 @@ fn missing_upstream_charts_are_all_named() {
             run.stderr
         );
     }
-    // Monitoring is off in the example site file: its charts are not needed.
+    // A site that turns monitoring off does not need them.
+    let no_monitoring = site(work.path(), "1k", "monitoring:\n  enabled: false\n");
+    let off = dry_run("bundle.tar.zst", &no_monitoring, &out, &[]).failed();
+    for chart in ["kube-prometheus-stack", "loki", "alloy"] {
+        assert!(
+            !off.stderr.contains(&format!("needs chart {chart}")),
+            "{chart}: {}",
+            off.stderr
+        );
+    }
     assert!(
-        !run.stderr.contains("kube-prometheus-stack"),
+        off.stderr.contains("needs chart cert-manager"),
         "{}",
-        run.stderr
+        off.stderr
     );
     assert!(run.stderr.contains("messenger"), "{}", run.stderr);
     assert!(!out.exists());

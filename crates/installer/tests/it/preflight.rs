@@ -797,3 +797,27 @@ fn label_nodes_applies_the_patches_and_the_label_finding_goes() {
     // A second run has nothing left to label.
     assert!(label_nodes(&cluster, &site).unwrap().is_empty());
 }
+
+#[test]
+fn behind_nat_the_turn_nodes_are_found_by_their_own_addresses() {
+    let site = site("100", |v| {
+        let turn = v.get_mut("turn").unwrap();
+        set(
+            turn,
+            "externalIPs",
+            serde_norway::from_str("[198.51.100.1]").unwrap(),
+        );
+        set(
+            turn,
+            "nodeIPs",
+            serde_norway::from_str("[10.20.0.12]").unwrap(),
+        );
+    });
+    let turn = &site.selections[0];
+    assert_eq!(turn.address_field, "turn.nodeIPs");
+    assert_eq!(turn.addresses, ["10.20.0.12"]);
+    let nodes = cluster("too-small").list("Node", None).unwrap();
+    let patches = label_patches(&nodes, turn);
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(patches[0].node, "small-worker");
+}

@@ -48,6 +48,10 @@ fn smoke(stack: &Stack, client: &MatrixClient) -> (bool, serde_json::Value, Stri
     let out = tokio::task::block_in_place(|| {
         Command::new(test_support::bin("installer"))
             .args(["--json", "smoke", "--base-url", client.base_url()])
+            .args([
+                "--admin-url",
+                &format!("http://127.0.0.1:{}", stack.admin_port),
+            ])
             .args(["--server-name", &stack.server_name])
             .arg("--registration-secret-file")
             .arg(&stack.secrets_file)
@@ -68,14 +72,19 @@ async fn conversation(stack: &Stack, client: &MatrixClient) -> Conversation {
     let secret = stack.registration_secret.as_bytes();
     // The registrations' tokens, not logins: Synapse limits logins per address, and the
     // smoke runs below log in too.
-    let a = client
-        .register(secret, "rehearsal-a", "rehearsal-pw")
-        .await
-        .unwrap();
-    let b = client
-        .register(secret, "rehearsal-b", "rehearsal-pw")
-        .await
-        .unwrap();
+    let admin = MatrixClient::new(&format!("http://127.0.0.1:{}", stack.admin_port), None).unwrap();
+    let a = client.acting_as(
+        &admin
+            .register(secret, "rehearsal-a", "rehearsal-pw")
+            .await
+            .unwrap(),
+    );
+    let b = client.acting_as(
+        &admin
+            .register(secret, "rehearsal-b", "rehearsal-pw")
+            .await
+            .unwrap(),
+    );
     let room = a.create_room("failover").await.unwrap();
     a.invite(&room, b.user_id().unwrap()).await.unwrap();
     b.join(&room).await.unwrap();

@@ -16,8 +16,8 @@ use test_support::{p, require, run, Run};
 use crate::harness;
 
 const PROFILES: &[&str] = &["100", "1k", "5k", "10k", "20k"];
-const RELEASE: &str = "msg";
-const NAMESPACE: &str = "matrix";
+pub(crate) const RELEASE: &str = "msg";
+pub(crate) const NAMESPACE: &str = "matrix";
 /// The site fixture's domain: every URL and host in the output lives under it or in the cluster.
 const SITE_DOMAIN: &str = "example.test";
 
@@ -44,10 +44,13 @@ const VARIANTS: &[(&str, &[&str])] = &[
             "objectStorage.external.region=site-1",
             "--set",
             "objectStorage.external.credentialsSecret=site-s3",
+            "--set",
+            "objectStorage.external.cidr=10.40.0.0/24",
         ],
     ),
     ("no-turn", &["--set", "turn.enabled=false"]),
-    ("monitoring", &["--set", "monitoring.enabled=true"]),
+    // Monitoring is on by default: the variant turns it off.
+    ("no-monitoring", &["--set", "monitoring.enabled=false"]),
     (
         "restore",
         &[
@@ -72,32 +75,32 @@ const VARIANTS: &[(&str, &[&str])] = &[
     ),
 ];
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     test_support::workspace_root()
 }
 
-fn chart() -> PathBuf {
+pub(crate) fn chart() -> PathBuf {
     root().join("charts/messenger")
 }
 
-fn site_file() -> PathBuf {
+pub(crate) fn site_file() -> PathBuf {
     root().join("tests/fixtures/site/site.yaml")
 }
 
 /// Fails the test when a tool installed from PyPI or by a script is missing.
-fn need(tool: &str, hint: &str) {
+pub(crate) fn need(tool: &str, hint: &str) {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
         .unwrap_or(false);
     assert!(found, "`{tool}` is not on PATH: install it with `{hint}`");
 }
 
-fn need_helm() {
+pub(crate) fn need_helm() {
     need("helm", "scripts/install-helm.sh (helm 4.x)");
 }
 
 /// `helm template` of the chart with the site file, a profile file and extra arguments.
-fn template(profile: &str, extra: &[&str]) -> Run {
+pub(crate) fn template(profile: &str, extra: &[&str]) -> Run {
     need_helm();
     let (chart, site) = (chart(), site_file());
     let profile_file = chart.join(format!("profiles/{profile}.yaml"));
@@ -119,7 +122,7 @@ fn template(profile: &str, extra: &[&str]) -> Run {
 /// The rendered manifests; panics with helm's message when rendering fails. Renders are
 /// cached per process: several tests read the same profile and variant. (Secrets differ per
 /// render, so the secrets test renders with `template` directly.)
-fn render(profile: &str, extra: &[&str]) -> String {
+pub(crate) fn render(profile: &str, extra: &[&str]) -> String {
     static CACHE: std::sync::Mutex<BTreeMap<String, String>> =
         std::sync::Mutex::new(BTreeMap::new());
     let key = format!("{profile} {}", extra.join(" "));
@@ -131,7 +134,7 @@ fn render(profile: &str, extra: &[&str]) -> String {
     rendered
 }
 
-fn documents(rendered: &str) -> Vec<Value> {
+pub(crate) fn documents(rendered: &str) -> Vec<Value> {
     use serde::Deserialize;
     serde_norway::Deserializer::from_str(rendered)
         .map(|doc| Value::deserialize(doc).unwrap())
@@ -139,13 +142,13 @@ fn documents(rendered: &str) -> Vec<Value> {
         .collect()
 }
 
-fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+pub(crate) fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
     docs.iter()
         .find(|d| d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name))
         .unwrap_or_else(|| panic!("no {kind} {name} in the rendered chart"))
 }
 
-fn config_map_key(docs: &[Value], name: &str, key: &str) -> String {
+pub(crate) fn config_map_key(docs: &[Value], name: &str, key: &str) -> String {
     find(docs, "ConfigMap", name)["data"][key]
         .as_str()
         .unwrap_or_else(|| panic!("ConfigMap {name} has no key {key}"))
@@ -153,7 +156,7 @@ fn config_map_key(docs: &[Value], name: &str, key: &str) -> String {
 }
 
 /// `server NAME HOST:PORT ...` lines of an HAProxy config, per backend: backend -> name -> host:port.
-fn haproxy_servers(cfg: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+pub(crate) fn haproxy_servers(cfg: &str) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut backend = None;
     for line in cfg.lines().map(str::trim) {
@@ -175,7 +178,7 @@ fn haproxy_servers(cfg: &str) -> BTreeMap<String, BTreeMap<String, String>> {
     out
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
@@ -241,6 +244,7 @@ fn every_profile_and_variant_renders_and_core_kinds_validate_strictly() {
         "GatewayClass",
         "EnvoyProxy",
         "HTTPRoute",
+        "SecurityPolicy",
         "ServiceMonitor",
         "PodMonitor",
     ];
@@ -1423,7 +1427,7 @@ fn route_through_haproxy(profile: &str, extra: &[&str]) -> RoutedHaproxy {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         if std::net::TcpStream::connect(("127.0.0.1", front)).is_ok()
-            && http(front, "GET", "/_synapse/admin/v1/server_version", &[]).1 == "main"
+            && http(front, "GET", "/_synapse/client/ready", &[]).1 == "main"
         {
             break;
         }
@@ -1433,7 +1437,7 @@ fn route_through_haproxy(profile: &str, extra: &[&str]) -> RoutedHaproxy {
             std::net::TcpStream::connect(("127.0.0.1", front)).map(|_| http(
                 front,
                 "GET",
-                "/_synapse/admin/v1/server_version",
+                "/_synapse/client/ready",
                 &[]
             )),
             std::fs::read_to_string(dir.path().join("haproxy.log")).unwrap_or_default()
@@ -1562,7 +1566,6 @@ fn haproxy_sends_each_kind_of_request_to_its_pool() {
             "media-repository-0",
         ),
         ("POST", "/_matrix/client/v3/logout".into(), &a, "main"),
-        ("GET", "/_synapse/admin/v2/users".into(), &a, "main"),
         (
             "GET",
             "/_matrix/federation/v1/openid/userinfo?access_token=x".into(),
@@ -1585,6 +1588,8 @@ fn haproxy_sends_each_kind_of_request_to_its_pool() {
             first
         );
     }
+    // The admin API is refused on the Matrix host (review_edge.rs: the admin host's rules).
+    assert_eq!(http(port, "GET", "/_synapse/admin/v2/users", &a).0, 403);
     // Delegation comes from HAProxy itself; federation is refused.
     let (status, body) = http(port, "GET", "/.well-known/matrix/client", &[]);
     assert_eq!(status, 200);
@@ -1927,10 +1932,27 @@ fn fake_garage_admin(layout_version: u32, bucket_exists: bool) -> (u16, Seen) {
                     200,
                     format!(r#"{{"success":{{"{id}":{{"nodeId": "{id}"}}}},"error":{{}}}}"#),
                 ),
-                "GetClusterLayout" => (
-                    200,
-                    format!(r#"{{"version": {layout_version},"roles":[]}}"#),
-                ),
+                // An applied layout assigns the three nodes (200 GiB each, the fixture's
+                // storage.garage), as the setup script left it.
+                "GetClusterLayout" => {
+                    let roles: Vec<String> = (0..3)
+                        .filter(|_| layout_version > 0)
+                        .map(|i| {
+                            format!(
+                                r#"{{"id":"{}","zone":"z1","tags":[],"capacity":{}}}"#,
+                                i.to_string().repeat(64),
+                                200u64 << 30
+                            )
+                        })
+                        .collect();
+                    (
+                        200,
+                        format!(
+                            r#"{{"version": {layout_version},"roles":[{}]}}"#,
+                            roles.join(",")
+                        ),
+                    )
+                }
                 "CreateBucket" if bucket_exists => {
                     (409, r#"{"code":"BucketAlreadyExists"}"#.into())
                 }
@@ -2042,4 +2064,78 @@ fn a_profile_too_big_for_the_sites_nodes_is_refused() {
         "{}",
         out.stderr
     );
+}
+
+/// The chart's own capacity check (`messenger.requests` in _helpers.tpl, refused by
+/// _validate.tpl) counts what `installer capacity` and the preflight count (the capacity
+/// crate): the same CPU and memory for every profile, with the Envoy proxies the chart's
+/// EnvoyProxy sizes (`gateway.envoy.manage`, each with the shutdown-manager sidecar's 10m and
+/// 32Mi) and without them.
+#[test]
+fn the_charts_capacity_check_requests_what_installer_capacity_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut site: Value =
+        serde_norway::from_str(&std::fs::read_to_string(site_file()).unwrap()).unwrap();
+    site["gateway"]["envoy"] = serde_norway::from_str("{manage: false}").unwrap();
+    let own_class = write(
+        dir.path(),
+        "site.yaml",
+        &serde_norway::to_string(&site).unwrap(),
+    );
+    // One node of 1 CPU and 1 GiB: every profile fails, and the message gives its requests.
+    let tiny = [
+        "--set",
+        "nodes.count=1",
+        "--set",
+        "nodes.cpu=1",
+        "--set",
+        "nodes.memoryGiB=1",
+    ];
+    for profile in PROFILES {
+        let mut envoy_terms = Vec::new();
+        for (manage, crate_site) in [("true", site_file()), ("false", own_class.clone())] {
+            let set = format!("gateway.envoy.manage={manage}");
+            let mut args = tiny.to_vec();
+            args.extend(["--set", &set]);
+            let stderr = template(profile, &args).failed().stderr;
+            // `nodes: profile P requests 12650m CPU but ...`, `... requests 25952Mi memory but`.
+            let requested = |unit: &str| -> u64 {
+                let prefix = format!("nodes: profile {profile} requests ");
+                stderr
+                    .split(&prefix)
+                    .skip(1)
+                    .find_map(|rest| rest.split_once(unit)?.0.parse().ok())
+                    .unwrap_or_else(|| panic!("no {unit} in\n{stderr}"))
+            };
+            let (cpu, memory_mib) = (requested("m CPU"), requested("Mi memory"));
+            let counted = capacity::requests(&chart(), &crate_site, Some(profile)).unwrap();
+            assert_eq!(
+                (cpu, memory_mib),
+                (counted.cpu, counted.memory / (1024 * 1024)),
+                "profile {profile}, gateway.envoy.manage={manage}"
+            );
+            envoy_terms.push((cpu, memory_mib));
+        }
+        // The proxies' share: replicas × (gateway.envoy.resources + 10m, 32Mi).
+        let values: Value = serde_norway::from_str(
+            &std::fs::read_to_string(chart().join(format!("profiles/{profile}.yaml"))).unwrap(),
+        )
+        .unwrap();
+        let envoy = &values["gateway"]["envoy"];
+        let replicas = envoy["replicas"].as_u64().unwrap();
+        let requests = &envoy["resources"]["requests"];
+        let cpu = capacity::parse_cpu(requests["cpu"].as_str().unwrap()).unwrap();
+        let memory = capacity::parse_memory(requests["memory"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            (
+                envoy_terms[0].0 - envoy_terms[1].0,
+                envoy_terms[0].1 - envoy_terms[1].1
+            ),
+            (
+                replicas * (cpu + 10),
+                replicas * (memory / (1024 * 1024) + 32)
+            ),
+            "profile {profile}"
+        );
+    }
 }

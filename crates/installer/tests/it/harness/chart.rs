@@ -60,7 +60,18 @@ pub fn installer_secrets(release: &str, namespace: &str, docs: &[Value]) -> Vec<
         })
     };
     let parts = Parts {
-        turn: has("DaemonSet", format!("{release}-coturn")),
+        turn: docs
+            .iter()
+            .find(|d| {
+                d["kind"].as_str() == Some("DaemonSet")
+                    && d["metadata"]["name"].as_str() == Some(&format!("{release}-coturn"))
+            })
+            .map(|d| {
+                d["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or(namespace)
+                    .to_string()
+            }),
         garage: has("StatefulSet", format!("{release}-garage")),
         monitoring: None,
     };

@@ -40,6 +40,7 @@ pub struct SynapseProcess {
 /// The running stack; dropping it stops the front first and PostgreSQL last (fields drop in
 /// order).
 pub struct Stack {
+    _admin_front: Service,
     _front: Service,
     pub synapse: Vec<SynapseProcess>,
     pub valkey_proxy: Service,
@@ -47,10 +48,27 @@ pub struct Stack {
     _postgres: Postgres,
     /// Where clients reach the stack (the chart's HAProxy).
     pub front_port: u16,
+    /// Where the admin host is reached (a stand-in for the Gateway, then the chart's HAProxy).
+    pub admin_port: u16,
     pub server_name: String,
     pub registration_secret: String,
     /// The rendered `secrets.yaml`, as a field engineer would take it from the Secret.
     pub secrets_file: PathBuf,
+}
+
+/// `<hosts.admin>.<domain>` of the values files (the last one setting each wins).
+fn admin_host(values: &[&Path]) -> String {
+    let (mut label, mut domain) = ("admin".to_string(), String::new());
+    for file in values {
+        let doc = yaml(file);
+        if let Some(d) = doc["domain"].as_str() {
+            domain = d.to_string();
+        }
+        if let Some(l) = doc["hosts"]["admin"].as_str() {
+            label = l.to_string();
+        }
+    }
+    format!("{label}.{domain}")
 }
 
 /// A Synapse process as the chart's StatefulSet starts it.
@@ -252,13 +270,33 @@ pub fn start(source: &Source, dir: &Path) -> Stack {
         &[],
         &[front_port],
     );
+    // Envoy's part in front of the admin host: the Host it routes by, and the client's
+    // address appended to X-Forwarded-For (the chart's HAProxy lets only the networks of
+    // `admin.allowedCIDRs` reach the admin API). A real HAProxy plays it.
+    let admin_port = reserved_port();
+    let admin_host = admin_host(source.values);
+    let admin_front = super::haproxy::start(
+        dir,
+        "gateway-admin",
+        &format!(
+            "global\n  maxconn 256\ndefaults\n  mode http\n  timeout connect 5s\n  \
+             timeout client 120s\n  timeout server 120s\nfrontend admin\n  \
+             bind 127.0.0.1:{admin_port}\n  option forwardfor\n  \
+             http-request set-header Host {admin_host}\n  default_backend front\n\
+             backend front\n  server front 127.0.0.1:{front_port}\n"
+        ),
+        &[],
+        &[admin_port],
+    );
     Stack {
+        _admin_front: admin_front,
         _front: front,
         synapse: processes,
         valkey_proxy,
         redis,
         _postgres: postgres,
         front_port,
+        admin_port,
         server_name,
         registration_secret,
         secrets_file: dir.join("secrets/secrets.yaml"),
