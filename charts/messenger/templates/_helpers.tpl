@@ -117,3 +117,58 @@ SHUTDOWN_MANAGER_MIB; docs/capacity.md). */}}
 {{- end -}}
 {{- toJson (dict "cpu" $cpu "memory" $mem) -}}
 {{- end -}}
+
+{{/* valkey.maxmemory ("200mb", "4gb"; Valkey's mb and gb are MiB and GiB) in MiB. */}}
+{{- define "messenger.valkeyMaxmemoryMiB" -}}
+{{- $q := toString .Values.valkey.maxmemory -}}
+{{- if hasSuffix "gb" $q }}{{ mul (trimSuffix "gb" $q | int) 1024 }}{{ else if hasSuffix "mb" $q }}{{ trimSuffix "mb" $q | int }}{{ else }}{{ fail (printf "valkey.maxmemory %q: use mb or gb" $q) }}{{ end -}}
+{{- end -}}
+
+{{/* PostgreSQL's memory settings from the instances' memory limit (docs/capacity.md#postgresql),
+in MB (PostgreSQL's MB is MiB): shared_buffers 25%, effective_cache_size 75%,
+maintenance_work_mem min(limit/16, 1024MB). work_mem is postgres.workMem, checked in
+_validate.tpl: max_connections x work_mem within 25% of the limit. */}}
+{{- define "messenger.postgresMemory" -}}
+{{- $limit := include "messenger.mib" .Values.postgres.resources.limits.memory | int -}}
+{{- toJson (dict "limit" $limit "sharedBuffers" (div $limit 4) "effectiveCacheSize" (div (mul $limit 3) 4) "maintenanceWorkMem" (min 1024 (div $limit 16))) -}}
+{{- end -}}
+
+{{/* postgres.workMem ("2MB", "512kB", "1GB") in kB. */}}
+{{- define "messenger.pgKiB" -}}
+{{- $q := toString . -}}
+{{- if hasSuffix "GB" $q }}{{ mul (trimSuffix "GB" $q | int) 1048576 }}{{ else if hasSuffix "MB" $q }}{{ mul (trimSuffix "MB" $q | int) 1024 }}{{ else if hasSuffix "kB" $q }}{{ trimSuffix "kB" $q | int }}{{ else }}{{ fail (printf "PostgreSQL memory %q: use kB, MB or GB" $q) }}{{ end -}}
+{{- end -}}
+
+{{/* What the release namespace's pods ask in total, for its ResourceQuota: {"cpu": millicores,
+"memory": MiB (requests), "limitsMemory": MiB}. The same workloads as messenger.requests less
+those in other namespaces (coturn in its own; Envoy proxies unless gateway.namespace is the
+release namespace), plus the barman-cloud sidecar in each PostgreSQL instance. */}}
+{{- define "messenger.namespaceTotals" -}}
+{{- $t := include "messenger.topology" . | fromYaml -}}
+{{- $v := .Values -}}
+{{- $items := list (list 1 $v.synapse.main.resources) -}}
+{{- range $t.pools }}{{ $items = append $items (list .replicas .resources) }}{{ end -}}
+{{- $items = append $items (list $v.haproxy.replicas $v.haproxy.resources) -}}
+{{- $items = append $items (list $v.element.replicas $v.element.resources) -}}
+{{- $items = append $items (list $v.synapseAdmin.replicas $v.synapseAdmin.resources) -}}
+{{- $items = append $items (list $v.valkey.replicas $v.valkey.resources) -}}
+{{- $items = append $items (list $v.valkey.sentinel.replicas $v.valkey.sentinel.resources) -}}
+{{- $items = append $items (list $v.valkey.proxy.replicas $v.valkey.proxy.resources) -}}
+{{- $items = append $items (list $v.postgres.instances $v.postgres.resources) -}}
+{{- $items = append $items (list $v.postgres.instances $v.postgres.sidecarResources) -}}
+{{- $items = append $items (list $v.pooler.instances $v.pooler.resources) -}}
+{{- if eq $v.objectStorage.mode "garage" }}{{ $items = append $items (list $v.garage.replicas $v.garage.resources) }}{{ end -}}
+{{- if and $v.gateway.envoy.manage (eq $v.gateway.namespace .Release.Namespace) -}}
+{{- $items = append $items (list $v.gateway.envoy.replicas $v.gateway.envoy.resources) -}}
+{{- $items = append $items (list $v.gateway.envoy.replicas (dict "requests" (dict "cpu" "10m" "memory" "32Mi") "limits" (dict "memory" "32Mi"))) -}}
+{{- end -}}
+{{- $cpu := 0 -}}{{- $mem := 0 -}}{{- $lim := 0 -}}
+{{- range $items -}}
+{{- $n := int (index . 0) -}}
+{{- $r := index . 1 -}}
+{{- $cpu = add $cpu (mul $n (include "messenger.millicores" $r.requests.cpu | int)) -}}
+{{- $mem = add $mem (mul $n (include "messenger.mib" $r.requests.memory | int)) -}}
+{{- $lim = add $lim (mul $n (include "messenger.mib" $r.limits.memory | int)) -}}
+{{- end -}}
+{{- toJson (dict "cpu" $cpu "memory" $mem "limitsMemory" $lim) -}}
+{{- end -}}

@@ -132,6 +132,29 @@ every address unless the site says so. */ -}}
 {{- if gt (int $v.garage.replicationFactor) (int $v.garage.replicas) -}}
 {{- $errors = append $errors (printf "garage.replicationFactor: %d copies need at least %d Garage nodes" (int $v.garage.replicationFactor) (int $v.garage.replicationFactor)) -}}
 {{- end -}}
+{{- /* Valkey (templates/valkey): the memory limit holds maxmemory plus 30% (allocator
+fragmentation 20%, replica output buffers 10%) plus 64Mi for the process; docs/capacity.md#valkey. */ -}}
+{{- $vkMax := include "messenger.valkeyMaxmemoryMiB" . | int -}}
+{{- $vkNeed := add (div (add (mul $vkMax 13) 9) 10) 64 -}}
+{{- $vkLimit := include "messenger.mib" $v.valkey.resources.limits.memory | int -}}
+{{- if lt $vkLimit $vkNeed -}}
+{{- $errors = append $errors (printf "valkey.resources.limits.memory: %s cannot hold maxmemory %s: at least %dMi (maxmemory x 1.3 for fragmentation and replica output buffers, plus 64Mi for the process; docs/capacity.md#valkey)" (toString $v.valkey.resources.limits.memory) (toString $v.valkey.maxmemory) $vkNeed) -}}
+{{- end -}}
+{{- /* PostgreSQL (templates/postgres): Guaranteed QoS, and work_mem x max_connections within
+a quarter of the memory limit (shared_buffers takes another quarter); docs/capacity.md#postgresql. */ -}}
+{{- $pgr := $v.postgres.resources -}}
+{{- if or (not $pgr.limits.cpu) (ne (include "messenger.millicores" $pgr.requests.cpu) (include "messenger.millicores" ($pgr.limits.cpu | default "0"))) (ne (include "messenger.mib" $pgr.requests.memory) (include "messenger.mib" $pgr.limits.memory)) -}}
+{{- $errors = append $errors (printf "postgres.resources: requests (cpu %v, memory %s) must equal limits (cpu %v, memory %s) so the database pods get Guaranteed QoS and are the last to be evicted" $pgr.requests.cpu (toString $pgr.requests.memory) ($pgr.limits.cpu | default "none") (toString $pgr.limits.memory)) -}}
+{{- end -}}
+{{- $sc := $v.postgres.sidecarResources -}}
+{{- if or (not $sc.limits.cpu) (ne (include "messenger.millicores" $sc.requests.cpu) (include "messenger.millicores" ($sc.limits.cpu | default "0"))) (ne (include "messenger.mib" $sc.requests.memory) (include "messenger.mib" $sc.limits.memory)) -}}
+{{- $errors = append $errors "postgres.sidecarResources: requests must equal limits (cpu and memory): the barman-cloud sidecar shares the database pods, which need Guaranteed QoS" -}}
+{{- end -}}
+{{- $pgLimitKiB := mul (include "messenger.mib" $pgr.limits.memory | int) 1024 -}}
+{{- $pgWorkKiB := include "messenger.pgKiB" $v.postgres.workMem | int -}}
+{{- if gt (mul $pgWorkKiB (int $v.postgres.maxConnections)) (div $pgLimitKiB 4) -}}
+{{- $errors = append $errors (printf "postgres.workMem: %s x max_connections %d = %dMB exceeds a quarter of the memory limit %s (%dMB): at most %dkB, or fewer connections or a larger limit (docs/capacity.md#postgresql)" (toString $v.postgres.workMem) (int $v.postgres.maxConnections) (div (mul $pgWorkKiB (int $v.postgres.maxConnections)) 1024) (toString $pgr.limits.memory) (div $pgLimitKiB 4096) (div (div $pgLimitKiB 4) (int $v.postgres.maxConnections))) -}}
+{{- end -}}
 {{- if lt (int $v.valkey.sentinel.replicas) 3 -}}
 {{- $errors = append $errors "valkey.sentinel.replicas: Sentinel needs at least 3 to agree on a failover" -}}
 {{- end -}}

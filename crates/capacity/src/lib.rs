@@ -4,6 +4,7 @@
 //! the declared nodes, printing every line of arithmetic (docs/capacity.md).
 
 mod connections;
+mod data;
 mod error;
 mod haproxy;
 mod merge;
@@ -13,6 +14,7 @@ mod resources;
 mod values;
 
 pub use connections::{HEADROOM_PERCENT, POOLER_ADMIN_CONNECTIONS};
+pub use data::{POSTGRES_WORK_MEM_PERCENT, VALKEY_BASE_MIB, VALKEY_OVERHEAD_PERCENT};
 pub use error::CapacityError;
 pub use haproxy::{
     HAPROXY_BASE_MIB, HAPROXY_BUFFERS_PER_CONNECTION, HAPROXY_BUFFER_KIB,
@@ -67,6 +69,8 @@ pub fn check(chart: &Path, site: &Path, profile: Option<&str>) -> Result<Report,
     let mut checks = vec![connections::check(&values)];
     checks.extend(resources::checks(&values, nodes, &profile)?);
     checks.push(haproxy::check(&values, &profile)?);
+    checks.push(data::valkey(&values, &profile)?);
+    checks.push(data::postgres(&values, &profile)?);
     Ok(Report::new(profile, checks))
 }
 

@@ -43,7 +43,8 @@ const NAMED_ON_FAILURE: usize = 3;
 /// One check: terms summed to a total, held to a limit.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
-    /// `connections`, `cpu`, `memory`, `pod cpu`, `pod memory` or `haproxy memory`.
+    /// `connections`, `cpu`, `memory`, `pod cpu`, `pod memory`, `haproxy memory`, `valkey memory`
+    /// or `postgres work_mem`.
     pub name: &'static str,
     /// Whether `total ≤ limit`.
     pub ok: bool,

@@ -164,6 +164,7 @@ pub struct Sized {
 pub struct Postgres {
     pub instances: u64,
     pub max_connections: u64,
+    pub work_mem: String,
     pub resources: Resources,
 }
 
@@ -176,6 +177,7 @@ pub struct Pooler {
 #[derive(Debug, Deserialize)]
 pub struct Valkey {
     pub replicas: u64,
+    pub maxmemory: String,
     pub resources: Resources,
     pub sentinel: Scaled,
     pub proxy: Scaled,

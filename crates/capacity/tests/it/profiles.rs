@@ -112,7 +112,7 @@ fn a_site_with_too_few_small_nodes_fails_on_cpu_and_memory_with_the_numbers() {
     assert!(memory.total > memory.limit);
     assert!(memory
         .verdict()
-        .starts_with("2 nodes × (8Gi - 1Gi system reserve) = 14Gi < 25952Mi total: FAIL"));
+        .starts_with("2 nodes × (8Gi - 1Gi system reserve) = 14Gi < 27296Mi total: FAIL"));
 }
 
 #[test]
@@ -482,4 +482,33 @@ fn the_sums_match_what_helm_renders() {
             assert!(connections.verdict().starts_with(&max), "{name} {profile}");
         }
     }
+}
+
+/// Valkey's limit holds maxmemory × 1.3 + 64Mi and PostgreSQL's `max_connections × work_mem`
+/// stays within a quarter of its limit, as the chart checks (docs/capacity.md#valkey,
+/// #postgresql); a profile breaking either fails that check alone.
+#[test]
+fn valkey_and_postgres_memory_fit_their_limits_and_profiles_that_do_not_fail() {
+    let report = capacity::check(&chart(), &site_file(), Some("1k")).unwrap();
+    let valkey = check(&report, "valkey memory");
+    assert_eq!(
+        valkey.total,
+        512 * MI + (512 * MI * 30).div_ceil(100) + 64 * MI
+    );
+    assert_eq!(valkey.limit, 768 * MI);
+    let postgres = check(&report, "postgres work_mem");
+    assert_eq!(postgres.total, 300 * 3 * MI);
+    assert_eq!(postgres.limit, 1024 * MI);
+
+    let dir = tempfile::tempdir().unwrap();
+    let chart = chart_with(dir.path(), "1k", |profile| {
+        profile["valkey"]["maxmemory"] = Value::from("1gb");
+        profile["postgres"]["workMem"] = Value::from("16MB");
+    });
+    let report = capacity::check(&chart, &site_file(), Some("1k")).unwrap();
+    assert_eq!(
+        failing(&report),
+        ["valkey memory", "postgres work_mem"],
+        "{report}"
+    );
 }

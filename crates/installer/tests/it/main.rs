@@ -13,6 +13,7 @@ mod load;
 mod node_config;
 mod preflight;
 mod rehearsal;
+mod review_data;
 mod review_edge;
 mod review_turn_media;
 mod serve;
