@@ -16,9 +16,9 @@
 use std::path::PathBuf;
 
 use serde_norway::Value;
-use test_support::{p, run, Run};
+use test_support::Run;
 
-use crate::stack_chart::{config_map_key, documents, find, need_helm, NAMESPACE, RELEASE};
+use crate::stack_chart::{config_map_key, documents, find, NAMESPACE, RELEASE};
 
 const PROFILES: &[&str] = &["100", "1k", "5k", "10k", "20k"];
 
@@ -33,26 +33,7 @@ fn reviewing_other_root() -> bool {
 }
 
 fn template(profile: &str, extra: &[&str]) -> Run {
-    if !reviewing_other_root() {
-        return crate::stack_chart::template(profile, extra);
-    }
-    need_helm();
-    let chart = root().join("charts/messenger");
-    let site = root().join("tests/fixtures/site/site.yaml");
-    let profile_file = chart.join(format!("profiles/{profile}.yaml"));
-    let mut args = vec![
-        "template",
-        RELEASE,
-        p(&chart),
-        "-n",
-        NAMESPACE,
-        "-f",
-        p(&site),
-        "-f",
-        p(&profile_file),
-    ];
-    args.extend(extra);
-    run("helm", &args, site.parent().unwrap())
+    crate::stack_chart::template_in(&root(), profile, extra)
 }
 
 fn docs(profile: &str, extra: &[&str]) -> Vec<Value> {

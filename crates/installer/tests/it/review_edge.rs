@@ -67,25 +67,7 @@ fn site_file() -> PathBuf {
 /// `helm template` of the chart under review with its site fixture and a profile; this
 /// workspace's through stack_chart's helper.
 fn template(profile: &str, extra: &[&str]) -> Run {
-    if !reviewing_other_root() {
-        return crate::stack_chart::template(profile, extra);
-    }
-    need_helm();
-    let (chart, site) = (chart(), site_file());
-    let profile_file = chart.join(format!("profiles/{profile}.yaml"));
-    let mut args = vec![
-        "template",
-        RELEASE,
-        p(&chart),
-        "-n",
-        NAMESPACE,
-        "-f",
-        p(&site),
-        "-f",
-        p(&profile_file),
-    ];
-    args.extend(extra);
-    run("helm", &args, site.parent().unwrap())
+    crate::stack_chart::template_in(&root(), profile, extra)
 }
 
 /// The rendered manifests (cached by stack_chart for this workspace).
@@ -299,34 +281,6 @@ fn the_capacity_check_holds_haproxy_memory_to_maxconn() {
 
 // --- HAProxy in front of stand-ins ------------------------------------------------------------
 
-/// Tiny HTTP servers, one per Synapse instance, that answer every request with their name.
-fn stand_ins(names: &[String]) -> BTreeMap<String, u16> {
-    let mut ports = BTreeMap::new();
-    for name in names {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        ports.insert(name.clone(), listener.local_addr().unwrap().port());
-        let name = name.clone();
-        std::thread::spawn(move || {
-            for mut conn in listener.incoming().flatten() {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut chunk) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
-                    name.len()
-                );
-                let _ = conn.write_all(reply.as_bytes());
-            }
-        });
-    }
-    ports
-}
-
 /// The rendered HAProxy on loopback in front of stand-ins; stopped when dropped.
 struct Haproxy {
     port: u16,
@@ -362,7 +316,8 @@ impl Haproxy {
                 )
             })
             .collect();
-        let ports = stand_ins(&instances.keys().cloned().collect::<Vec<_>>());
+        let ports =
+            crate::stack_chart::name_servers(&instances.keys().cloned().collect::<Vec<_>>());
         let mut cfg = config_map_key(docs, &format!("{RELEASE}-haproxy"), "haproxy.cfg");
         for (name, host) in &instances {
             cfg = cfg.replace(

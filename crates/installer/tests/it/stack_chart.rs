@@ -101,8 +101,15 @@ pub(crate) fn need_helm() {
 
 /// `helm template` of the chart with the site file, a profile file and extra arguments.
 pub(crate) fn template(profile: &str, extra: &[&str]) -> Run {
+    template_in(&root(), profile, extra)
+}
+
+/// [`template`] of the chart and site fixture of the checkout at `root` (the review tests
+/// run their assertions against another checkout with it, to show what an older chart did).
+pub(crate) fn template_in(root: &Path, profile: &str, extra: &[&str]) -> Run {
     need_helm();
-    let (chart, site) = (chart(), site_file());
+    let chart = root.join("charts/messenger");
+    let site = root.join("tests/fixtures/site/site.yaml");
     let profile_file = chart.join(format!("profiles/{profile}.yaml"));
     let mut args = vec![
         "template",
@@ -1306,7 +1313,7 @@ fn synapse_reaches_the_valkey_primary_through_the_role_checking_proxy() {
 }
 
 /// Tiny HTTP servers, one per Synapse instance, that answer every request with their name.
-fn name_servers(names: &[String]) -> BTreeMap<String, u16> {
+pub(crate) fn name_servers(names: &[String]) -> BTreeMap<String, u16> {
     use std::io::{Read, Write};
     let mut ports = BTreeMap::new();
     for name in names {
