@@ -299,23 +299,7 @@ impl Haproxy {
     /// Starts the HAProxy config of `docs` with every Synapse instance replaced by a stand-in.
     fn start(docs: &[Value]) -> Haproxy {
         require("haproxy", "haproxy");
-        let hs: Value = serde_norway::from_str(&config_map_key(
-            docs,
-            &format!("{RELEASE}-synapse"),
-            "homeserver.yaml",
-        ))
-        .unwrap();
-        let instances: BTreeMap<String, String> = hs["instance_map"]
-            .as_mapping()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().unwrap().to_owned(),
-                    v["host"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
+        let instances = crate::stack_chart::instance_hosts(docs);
         let ports =
             crate::stack_chart::name_servers(&instances.keys().cloned().collect::<Vec<_>>());
         let mut cfg = config_map_key(docs, &format!("{RELEASE}-haproxy"), "haproxy.cfg");

@@ -1377,16 +1377,15 @@ impl Drop for RoutedHaproxy {
     }
 }
 
-/// One routing case: method, path, headers, and the instance prefix that must answer.
-type RouteCase<'a> = (&'a str, String, &'a [(&'a str, &'a str)], &'a str);
-
-/// Runs the rendered HAProxy config against stand-ins for every Synapse instance and checks
-/// where each kind of request lands.
-fn route_through_haproxy(profile: &str, extra: &[&str]) -> RoutedHaproxy {
-    let docs = documents(&render(profile, extra));
-    let hs: Value =
-        serde_norway::from_str(&config_map_key(&docs, "msg-synapse", "homeserver.yaml")).unwrap();
-    let instances: BTreeMap<String, String> = hs["instance_map"]
+/// Synapse's `instance_map` in the rendered homeserver.yaml: instance name -> host.
+pub(crate) fn instance_hosts(docs: &[Value]) -> BTreeMap<String, String> {
+    let hs: Value = serde_norway::from_str(&config_map_key(
+        docs,
+        &format!("{RELEASE}-synapse"),
+        "homeserver.yaml",
+    ))
+    .unwrap();
+    hs["instance_map"]
         .as_mapping()
         .unwrap()
         .iter()
@@ -1396,7 +1395,17 @@ fn route_through_haproxy(profile: &str, extra: &[&str]) -> RoutedHaproxy {
                 v["host"].as_str().unwrap().to_owned(),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// One routing case: method, path, headers, and the instance prefix that must answer.
+type RouteCase<'a> = (&'a str, String, &'a [(&'a str, &'a str)], &'a str);
+
+/// Runs the rendered HAProxy config against stand-ins for every Synapse instance and checks
+/// where each kind of request lands.
+fn route_through_haproxy(profile: &str, extra: &[&str]) -> RoutedHaproxy {
+    let docs = documents(&render(profile, extra));
+    let instances = instance_hosts(&docs);
     let ports = name_servers(&instances.keys().cloned().collect::<Vec<_>>());
     let mut cfg = config_map_key(&docs, "msg-haproxy", "haproxy.cfg");
     for (name, host) in &instances {
