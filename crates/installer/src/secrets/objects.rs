@@ -36,10 +36,10 @@ pub fn generated_name(release: &str) -> String {
 /// Every Secret of the release `release` in `namespace`, `<release>-generated` first.
 pub fn secrets(release: &str, namespace: &str, s: &SiteSecrets, parts: &Parts) -> Vec<Value> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let meta = |name: String, component: &str| {
+    let meta = |ns: &str, name: String, component: &str| {
         json!({
             "name": name,
-            "namespace": namespace,
+            "namespace": ns,
             "labels": {
                 "app.kubernetes.io/name": component,
                 "app.kubernetes.io/instance": release,
@@ -48,12 +48,22 @@ pub fn secrets(release: &str, namespace: &str, s: &SiteSecrets, parts: &Parts) -
             },
         })
     };
+    // A Secret of type `kind_type` whose values are given as `stringData`.
+    let secret = |ns: &str, name: String, component: &str, kind_type: &str, data: Value| {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": meta(ns, name, component),
+            "type": kind_type,
+            "stringData": data,
+        })
+    };
     let data: BTreeMap<&str, String> = s.entries().map(|(k, v)| (k, b64.encode(v))).collect();
     let mut generated = json!({
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": meta(generated_name(release), "secrets"),
-        "type": "Opaque",
+        "metadata": meta(namespace, generated_name(release), "secrets"),
+        "type": OPAQUE,
         "data": data,
     });
     generated["metadata"]["annotations"] =
@@ -72,89 +82,83 @@ pub fn secrets(release: &str, namespace: &str, s: &SiteSecrets, parts: &Parts) -
             quoted(s.get("turnSharedSecret"))
         ));
     }
+    let mut pg = secret(
+        namespace,
+        format!("{release}-pg-app"),
+        "postgres",
+        "kubernetes.io/basic-auth",
+        json!({"username": "synapse", "password": s.get("postgresPassword")}),
+    );
+    pg["metadata"]["labels"]["cnpg.io/reload"] = json!("true");
     let mut out = vec![
         generated,
-        json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": meta(format!("{release}-synapse-secrets"), "synapse"),
-            "type": "Opaque",
-            "stringData": {
+        secret(
+            namespace,
+            format!("{release}-synapse-secrets"),
+            "synapse",
+            OPAQUE,
+            json!({
                 "secrets.yaml": synapse_yaml,
                 "signing.key": s.get("signingKey"),
                 "valkey-password": s.get("valkeyPassword"),
                 "turn-shared-secret": s.get("turnSharedSecret"),
-            },
-        }),
-        {
-            let mut pg = json!({
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": meta(format!("{release}-pg-app"), "postgres"),
-                "type": "kubernetes.io/basic-auth",
-                "stringData": {"username": "synapse", "password": s.get("postgresPassword")},
-            });
-            pg["metadata"]["labels"]["cnpg.io/reload"] = json!("true");
-            pg
-        },
-        json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": meta(format!("{release}-valkey-auth"), "valkey"),
-            "type": "Opaque",
-            "stringData": {"password": s.get("valkeyPassword")},
-        }),
+            }),
+        ),
+        pg,
+        secret(
+            namespace,
+            format!("{release}-valkey-auth"),
+            "valkey",
+            OPAQUE,
+            json!({"password": s.get("valkeyPassword")}),
+        ),
     ];
     if parts.garage {
-        out.push(json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": meta(format!("{release}-s3"), "garage"),
-            "type": "Opaque",
-            "stringData": {
+        out.push(secret(
+            namespace,
+            format!("{release}-s3"),
+            "garage",
+            OPAQUE,
+            json!({
                 "ACCESS_KEY_ID": s.get("s3AccessKeyId"),
                 "ACCESS_SECRET_KEY": s.get("s3SecretAccessKey"),
                 "REGION": "garage",
-            },
-        }));
-        out.push(json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": meta(format!("{release}-garage"), "garage"),
-            "type": "Opaque",
-            "stringData": {
+            }),
+        ));
+        out.push(secret(
+            namespace,
+            format!("{release}-garage"),
+            "garage",
+            OPAQUE,
+            json!({
                 "rpc-secret": s.get("garageRpcSecret"),
                 "admin-token": s.get("garageAdminToken"),
-            },
-        }));
+            }),
+        ));
     }
     if let Some(turn) = &parts.turn {
-        let mut metadata = meta(format!("{release}-turn-shared-secret"), "coturn");
-        metadata["namespace"] = json!(turn);
-        out.push(json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": metadata,
-            "type": "Opaque",
-            "stringData": {"turn-shared-secret": s.get("turnSharedSecret")},
-        }));
+        out.push(secret(
+            turn,
+            format!("{release}-turn-shared-secret"),
+            "coturn",
+            OPAQUE,
+            json!({"turn-shared-secret": s.get("turnSharedSecret")}),
+        ));
     }
     if let Some(monitoring) = &parts.monitoring {
-        let mut metadata = meta(GRAFANA_ADMIN_SECRET.to_string(), "grafana");
-        metadata["namespace"] = json!(monitoring);
-        out.push(json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": metadata,
-            "type": "Opaque",
-            "stringData": {
-                "admin-user": "admin",
-                "admin-password": s.get("grafanaAdminPassword"),
-            },
-        }));
+        out.push(secret(
+            monitoring,
+            GRAFANA_ADMIN_SECRET.to_string(),
+            "grafana",
+            OPAQUE,
+            json!({"admin-user": "admin", "admin-password": s.get("grafanaAdminPassword")}),
+        ));
     }
     out
 }
+
+/// The type of a Secret of arbitrary keys.
+const OPAQUE: &str = "Opaque";
 
 /// `Kind/namespace/name` of each object, for plans and reports (never the values).
 pub fn names(objects: &[Value]) -> Vec<String> {

@@ -220,29 +220,7 @@ fn every_profile_is_pinned_to_the_bundle_and_core_kinds_validate() {
     let args: Vec<&str> = validate.iter().map(String::as_str).collect();
     let run = test_support::run("kubernetes-validate", &args, work.path());
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let custom = [
-        "Cluster",
-        "Pooler",
-        "ScheduledBackup",
-        "ObjectStore",
-        "Certificate",
-        "Gateway",
-        "GatewayClass",
-        "EnvoyProxy",
-        "HTTPRoute",
-        "SecurityPolicy",
-        "ServiceMonitor",
-        "PodMonitor",
-    ];
-    for line in run.stdout.lines().chain(run.stderr.lines()) {
-        let known = custom
-            .iter()
-            .any(|k| line.contains(&format!("Couldn't find schema for kind {k} ")));
-        assert!(
-            line.trim().is_empty() || known,
-            "kubernetes-validate: {line}"
-        );
-    }
+    crate::stack_chart::validated_but_custom_kinds(&format!("{}\n{}", run.stdout, run.stderr));
 }
 
 #[test]

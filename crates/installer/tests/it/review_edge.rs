@@ -22,13 +22,10 @@
 //! Needs `helm` and `haproxy`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use serde_norway::Value;
-use test_support::ports::reserved_port;
-use test_support::{p, require, run, Run};
+use test_support::{p, run, Run};
 
 use crate::stack_chart::{config_map_key, documents, find, need_helm, write, NAMESPACE, RELEASE};
 
@@ -282,78 +279,12 @@ fn the_capacity_check_holds_haproxy_memory_to_maxconn() {
 // --- HAProxy in front of stand-ins ------------------------------------------------------------
 
 /// The rendered HAProxy on loopback in front of stand-ins; stopped when dropped.
-struct Haproxy {
-    port: u16,
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+struct Haproxy(crate::stack_chart::RoutedHaproxy);
 
 impl Haproxy {
     /// Starts the HAProxy config of `docs` with every Synapse instance replaced by a stand-in.
     fn start(docs: &[Value]) -> Haproxy {
-        require("haproxy", "haproxy");
-        let instances = crate::stack_chart::instance_hosts(docs);
-        let ports =
-            crate::stack_chart::name_servers(&instances.keys().cloned().collect::<Vec<_>>());
-        let mut cfg = config_map_key(docs, &format!("{RELEASE}-haproxy"), "haproxy.cfg");
-        for (name, host) in &instances {
-            cfg = cfg.replace(
-                &format!("{host}:8008"),
-                &format!("127.0.0.1:{}", ports[name]),
-            );
-        }
-        let (front, health) = (reserved_port(), reserved_port());
-        cfg = cfg
-            .replace("bind :8008", &format!("bind 127.0.0.1:{front}"))
-            .replace("bind :8405", &format!("bind 127.0.0.1:{health}"))
-            .replace("log stdout format raw local0 info", "")
-            .replace("init-addr last,libc,none", "init-addr none");
-        // The profile's maxconn needs more file descriptors than this sandbox may open.
-        cfg = cfg
-            .lines()
-            .map(|l| {
-                if l.trim_start().starts_with("maxconn ") {
-                    "    maxconn 1000".to_owned()
-                } else {
-                    l.to_owned()
-                }
-            })
-            .map(|l| l + "\n")
-            .collect();
-        let dir = tempfile::tempdir().unwrap();
-        let file = write(dir.path(), "haproxy.cfg", &cfg);
-        let log = dir.path().join("haproxy.log");
-        let child = std::process::Command::new("haproxy")
-            .args(["-db", "-f", p(&file)])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let haproxy = Haproxy {
-            port: front,
-            child,
-            _dir: dir,
-        };
-        // Up once main answers through the frontend (an unrouted client path goes to main).
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", front)).is_err()
-            || haproxy.get(MATRIX_HOST, "/_synapse/client/ready", &[]).1 != "main"
-        {
-            assert!(
-                Instant::now() < deadline,
-                "HAProxy did not start:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        haproxy
+        Haproxy(crate::stack_chart::start_haproxy(docs))
     }
 
     /// One HTTP/1.1 request with `Host: host`: (status, body).
@@ -364,22 +295,7 @@ impl Haproxy {
         path: &str,
         headers: &[(&str, &str)],
     ) -> (u16, String) {
-        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
-        conn.write_all(req.as_bytes()).unwrap();
-        let mut resp = String::new();
-        let _ = conn.read_to_string(&mut resp);
-        let status = resp
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        (status, body.to_owned())
+        crate::stack_chart::http_as(self.0.port, host, method, path, headers)
     }
 
     fn get(&self, host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {

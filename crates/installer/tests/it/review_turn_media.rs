@@ -335,29 +335,11 @@ impl Drop for Turn {
     }
 }
 
+/// A fresh server certificate and key (of a new test CA) as tls.crt and tls.key in `tls`.
 fn new_certificate(tls: &Path, name: &str) {
-    run(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "tls.key",
-            "-out",
-            "tls.crt",
-            "-days",
-            "1",
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-        tls,
-    )
-    .ok();
+    let ca = test_support::registry::TestCa::create(&tls.join(format!("ca-{name}")));
+    std::fs::copy(&ca.server_cert, tls.join("tls.crt")).unwrap();
+    std::fs::copy(&ca.server_key, tls.join("tls.key")).unwrap();
 }
 
 /// The rendered coturn files under `dir`, with the container's paths moved there, ready to

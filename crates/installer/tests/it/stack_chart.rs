@@ -239,9 +239,14 @@ fn every_profile_and_variant_renders_and_core_kinds_validate_strictly() {
         "kubernetes-validate failed:\n{}\n{}",
         out.stdout, out.stderr
     );
-    // Custom resources have no bundled schema and are reported as unknown; anything else
-    // the validator says about them, or any core kind it cannot check, is a failure.
-    let custom = [
+    validated_but_custom_kinds(&format!("{}\n{}", out.stdout, out.stderr));
+}
+
+/// Fails on anything `kubernetes-validate` printed but its "no schema" line for the custom
+/// resources the chart renders: they have no bundled schema; anything else the validator says
+/// about them, or any core kind it cannot check, is a failure.
+pub(crate) fn validated_but_custom_kinds(output: &str) {
+    const CUSTOM: &[&str] = &[
         "Cluster",
         "Pooler",
         "ScheduledBackup",
@@ -255,11 +260,8 @@ fn every_profile_and_variant_renders_and_core_kinds_validate_strictly() {
         "ServiceMonitor",
         "PodMonitor",
     ];
-    for line in out.stdout.lines().chain(out.stderr.lines()) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let known_custom = custom
+    for line in output.lines().filter(|l| !l.trim().is_empty()) {
+        let known_custom = CUSTOM
             .iter()
             .any(|k| line.contains(&format!("Couldn't find schema for kind {k} ")));
         assert!(known_custom, "kubernetes-validate: {line}");
@@ -1343,9 +1345,26 @@ pub(crate) fn name_servers(names: &[String]) -> BTreeMap<String, u16> {
 
 /// One HTTP/1.1 request: (status, body).
 fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    http_as(
+        port,
+        &format!("matrix.{SITE_DOMAIN}"),
+        method,
+        path,
+        headers,
+    )
+}
+
+/// One HTTP/1.1 request with `Host: host` to 127.0.0.1:`port`: (status, body).
+pub(crate) fn http_as(
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: matrix.{SITE_DOMAIN}\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -1364,8 +1383,8 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, 
 
 /// The rendered HAProxy running in front of stand-ins; stopped (and its directory removed)
 /// when dropped.
-struct RoutedHaproxy {
-    port: u16,
+pub(crate) struct RoutedHaproxy {
+    pub(crate) port: u16,
     child: std::process::Child,
     _dir: tempfile::TempDir,
 }
@@ -1404,10 +1423,16 @@ type RouteCase<'a> = (&'a str, String, &'a [(&'a str, &'a str)], &'a str);
 /// Runs the rendered HAProxy config against stand-ins for every Synapse instance and checks
 /// where each kind of request lands.
 fn route_through_haproxy(profile: &str, extra: &[&str]) -> RoutedHaproxy {
-    let docs = documents(&render(profile, extra));
-    let instances = instance_hosts(&docs);
+    start_haproxy(&documents(&render(profile, extra)))
+}
+
+/// Starts the rendered HAProxy config of `docs` on loopback with every Synapse instance
+/// replaced by a stand-in answering with its name; up once main answers.
+pub(crate) fn start_haproxy(docs: &[Value]) -> RoutedHaproxy {
+    require("haproxy", "haproxy");
+    let instances = instance_hosts(docs);
     let ports = name_servers(&instances.keys().cloned().collect::<Vec<_>>());
-    let mut cfg = config_map_key(&docs, "msg-haproxy", "haproxy.cfg");
+    let mut cfg = config_map_key(docs, &format!("{RELEASE}-haproxy"), "haproxy.cfg");
     for (name, host) in &instances {
         cfg = cfg.replace(
             &format!("{host}:8008"),
@@ -1418,8 +1443,9 @@ fn route_through_haproxy(profile: &str, extra: &[&str]) -> RoutedHaproxy {
     cfg = cfg
         .replace("bind :8008", &format!("bind 127.0.0.1:{front}"))
         .replace("bind :8405", &format!("bind 127.0.0.1:{health}"))
-        .replace("log stdout format raw local0 info", "");
-    // The profile's maxconn needs twice as many file descriptors as this sandbox may open.
+        .replace("log stdout format raw local0 info", "")
+        .replace("init-addr last,libc,none", "init-addr none");
+    // The profile's maxconn needs more file descriptors than this sandbox may open.
     cfg = cfg
         .lines()
         .map(|l| {
