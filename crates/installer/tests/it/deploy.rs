@@ -107,7 +107,8 @@ pub(crate) fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         require("helm", "scripts/install-helm.sh");
-        let dir = tempfile::tempdir().unwrap();
+        // A static is never dropped: the directory goes where `cargo clean` removes it.
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let (public, secret) = test_support::test_key("deploy");
         let images = listed_images();
         let digests = pack(dir.path(), "bundle.tar.zst", &images, &secret);
@@ -131,6 +132,10 @@ pub(crate) fn fixture() -> &'static Fixture {
 pub(crate) fn site(dir: &Path, profile: &str, extra: &str) -> PathBuf {
     let example = std::fs::read_to_string(root().join("tests/fixtures/site/site.yaml")).unwrap();
     let text = example.replace("profile: \"1k\"", &format!("profile: \"{profile}\""));
+    assert!(
+        profile == "1k" || text != example,
+        "the site fixture no longer writes `profile: \"1k\"`"
+    );
     let path = dir.join(format!("site-{profile}.yaml"));
     std::fs::write(&path, format!("{text}{extra}")).unwrap();
     path

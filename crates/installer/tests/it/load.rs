@@ -68,7 +68,8 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         tools();
-        let dir = tempfile::tempdir().unwrap();
+        // A static is never dropped: the directory goes where `cargo clean` removes it.
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         std::fs::create_dir_all(dir.path().join("home/.docker")).unwrap();
         let source = TestRegistry::plain();
         let host = source.host();

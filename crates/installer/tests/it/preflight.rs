@@ -224,7 +224,6 @@ fn fixtures_load_as_the_api_lists_them() {
 fn the_site_file_gives_class_selections_and_names() {
     let s = site("1k", |_| {});
     assert_eq!(s.storage_class.as_deref(), Some("local-ssd"));
-    assert_eq!(s.requests.profile, "1k");
     assert_eq!(s.selections.len(), 1);
     let turn = &s.selections[0];
     assert_eq!(turn.part, "coturn");

@@ -11,7 +11,7 @@
 //!   25%, not the whole declared cluster.
 //!
 //! `REVIEW_DATA_ROOT=DIR` runs the same assertions against another checkout's chart and site
-//! fixture (e.g. a `git worktree` of HEAD, where they fail). Needs `helm`.
+//! fixture (e.g. a `git worktree` of the commit before 1277a25, where they fail). Needs `helm`.
 
 use std::path::PathBuf;
 

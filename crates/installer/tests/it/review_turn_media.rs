@@ -472,7 +472,7 @@ fn debians_coturn_runs_the_rendered_config_enforces_it_and_reloads_its_certifica
         denied.contains("Received relay addr: 10.20.0.11:"),
         "{denied}"
     );
-    assert!(denied.contains("403"), "{denied}");
+    assert!(denied.contains("error 403 (Forbidden IP)"), "{denied}");
     turn.wait_for_log("A peer IP 10.244.1.5 denied", Duration::from_secs(5));
     // A user's device (turn.clientCIDRs): permitted, and the relay is the external address.
     let allowed = uclient(listen, "10.30.1.5");
@@ -480,7 +480,7 @@ fn debians_coturn_runs_the_rendered_config_enforces_it_and_reloads_its_certifica
         allowed.contains("Received relay addr: 10.20.0.11:"),
         "{allowed}"
     );
-    assert!(!allowed.contains("403"), "{allowed}");
+    assert!(!allowed.contains("(Forbidden IP)"), "{allowed}");
 
     // cert-manager renews: the kubelet swaps the files; coturn reloads them.
     new_certificate(&dir.path().join("tls"), "turn.example.test");

@@ -863,15 +863,13 @@ fn container_problems(pod: &Value, container: &Value) -> Vec<String> {
     out
 }
 
+/// The pinned upstream charts cannot be downloaded where CI runs: run it with
+/// `UPSTREAM_CHARTS=DIR cargo test -p installer --test it -- --ignored rendered_with`.
 #[test]
+#[ignore = "needs UPSTREAM_CHARTS=DIR holding the pinned upstream charts"]
 fn rendered_with_the_pinned_charts_every_container_is_bounded_and_restricted() {
-    let Some(dir) = std::env::var_os("UPSTREAM_CHARTS") else {
-        eprintln!(
-            "UPSTREAM_CHARTS is not set: the upstream charts are not rendered (set it to a \
-             directory holding the pinned charts to render them)"
-        );
-        return;
-    };
+    let dir = std::env::var_os("UPSTREAM_CHARTS")
+        .expect("set UPSTREAM_CHARTS to a directory holding the pinned upstream charts");
     test_support::require("helm", "scripts/install-helm.sh");
     test_support::require("kubernetes-validate", "scripts/setup.sh");
     let dir = PathBuf::from(dir);
