@@ -162,7 +162,7 @@ impl Outside for SiteOutside<'_> {
         if output.status.success() {
             Ok(format!(
                 "{} image(s) in the registry, {} blob(s) pushed",
-                summary["images"].as_array().map_or(0, Vec::len),
+                summary["images"].as_u64().unwrap_or(0),
                 summary["blobs_pushed"].as_u64().unwrap_or(0)
             ))
         } else {

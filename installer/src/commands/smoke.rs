@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     pub server_name: String,
     /// File holding Synapse's registration_shared_secret: the bare secret, or a Synapse
-    /// configuration file with it (such as the chart's secrets.yaml).
+    /// configuration file with it (such as key secrets.yaml of Secret <release>-synapse-secrets).
     #[arg(long, value_name = "FILE")]
     pub registration_secret_file: PathBuf,
     /// Extra CA certificate (PEM) to trust, e.g. the enclave's internal root.

@@ -4,7 +4,7 @@
 pub const STEPS: &[(&str, &str)] = &[
     (
         "preflight",
-        "check the cluster, nodes, storage and registry",
+        "check the cluster: API, storage, nodes, labels, clocks, host names",
     ),
     (
         "load",
