@@ -20,6 +20,7 @@ pub use haproxy::{
     HAPROXY_BASE_MIB, HAPROXY_BUFFERS_PER_CONNECTION, HAPROXY_BUFFER_KIB,
     HAPROXY_CONNECTIONS_PER_THREAD, HAPROXY_CONNECTION_KIB, HAPROXY_CONNECTION_STATE_KIB,
 };
+pub use merge::merge;
 pub use quantity::{parse_cpu, parse_memory};
 pub use report::{Check, Report};
 pub use resources::{

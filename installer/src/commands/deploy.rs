@@ -161,13 +161,11 @@ fn deploy(args: &Args, out: Output, upgrade: bool) -> Result<ExitCode> {
     };
     let images = BundleImages::read(&prepared.bundle)
         .with_context(|| format!("reading the images of {}", args.bundle.bundle.display()))?;
-    let site_bytes = oci::files::read_capped(&args.config, oci::files::INPUT_FILE_LIMIT)
-        .with_context(|| format!("reading {}", args.config.display()))?;
     let toc = prepared.bundle.toc();
     let journal = Journal::new(
         format!("{} {}", toc.name, toc.version),
         prepared.bundle.toc_sha256(),
-        oci::Digest::of(&site_bytes).to_string(),
+        prepared.site.digest.to_string(),
         deploy_run::versions(&images),
     );
     if upgrade {

@@ -5,6 +5,7 @@
 //! versions running.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -171,9 +172,11 @@ impl Journal {
             what: "the journal".into(),
             message: e.to_string(),
         })?;
-        let partial = local.with_extension("partial");
-        std::fs::write(&partial, format!("{text}\n")).map_err(|e| DeployError::io(&partial, e))?;
-        std::fs::rename(&partial, local).map_err(|e| DeployError::io(local, e))?;
+        bundle_file::pack::write_atomically(local, |mut file| {
+            file.write_all(format!("{text}\n").as_bytes())
+                .map_err(|e| bundle_file::BundleError::io(local, e))?;
+            Ok(file)
+        })?;
         Ok(text)
     }
 

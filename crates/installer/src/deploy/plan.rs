@@ -160,7 +160,7 @@ pub fn build<S: ReadAt>(
         })?,
         None => site::empty(),
     };
-    site::merge(&mut values, &inputs.site.values);
+    capacity::merge(&mut values, inputs.site.values.clone());
     let profile_values: Value = serde_norway::from_str(
         &std::fs::read_to_string(&profile_file).map_err(|e| DeployError::io(&profile_file, e))?,
     )
@@ -168,7 +168,7 @@ pub fn build<S: ReadAt>(
         what: profile_file.display().to_string(),
         message: e.to_string(),
     })?;
-    site::merge(&mut values, &profile_values);
+    capacity::merge(&mut values, profile_values);
 
     let mut steps: Vec<Step> = STEPS
         .iter()

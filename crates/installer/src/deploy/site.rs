@@ -16,6 +16,8 @@ pub struct Site {
     pub profile: String,
     /// Its values as written.
     pub values: Value,
+    /// The digest of the bytes read (the journal records which site file a deploy ran).
+    pub digest: oci::Digest,
 }
 
 impl Site {
@@ -45,6 +47,7 @@ impl Site {
             path: path.to_path_buf(),
             profile,
             values,
+            digest: oci::Digest::of(text.as_bytes()),
         })
     }
 
@@ -78,24 +81,6 @@ impl Site {
     }
 }
 
-/// `over` merged into `base` as helm merges values files: mappings key by key, anything
-/// else replaced.
-pub fn merge(base: &mut Value, over: &Value) {
-    match (base, over) {
-        (Value::Mapping(base), Value::Mapping(over)) => {
-            for (key, value) in over {
-                match base.get_mut(key) {
-                    Some(existing) => merge(existing, value),
-                    None => {
-                        base.insert(key.clone(), value.clone());
-                    }
-                }
-            }
-        }
-        (base, over) => *base = over.clone(),
-    }
-}
-
 /// The boolean at dotted `path` of `values`; a missing or non-boolean value is false.
 pub fn switch(values: &Value, path: &str) -> bool {
     let mut here = values;
@@ -118,12 +103,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn merge_is_helms_and_switches_read_booleans() {
+    fn switches_read_booleans_of_merged_values() {
         let mut base: Value =
             serde_norway::from_str("a: {b: 1, c: [1, 2]}\nmonitoring: {enabled: false}\n").unwrap();
         let over: Value =
             serde_norway::from_str("a: {c: [3]}\nmonitoring: {enabled: true}\nx: y\n").unwrap();
-        merge(&mut base, &over);
+        capacity::merge(&mut base, over);
         assert_eq!(base["a"]["b"].as_i64(), Some(1));
         assert_eq!(base["a"]["c"].as_sequence().map(Vec::len), Some(1));
         assert!(switch(&base, "monitoring.enabled"));

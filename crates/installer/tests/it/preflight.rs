@@ -16,7 +16,6 @@ use installer::deploy::preflight::{
     Resolver,
 };
 use installer::deploy::render::ReleaseInput;
-use installer::deploy::site;
 use installer::kube::{Cluster, KubeError, MemoryCluster, ObjectRef};
 use serde_json::{json, Value};
 use serde_norway::Value as Yaml;
@@ -56,7 +55,7 @@ fn site_values(edit: impl FnOnce(&mut Yaml)) -> Yaml {
         serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     };
     let mut values = read(root.join("charts/messenger/values.yaml"));
-    site::merge(&mut values, &read(site_file()));
+    capacity::merge(&mut values, read(site_file()));
     edit(&mut values);
     values
 }

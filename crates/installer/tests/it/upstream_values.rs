@@ -634,7 +634,7 @@ fn every_values_file_keeps_the_stack_off_the_internet_and_the_crds_on() {
         // The settings may be spread over a release's files: the last one wins, as in helm.
         let mut merged = Value::Mapping(Default::default());
         for (file, text) in &files {
-            merge(&mut merged, parse(file, text));
+            capacity::merge(&mut merged, parse(file, text));
         }
         let missing = missing_settings(&merged, self::chart(chart));
         assert!(
@@ -762,24 +762,6 @@ fn each_check_fails_on_a_bad_file() {
             "x.podSecurityContext sets seccomp profile Unconfined",
         ]
     );
-}
-
-/// Merges `over` into `base` the way helm merges values files: maps key by key, anything
-/// else replaced.
-fn merge(base: &mut Value, over: Value) {
-    match (base, over) {
-        (Value::Mapping(base), Value::Mapping(over)) => {
-            for (k, v) in over {
-                match base.get_mut(&k) {
-                    Some(existing) => merge(existing, v),
-                    None => {
-                        base.insert(k, v);
-                    }
-                }
-            }
-        }
-        (base, over) => *base = over,
-    }
 }
 
 /// The pinned chart of `name` under `dir`: `dir/NAME/` or `dir/NAME-*.tgz`.
