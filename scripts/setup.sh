@@ -13,6 +13,10 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v umoci >/dev/null || need+=(umoci)
+# download page test: Debian's nginx serves the files image's /app with the chart's config
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+# bill of materials test: the auditor's jq reading of sbom.cdx.json
+command -v jq >/dev/null || need+=(jq)
 command -v sigtool >/dev/null || need+=(clamav)
 command -v age >/dev/null || need+=(age)
 # node-config test: a real containerd and its ctr client
@@ -28,6 +32,16 @@ command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 # the chart's coturn and media/Garage scripts, run for real in the tests
 command -v turnserver >/dev/null || need+=(coturn)
 command -v busybox >/dev/null || need+=(busybox)
+# antivirus tests: Debian's clamd
+[ -x /usr/sbin/clamd ] || need+=(clamav-daemon)
+# monitoring tests: a real Prometheus (and promtool) scraping the rehearsal, and the exporters
+# standing in for the cluster's (node, PostgreSQL, the Valkey sidecar)
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
+command -v prometheus-postgres-exporter >/dev/null || need+=(prometheus-postgres-exporter)
+command -v prometheus-redis-exporter >/dev/null || need+=(prometheus-redis-exporter)
+# alert rules: promtool (check rules, test rules)
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -37,3 +51,12 @@ fi
 # --- smoke and rehearsal tests: Synapse with PostgreSQL and Redis support ---
 python3 -c 'import synapse, psycopg2, txredisapi, hiredis' 2>/dev/null || pip install -q 'matrix-synapse[postgres,redis]'
 # --- end smoke and rehearsal tests ---
+# --- group calls test: LiveKit's official Python SDK verifies the access tokens ---
+python3 -c 'import livekit.api' 2>/dev/null || pip install -q livekit-api
+# --- end group calls test ---
+# --- antivirus tests: matrix-content-scanner 1.4.0 (the carried image's version) ---
+python3 -c 'import matrix_content_scanner' 2>/dev/null || "$(dirname "$0")/install-content-scanner.sh"
+# --- end antivirus tests ---
+# --- bill of materials test: the CycloneDX 1.6 JSON schema validator ---
+python3 -c 'import cyclonedx.validation.json, jsonschema' 2>/dev/null || pip install -q 'cyclonedx-python-lib[json-validation]>=7.6,<8'
+# --- end bill of materials test ---

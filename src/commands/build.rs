@@ -32,6 +32,11 @@ pub struct BuildArgs {
     /// image alone, whose base layers the site's registry already has.
     #[arg(long, value_enum, value_name = "PART")]
     only: Option<Part>,
+    /// Build a delta against this older bundle, which the site has loaded and deployed: carry
+    /// only the configs, layers, tools and files it did not (every manifest, chart and the CA are
+    /// still carried); list the rest in external-blobs.json and the old bundle in base.json.
+    #[arg(long, value_name = "OLD.tar.zst", conflicts_with = "only")]
+    since: Option<PathBuf>,
     /// Carry this site CA directory (`ca.crt`, and `ca.key.age` unless made with --no-key;
     /// see `bundle ca init`) as `ca/`.
     #[arg(long, value_name = "DIR")]
@@ -81,6 +86,7 @@ pub fn run(args: &BuildArgs, out: Output) -> Result<ExitCode> {
         version: args.version.clone(),
         signer: key.as_ref(),
         only_clamav: args.only == Some(Part::Clamav),
+        since: args.since.as_deref(),
         ca_dir: args.ca.as_deref(),
         chart_dir: chart_dir.as_deref(),
         releases: releases.as_deref(),

@@ -3,9 +3,9 @@
 use anyhow::{Context, Result};
 use cli_support::retries::RetryReporter;
 use cli_support::Output;
-use online::build::{client_config, LockInputs};
+use online::build::{client_config, LockInputs, RefreshFiles};
 use online::chart::Upstream;
-use online::spec::{ChartsFile, ImagesFile, ToolsFile};
+use online::spec::{ChartsFile, FilesFile, ImagesFile, SpecError, ToolsFile};
 use online::store::BlobCache;
 use registry::{Client, Credentials};
 use std::path::PathBuf;
@@ -34,6 +34,10 @@ pub struct ImagesArgs {
     /// when absent].
     #[arg(long, value_name = "FILE")]
     pub charts: Option<PathBuf>,
+    /// Files the site needs besides images, pinned and carried as files/ [default: files.toml
+    /// beside images.toml, skipped when absent].
+    #[arg(long, value_name = "FILE")]
+    pub files: Option<PathBuf>,
     /// Take the ClamAV databases from this directory (kept by Cisco's cvdupdate), overriding
     /// images.toml's \[clamav\] source.
     #[arg(long, value_name = "DIR", conflicts_with = "clamav_mirror")]
@@ -66,20 +70,32 @@ impl ImagesArgs {
         default.exists().then_some(default)
     }
 
-    /// Loads tools.toml, if there is one.
-    pub fn load_tools(&self) -> Result<Option<ToolsFile>> {
-        self.beside_images(self.tools.as_ref(), "tools.toml")
-            .map(|path| ToolsFile::load(&path))
+    /// Loads the input file `given` or `name` beside images.toml with `load`, if there is one.
+    fn load_beside<T>(
+        &self,
+        given: Option<&PathBuf>,
+        name: &str,
+        load: fn(&std::path::Path) -> Result<T, SpecError>,
+    ) -> Result<Option<T>> {
+        self.beside_images(given, name)
+            .map(|path| load(&path))
             .transpose()
             .map_err(Into::into)
     }
 
+    /// Loads tools.toml, if there is one.
+    pub fn load_tools(&self) -> Result<Option<ToolsFile>> {
+        self.load_beside(self.tools.as_ref(), "tools.toml", ToolsFile::load)
+    }
+
     /// Loads charts.toml, if there is one.
     pub fn load_charts(&self) -> Result<Option<ChartsFile>> {
-        self.beside_images(self.charts.as_ref(), "charts.toml")
-            .map(|path| ChartsFile::load(&path))
-            .transpose()
-            .map_err(Into::into)
+        self.load_beside(self.charts.as_ref(), "charts.toml", ChartsFile::load)
+    }
+
+    /// Loads files.toml, if there is one.
+    pub fn load_files(&self) -> Result<Option<FilesFile>> {
+        self.load_beside(self.files.as_ref(), "files.toml", FilesFile::load)
     }
 
     /// The ClamAV source the command line names, as a URL ending in `/`.
@@ -97,6 +113,8 @@ impl ImagesArgs {
         Ok(LockInputs {
             tools: self.load_tools()?,
             charts: self.load_charts()?,
+            files: self.load_files()?,
+            refresh_files: RefreshFiles::None,
             clamav_source: self.clamav_source(),
             upstream: Upstream::new(http.clone(), client.clone(), cache.clone()),
             http,

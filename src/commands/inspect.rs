@@ -1,8 +1,10 @@
-//! `bundle inspect`: list members, sizes, kinds and signers without extracting.
+//! `bundle inspect`: list members, sizes, kinds and signers without extracting; `--sbom`
+//! prints the bill of materials.
 
 use anyhow::{Context, Result};
 use bundle_file::inspect::{summarize, Summary};
 use bundle_file::Bundle;
+use cli_support::trust_args::TrustArgs;
 use cli_support::Output;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -17,13 +19,47 @@ pub struct InspectArgs {
     /// List every member, not only totals per kind.
     #[arg(long)]
     members: bool,
+    /// Print the bill of materials (sbom.cdx.json, CycloneDX JSON) instead, after checking
+    /// it against bundle.json (and, with --key, bundle.json against the signatures).
+    #[arg(long)]
+    sbom: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 pub fn run(args: &InspectArgs, out: Output) -> Result<ExitCode> {
     let bundle = Bundle::open_path(&args.bundle)
         .with_context(|| format!("opening {}", args.bundle.display()))?;
+    if args.sbom {
+        return print_sbom(args, &bundle, out);
+    }
     let summary = summarize(&bundle);
     out.result(human(&summary, args.members), &summary);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the bill exactly as the bundle carries it (the JSON document in every output mode),
+/// once its bytes match bundle.json and, given keys, bundle.json matches the signatures.
+fn print_sbom(
+    args: &InspectArgs,
+    bundle: &Bundle<bundle_file::archive::source::FileSource>,
+    out: Output,
+) -> Result<ExitCode> {
+    let name = args.bundle.display().to_string();
+    if !args.trust.keys.is_empty() {
+        let policy = args.trust.policy()?;
+        let signatures = bundle
+            .signatures()
+            .map_err(|p| anyhow::anyhow!("cannot read signatures: {p}"))?;
+        let found: Vec<_> = signatures.iter().map(|(_, s)| s.clone()).collect();
+        policy
+            .check(bundle.toc_bytes(), &found)
+            .with_context(|| format!("{name} failed verification"))?;
+    }
+    let bytes = online::sbom::bytes_from_bundle(bundle, &name)?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{name}: sbom.cdx.json is not JSON"))?;
+    out.result(String::from_utf8_lossy(&bytes), &json);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -3,7 +3,7 @@
 use super::images_args::{runtime, ImagesArgs};
 use anyhow::{bail, Result};
 use cli_support::Output;
-use online::build::{load_lock, update_lock, write_lock};
+use online::build::{load_lock, update_lock, write_lock, RefreshFiles};
 use online::store::BlobCache;
 use std::process::ExitCode;
 
@@ -12,7 +12,8 @@ use std::process::ExitCode;
 pub struct LockArgs {
     #[command(flatten)]
     images: ImagesArgs,
-    /// Refresh only this image (by reference or repository name); others keep their entries.
+    /// Refresh only this image (by reference or repository name) or this file of files.toml
+    /// (by name); others keep their entries.
     #[arg(long, value_name = "NAME")]
     update: Option<String>,
 }
@@ -20,22 +21,42 @@ pub struct LockArgs {
 pub fn run(args: &LockArgs, out: Output) -> Result<ExitCode> {
     let images = args.images.load_images()?;
     let previous = load_lock(&args.images.lock)?;
-    let only = match &args.update {
-        Some(name) => match images.find(name) {
-            Some(spec) => Some(spec.reference.clone()),
-            None => bail!("{name} is not in {}", args.images.images.display()),
-        },
-        None => None,
-    };
     let client = args.images.client(&images, out)?;
-    let inputs = args
+    let mut inputs = args
         .images
         .lock_inputs(&client, BlobCache::open(BlobCache::default_root())?)?;
+    let is_file = |name: &str| {
+        inputs
+            .files
+            .as_ref()
+            .is_some_and(|f| f.files.iter().any(|s| s.name == name))
+    };
+    // `None`: every image; `Some(None)`: no image (a file is updated).
+    let only = match &args.update {
+        Some(name) if is_file(name) => {
+            inputs.refresh_files = RefreshFiles::Only(name.clone());
+            Some(None)
+        }
+        Some(name) => match images.find(name) {
+            Some(spec) => Some(Some(spec.reference.clone())),
+            None => bail!(
+                "{name} is not in {} (nor a file of files.toml)",
+                args.images.images.display()
+            ),
+        },
+        None => {
+            inputs.refresh_files = RefreshFiles::All;
+            None
+        }
+    };
     let lock = runtime()?.block_on(update_lock(
         &images,
         &inputs,
         previous.as_ref(),
-        &|spec| only.as_ref().is_none_or(|r| *r == spec.reference),
+        &|spec| {
+            only.as_ref()
+                .is_none_or(|r| r.as_ref() == Some(&spec.reference))
+        },
         &client,
         args.images.jobs,
         &args.images.lock,
@@ -73,6 +94,12 @@ pub fn run(args: &LockArgs, out: Output) -> Result<ExitCode> {
             chart.digest
         ));
     }
+    for file in &lock.files {
+        human.push_str(&format!(
+            "file {} ({}) -> {}\n",
+            file.name, file.source, file.sha256
+        ));
+    }
     for database in &lock.clamav {
         human.push_str(&format!(
             "clamav {} version {} ({} signatures) -> {}\n",
@@ -98,6 +125,7 @@ pub fn run(args: &LockArgs, out: Output) -> Result<ExitCode> {
                 "platforms": i.platform_list().iter().map(ToString::to_string).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "tools": lock.tools,
+            "files": lock.files,
             "clamav": lock.clamav,
             "charts": lock.charts.iter().map(|c| serde_json::json!({
                 "name": c.name,

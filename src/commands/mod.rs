@@ -3,6 +3,7 @@
 
 mod build;
 mod ca;
+mod diff;
 mod events;
 mod extract;
 mod find_images;
@@ -37,6 +38,8 @@ pub enum Command {
     Split(split::SplitArgs),
     /// Show what is inside a bundle without extracting it.
     Inspect(inspect::InspectArgs),
+    /// Show what changed between two bundles or locks (exit 0: nothing, 1: something, 2: error).
+    Diff(diff::DiffArgs),
     /// Extract a bundle into a directory, writing each member only after its hash matched.
     Extract(extract::ExtractArgs),
     /// Render releases.toml with helm and list every image, checked against images.toml.
@@ -56,6 +59,7 @@ pub fn run(command: Command, out: Output) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify_cmd::run(&args, out),
         Command::Split(args) => split::run(&args, out),
         Command::Inspect(args) => inspect::run(&args, out),
+        Command::Diff(args) => diff::run(&args, out),
         Command::Extract(args) => extract::run(&args, out),
         Command::FindImages(args) => find_images::run(&args, out),
         Command::Ca(args) => ca::run(&args, out),

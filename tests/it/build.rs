@@ -20,19 +20,19 @@ use test_support::{flip_byte, require, Run};
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// The tools these tests drive besides `bundle`; a missing one fails the test with a hint.
-fn tools() {
+pub(crate) fn tools() {
     require("docker-registry", "docker-registry");
     require("skopeo", "skopeo");
 }
 
 /// A test's working directory: images.toml, manifests.lock, the cache, bundles, a home
 /// directory without logins, and the sample image layouts.
-struct Work {
+pub(crate) struct Work {
     dir: tempfile::TempDir,
 }
 
 impl Work {
-    fn new() -> Work {
+    pub(crate) fn new() -> Work {
         let work = Work {
             dir: tempfile::tempdir().unwrap(),
         };
@@ -40,7 +40,7 @@ impl Work {
         work
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
@@ -62,12 +62,12 @@ impl Work {
         command
     }
 
-    fn bundle(&self, args: &[&str]) -> Run {
+    pub(crate) fn bundle(&self, args: &[&str]) -> Run {
         Run::from(self.command(args).output().expect("run bundle"))
     }
 
     /// `bundle lock` of images.toml into manifests.lock.
-    fn lock(&self, extra: &[&str]) -> Run {
+    pub(crate) fn lock(&self, extra: &[&str]) -> Run {
         let mut args = vec![
             "lock",
             "--images",
@@ -80,7 +80,7 @@ impl Work {
     }
 
     /// `bundle build --locked --events` into `out` with the cache `cache`.
-    fn build(&self, out: &str, cache: &str, extra: &[&str]) -> Run {
+    pub(crate) fn build(&self, out: &str, cache: &str, extra: &[&str]) -> Run {
         self.bundle(&self.build_args(out, cache, extra))
     }
 
@@ -102,11 +102,11 @@ impl Work {
         args
     }
 
-    fn write(&self, rel: &str, text: &str) {
+    pub(crate) fn write(&self, rel: &str, text: &str) {
         std::fs::write(self.path(rel), text).unwrap();
     }
 
-    fn read(&self, rel: &str) -> Vec<u8> {
+    pub(crate) fn read(&self, rel: &str) -> Vec<u8> {
         std::fs::read(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
 
@@ -124,7 +124,7 @@ impl Work {
 
     /// Extracts bundle `rel` into `dir` without checking its layout is complete (an update
     /// bundle's lacks its base layers on purpose).
-    fn extract_unchecked(&self, rel: &str, dir: &str) -> PathBuf {
+    pub(crate) fn extract_unchecked(&self, rel: &str, dir: &str) -> PathBuf {
         self.bundle(&["extract", rel, dir, "--insecure-skip-verify", "-q"])
             .ok();
         self.path(dir)
@@ -139,7 +139,12 @@ impl Work {
     }
 
     /// A single-platform (linux/amd64) sample pushed to `registry` as `repository:v1`.
-    fn push_single(&self, registry: &TestRegistry, repository: &str, seed: u64) -> SampleImage {
+    pub(crate) fn push_single(
+        &self,
+        registry: &TestRegistry,
+        repository: &str,
+        seed: u64,
+    ) -> SampleImage {
         let image = images::single(&self.path(&format!("layouts/{seed}")), "v1", seed, 200_000);
         images::push(&image, registry, repository);
         image
@@ -148,7 +153,7 @@ impl Work {
 
 /// images.toml for `host` (marked insecure unless it is `None`): default platforms amd64 and
 /// arm64, one `[[images]]` entry per `(reference, platforms)`, `None` for the default.
-fn images_toml(insecure: Option<&str>, entries: &[(&str, Option<&[&str]>)]) -> String {
+pub(crate) fn images_toml(insecure: Option<&str>, entries: &[(&str, Option<&[&str]>)]) -> String {
     let mut text = String::from("# test images\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n");
     if let Some(host) = insecure {
         text.push_str(&format!("\n[registries.\"{host}\"]\ninsecure = true\n"));
@@ -180,7 +185,7 @@ fn events(run: &Run) -> Vec<Value> {
 }
 
 /// The final `{"event":"done",...}` of a build.
-fn done(run: &Run) -> Value {
+pub(crate) fn done(run: &Run) -> Value {
     let all = events(run);
     let last = all.last().cloned().unwrap_or_default();
     assert_eq!(last["event"], "done", "{}", run.stdout);
@@ -321,13 +326,13 @@ fn check_layout(dir: &Path) -> Value {
     index
 }
 
-fn blob_path(dir: &Path, digest: &str) -> PathBuf {
+pub(crate) fn blob_path(dir: &Path, digest: &str) -> PathBuf {
     dir.join("blobs/sha256")
         .join(digest.trim_start_matches("sha256:"))
 }
 
 /// The descriptor index.json gives for `reference`.
-fn layout_entry(index: &Value, reference: &str) -> Value {
+pub(crate) fn layout_entry(index: &Value, reference: &str) -> Value {
     index["manifests"]
         .as_array()
         .unwrap()
@@ -1512,7 +1517,7 @@ fn tools_and_the_site_ca_are_carried_in_the_bundle() {
 }
 
 /// `installer --json load BUNDLE --insecure-skip-verify` into `host` (plain HTTP).
-fn installer_load(work: &Work, bundle: &str, host: &str) -> Run {
+pub(crate) fn installer_load(work: &Work, bundle: &str, host: &str) -> Run {
     let output = Command::new(test_support::bin("installer"))
         .args(["--json", "load", bundle, "--insecure-skip-verify"])
         .args(["--registry", host, "--insecure-registry"])

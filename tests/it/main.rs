@@ -6,4 +6,8 @@ mod auditor_tools;
 mod build;
 mod ca_cli;
 mod cli;
+mod delta;
+mod downloads;
+mod files;
 mod find_images;
+mod sbom;

@@ -102,8 +102,12 @@ SHUTDOWN_MANAGER_MIB; docs/capacity.md). */}}
 {{- $items = append $items (list $v.valkey.proxy.replicas $v.valkey.proxy.resources) -}}
 {{- $items = append $items (list $v.postgres.instances $v.postgres.resources) -}}
 {{- $items = append $items (list $v.pooler.instances $v.pooler.resources) -}}
+{{- /* monitoring: the redis_exporter sidecar in every Valkey and Sentinel pod (templates/valkey) */ -}}
+{{- if $v.monitoring.enabled }}{{ $items = append $items (list (add $v.valkey.replicas $v.valkey.sentinel.replicas) (dict "requests" (dict "cpu" "10m" "memory" "32Mi") "limits" (dict "memory" "64Mi"))) }}{{ end -}}
 {{- if eq $v.objectStorage.mode "garage" }}{{ $items = append $items (list $v.garage.replicas $v.garage.resources) }}{{ end -}}
 {{- if $v.turn.enabled }}{{ $items = append $items (list (len $v.turn.externalIPs) $v.coturn.resources) }}{{ end -}}
+{{- if $v.calls.enabled }}{{ $items = append $items (list $v.livekit.replicas $v.livekit.resources) }}{{ $items = append $items (list 1 $v.lkJwtService.resources) }}{{ end -}}
+{{- if $v.antivirus.enabled }}{{ $items = append $items (list $v.antivirus.clamd.replicas $v.antivirus.clamd.resources) }}{{ $items = append $items (list $v.antivirus.contentScanner.replicas $v.antivirus.contentScanner.resources) }}{{ end -}}
 {{- if $v.gateway.envoy.manage -}}
 {{- $items = append $items (list $v.gateway.envoy.replicas $v.gateway.envoy.resources) -}}
 {{- $items = append $items (list $v.gateway.envoy.replicas (dict "requests" (dict "cpu" "10m" "memory" "32Mi"))) -}}
@@ -157,7 +161,11 @@ release namespace), plus the barman-cloud sidecar in each PostgreSQL instance. *
 {{- $items = append $items (list $v.postgres.instances $v.postgres.resources) -}}
 {{- $items = append $items (list $v.postgres.instances $v.postgres.sidecarResources) -}}
 {{- $items = append $items (list $v.pooler.instances $v.pooler.resources) -}}
+{{- /* monitoring: the redis_exporter sidecar in every Valkey and Sentinel pod (templates/valkey) */ -}}
+{{- if $v.monitoring.enabled }}{{ $items = append $items (list (add $v.valkey.replicas $v.valkey.sentinel.replicas) (dict "requests" (dict "cpu" "10m" "memory" "32Mi") "limits" (dict "memory" "64Mi"))) }}{{ end -}}
 {{- if eq $v.objectStorage.mode "garage" }}{{ $items = append $items (list $v.garage.replicas $v.garage.resources) }}{{ end -}}
+{{- if $v.calls.enabled }}{{ $items = append $items (list 1 $v.lkJwtService.resources) }}{{ if eq $v.calls.network "nodePort" }}{{ $items = append $items (list $v.livekit.replicas $v.livekit.resources) }}{{ end }}{{ end -}}
+{{- if $v.antivirus.enabled }}{{ $items = append $items (list $v.antivirus.clamd.replicas $v.antivirus.clamd.resources) }}{{ $items = append $items (list $v.antivirus.contentScanner.replicas $v.antivirus.contentScanner.resources) }}{{ end -}}
 {{- if and $v.gateway.envoy.manage (eq $v.gateway.namespace .Release.Namespace) -}}
 {{- $items = append $items (list $v.gateway.envoy.replicas $v.gateway.envoy.resources) -}}
 {{- $items = append $items (list $v.gateway.envoy.replicas (dict "requests" (dict "cpu" "10m" "memory" "32Mi") "limits" (dict "memory" "32Mi"))) -}}

@@ -229,6 +229,12 @@ stream_writers, *_instances, the HAProxy backends, Services and StatefulSets all
 {{- if hasKey $t.roles "appserviceNotifier" }}{{ $_ := set $cfg "notify_appservices_from_worker" (first (index $t.roles "appserviceNotifier").instances) }}{{ end -}}
 {{- if hasKey $t.routes "media" -}}
 {{- $_ := set $cfg "enable_media_repo" false -}}
+{{- /* The media admin API (quarantine by id, room or user) is routed to the media instance,
+and quarantining writes the quarantined_media_changes stream, which only its writers may
+(synapse/storage/databases/main/room.py, _insert_quarantine_changes_txn; default: main, and
+the media instance then answered 500, found by the antivirus rescan test). */ -}}
+{{- $mediaPool := index $t.routes "media" -}}
+{{- range $t.pools }}{{ if eq .name $mediaPool }}{{ $_ := set $writers "quarantined_media_changes" (first .instances).name }}{{ end }}{{ end -}}
 {{- if hasKey $t.roles "mediaBackground" }}{{ $_ := set $cfg "media_instance_running_background_jobs" (first (index $t.roles "mediaBackground").instances) }}{{ end -}}
 {{- end -}}
 {{- toYaml $cfg -}}

@@ -161,6 +161,62 @@ a quarter of the memory limit (shared_buffers takes another quarter); docs/capac
 {{- if and .Values.restore.fromArchive (eq .Values.restore.fromArchive (.Values.backup.archiveName | default (printf "%s-pg" .Release.Name))) -}}
 {{- $errors = append $errors "backup.archiveName: a restored cluster must archive under a new name, not the archive it restores from" -}}
 {{- end -}}
+{{- /* Group calls (templates/calls): coturn is their only STUN/TURN, one LiveKit per call node
+with its own external address, ports the chosen network can carry. */ -}}
+{{- $calls := $v.calls -}}
+{{- if $calls.enabled -}}
+{{- if not $v.turn.enabled -}}
+{{- $errors = append $errors "calls.enabled: group calls need turn.enabled: coturn is the calls' only STUN/TURN server (without it LiveKit would hand clients public STUN servers)" -}}
+{{- end -}}
+{{- if not $calls.externalIPs -}}
+{{- $errors = append $errors "calls.externalIPs: calls are enabled but no address clients can reach a call node at is given" -}}
+{{- end -}}
+{{- if not $calls.nodeSelector -}}
+{{- $errors = append $errors "calls.nodeSelector: calls are enabled but no node label selects the call nodes" -}}
+{{- end -}}
+{{- if and $calls.nodeIPs (ne (len $calls.nodeIPs) (len $calls.externalIPs)) -}}
+{{- $errors = append $errors (printf "calls.nodeIPs: %d node addresses for %d calls.externalIPs: give each call node's own address in the order of its external address (or none when the nodes hold their external addresses)" (len $calls.nodeIPs) (len $calls.externalIPs)) -}}
+{{- end -}}
+{{- if gt (int $v.livekit.replicas) (len $calls.externalIPs) -}}
+{{- $errors = append $errors (printf "livekit.replicas: profile %s runs %d LiveKit pods, one per call node, but calls.externalIPs gives %d call node addresses" (toString $v.profile) (int $v.livekit.replicas) (len $calls.externalIPs)) -}}
+{{- end -}}
+{{- $rangeOn := or (gt (int $calls.udpPortRangeStart) 0) (gt (int $calls.udpPortRangeEnd) 0) -}}
+{{- if eq $calls.network "nodePort" -}}
+{{- if $rangeOn -}}
+{{- $errors = append $errors "calls.udpPortRangeStart: a UDP port range needs calls.network: hostNetwork (a NodePort Service cannot carry thousands of ports); with nodePort LiveKit muxes every call on calls.udpPort" -}}
+{{- end -}}
+{{- range $f := list "udpPort" "tcpPort" -}}
+{{- $p := int (index $calls $f) -}}
+{{- if or (lt $p 30000) (gt $p 32767) -}}
+{{- $errors = append $errors (printf "calls.%s: %d is outside the NodePort range 30000-32767 (calls.network: nodePort exposes it as the same node port, which LiveKit advertises)" $f $p) -}}
+{{- end -}}
+{{- end -}}
+{{- else -}}
+{{- if $rangeOn -}}
+{{- if or (lt (int $calls.udpPortRangeStart) 1024) (le (int $calls.udpPortRangeEnd) (int $calls.udpPortRangeStart)) -}}
+{{- $errors = append $errors (printf "calls.udpPortRangeStart/udpPortRangeEnd: %d-%d is not a range of unprivileged ports (start at least 1024, end above start)" (int $calls.udpPortRangeStart) (int $calls.udpPortRangeEnd)) -}}
+{{- end -}}
+{{- end -}}
+{{- /* On the host network LiveKit shares a node with coturn when the labels overlap: its UDP
+ports must stay out of coturn's listening port and relay range. */ -}}
+{{- $lo := ternary (int $calls.udpPortRangeStart) (int $calls.udpPort) $rangeOn -}}
+{{- $hi := ternary (int $calls.udpPortRangeEnd) (int $calls.udpPort) $rangeOn -}}
+{{- if and $v.turn.enabled (le $lo (int $v.turn.relayPortMax)) (ge $hi (int $v.turn.relayPortMin)) -}}
+{{- $errors = append $errors (printf "calls: LiveKit's UDP ports %d-%d overlap coturn's relay range %d-%d on the host network" $lo $hi (int $v.turn.relayPortMin) (int $v.turn.relayPortMax)) -}}
+{{- end -}}
+{{- if and $v.turn.enabled (le $lo (int $v.turn.port)) (ge $hi (int $v.turn.port)) -}}
+{{- $errors = append $errors (printf "calls: LiveKit's UDP ports %d-%d include coturn's port %d on the host network" $lo $hi (int $v.turn.port)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- /* antivirus: clamd holds the full signature set (about 1.2 GiB loaded); below 2Gi it is
+killed while loading (docs/antivirus.md). */ -}}
+{{- if $v.antivirus.enabled -}}
+{{- $clamdLimit := $v.antivirus.clamd.resources.limits.memory | default "0Mi" -}}
+{{- if lt (include "messenger.mib" $clamdLimit | int) 2048 -}}
+{{- $errors = append $errors (printf "antivirus.clamd.resources.limits.memory %s is below 2Gi, less than clamd needs for the full signature set" $clamdLimit) -}}
+{{- end -}}
+{{- end -}}
 {{- $req := include "messenger.requests" . | fromJson -}}
 {{- $nodeCpu := mul (int $v.nodes.cpu) 1000 -}}
 {{- $nodeMem := mul (int $v.nodes.memoryGiB) 1024 -}}
@@ -172,6 +228,21 @@ a quarter of the memory limit (shared_buffers takes another quarter); docs/capac
 {{- if gt (int $req.memory) $memHave -}}
 {{- $errors = append $errors (printf "nodes: profile %s requests %dMi memory but %d nodes of %dGiB give %dMi after the system reserve" (toString $v.profile) (int $req.memory) (int $v.nodes.count) (int $v.nodes.memoryGiB) $memHave) -}}
 {{- end -}}
+{{- /* --- monitoring releases: the Alertmanager receiver the installer configures --- */ -}}
+{{- with $v.monitoring.alerts -}}
+{{- if eq .receiver "email" -}}
+{{- range $k := list "to" "from" "smarthost" -}}
+{{- if not (index ($.Values.monitoring.alerts.email | default dict) $k) -}}
+{{- $errors = append $errors (printf "monitoring.alerts.email.%s: required with receiver email" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- else if eq .receiver "webhook" -}}
+{{- if not (.webhook | default dict).url -}}
+{{- $errors = append $errors "monitoring.alerts.webhook.url: required with receiver webhook" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- /* --- end monitoring releases --- */ -}}
 {{- $_ := include "messenger.topology" . -}}
 {{- if $errors -}}
 {{- fail (printf "\n  - %s" (join "\n  - " $errors)) -}}

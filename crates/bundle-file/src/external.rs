@@ -1,6 +1,9 @@
-//! `external-blobs.json`: the blobs an update bundle's images name but the bundle does not
-//! carry (the base layers of its signature image), which the target registry must already
-//! hold: `[{"digest": "sha256:...", "size": N, "image": "REF"}]`.
+//! What a partial bundle leaves to its target. `external-blobs.json`: the blobs its images name
+//! but the bundle does not carry (an update bundle's signature-image base layers, a delta's
+//! unchanged layers), which the target registry must already hold:
+//! `[{"digest": "sha256:...", "size": N, "image": "REF"}]`. `base.json`, in a delta only: the
+//! bundle it was built against (`bundle build --since`), which the site must have loaded and
+//! deployed: `{"name": ..., "version": ..., "bundle_json_sha256": ...}`.
 
 use oci::Digest;
 use serde::{Deserialize, Serialize};
@@ -10,6 +13,48 @@ use crate::{Bundle, BundleError};
 
 /// The member's path.
 pub const EXTERNAL_BLOBS: &str = "external-blobs.json";
+
+/// The path of a delta's base member.
+pub const BASE: &str = "base.json";
+
+/// The bundle a delta was built against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Base {
+    /// Its name (bundle.json).
+    pub name: String,
+    /// Its version (bundle.json).
+    pub version: String,
+    /// Lower-case hex SHA-256 of its bundle.json, which pins every member.
+    pub bundle_json_sha256: String,
+}
+
+impl std::fmt::Display for Base {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = self
+            .bundle_json_sha256
+            .get(..12)
+            .unwrap_or(&self.bundle_json_sha256);
+        write!(f, "{} {} (bundle.json {short})", self.name, self.version)
+    }
+}
+
+/// The base of `bundle`, if it is a delta.
+pub fn read_base<S: ReadAt>(bundle: &Bundle<S>) -> Result<Option<Base>, BundleError> {
+    if bundle.member(BASE).is_none() {
+        return Ok(None);
+    }
+    serde_json::from_slice(&bundle.read_small(BASE)?)
+        .map(Some)
+        .map_err(|e| BundleError::Layout(format!("{BASE} does not name a base bundle: {e}")))
+}
+
+/// `value` as a member's content: pretty JSON and a newline.
+pub fn member_json<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
 
 /// One blob the bundle leaves to the target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,9 +70,7 @@ pub struct ExternalBlob {
 
 /// The member's content for `blobs`.
 pub fn to_json(blobs: &[ExternalBlob]) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec_pretty(blobs).unwrap_or_else(|_| b"[]".to_vec());
-    bytes.push(b'\n');
-    bytes
+    member_json(&blobs)
 }
 
 /// The external blobs of `bundle`; empty when it carries every blob.

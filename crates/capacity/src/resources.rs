@@ -23,6 +23,13 @@ pub const SHUTDOWN_MANAGER_CPU: u64 = 10;
 /// The shutdown-manager sidecar's memory request, MiB (see [`SHUTDOWN_MANAGER_CPU`]).
 pub const SHUTDOWN_MANAGER_MIB: u64 = 32;
 
+/// The redis_exporter sidecar's CPU request, millicores: the chart starts it beside every
+/// Valkey and Sentinel when monitoring is on (templates/valkey/valkey_statefulsets.yaml),
+/// with this fixed request.
+pub const VALKEY_EXPORTER_CPU: u64 = 10;
+/// The redis_exporter sidecar's memory request, MiB (see [`VALKEY_EXPORTER_CPU`]).
+pub const VALKEY_EXPORTER_MIB: u64 = 32;
+
 /// One workload: its pods and each pod's requests (millicores, bytes).
 struct Workload {
     label: String,
@@ -106,6 +113,40 @@ fn workloads(values: &Values, profile: &str) -> Result<Vec<Workload>, CapacityEr
             "coturn.resources",
         );
     }
+    if let Some(av) = values.antivirus.as_ref().filter(|a| a.enabled) {
+        // templates/antivirus: the clamd pool and the download-time scanner.
+        add(
+            "clamd",
+            av.clamd.replicas,
+            &av.clamd.resources,
+            "antivirus.clamd.resources",
+        );
+        add(
+            "content-scanner",
+            av.content_scanner.replicas,
+            &av.content_scanner.resources,
+            "antivirus.contentScanner.resources",
+        );
+    }
+    if values.calls.as_ref().is_some_and(|c| c.enabled) {
+        // One LiveKit per call node (templates/calls/livekit.yaml) and one lk-jwt-service.
+        if let Some(livekit) = &values.livekit {
+            add(
+                "livekit",
+                livekit.replicas,
+                &livekit.resources,
+                "livekit.resources",
+            );
+        }
+        if let Some(jwt) = &values.lk_jwt_service {
+            add(
+                "lk-jwt-service",
+                1,
+                &jwt.resources,
+                "lkJwtService.resources",
+            );
+        }
+    }
     add(
         "postgres",
         values.postgres.instances,
@@ -143,6 +184,19 @@ fn workloads(values: &Values, profile: &str) -> Result<Vec<Workload>, CapacityEr
             &values.garage.resources,
             "garage.resources",
         );
+    }
+    if values.monitoring.as_ref().is_some_and(|m| m.enabled) {
+        for entry in list
+            .iter_mut()
+            .filter(|e| e.label == "valkey" || e.label == "valkey-sentinel")
+        {
+            entry.sidecar = Some(Sidecar {
+                name: "redis-exporter",
+                origin: "the chart's fixed request",
+                cpu: VALKEY_EXPORTER_CPU,
+                memory: VALKEY_EXPORTER_MIB * MI,
+            });
+        }
     }
     let envoy = &values.gateway.envoy;
     if envoy.manage {

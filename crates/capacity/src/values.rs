@@ -45,6 +45,23 @@ pub struct Values {
     pub pooler: Pooler,
     pub valkey: Valkey,
     pub garage: Scaled,
+    /// Group calls (`calls.enabled`); absent in values older than them.
+    #[serde(default)]
+    pub calls: Option<Enabled>,
+    /// LiveKit's pods (`livekit`), counted when calls are on.
+    #[serde(default)]
+    pub livekit: Option<Scaled>,
+    /// lk-jwt-service's one pod (`lkJwtService`), counted when calls are on.
+    #[serde(default)]
+    pub lk_jwt_service: Option<Sized>,
+    /// ClamAV (`antivirus`): clamd and matrix-content-scanner pods; absent in values older
+    /// than them.
+    #[serde(default)]
+    pub antivirus: Option<Antivirus>,
+    /// Monitoring (`monitoring.enabled`): the redis_exporter sidecar in every Valkey and
+    /// Sentinel pod; absent in values older than it.
+    #[serde(default)]
+    pub monitoring: Option<Enabled>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,4 +198,13 @@ pub struct Valkey {
     pub resources: Resources,
     pub sentinel: Scaled,
     pub proxy: Scaled,
+}
+
+/// `antivirus`: whether it is on, and its two scaled Deployments.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Antivirus {
+    pub enabled: bool,
+    pub clamd: Scaled,
+    pub content_scanner: Scaled,
 }

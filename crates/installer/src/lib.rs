@@ -11,9 +11,11 @@
 //! - [`node_config`]: containerd mirrors and sandbox image for every node.
 //! - [`kube`]: the one module that talks to the Kubernetes API.
 //! - [`smoke`]: the post-deploy check of a homeserver, as a Matrix client.
+//! - [`antivirus`]: signature updates: roll clamd to a new database image, start the rescan.
 //!
 //! The scale-profile capacity check lives in the `capacity` crate, which the build also uses.
 
+pub mod antivirus;
 pub mod ca;
 pub mod deploy;
 pub mod kube;
@@ -23,5 +25,6 @@ pub mod node_config;
 pub mod pin;
 pub mod secrets;
 pub mod serve;
+pub mod site_files;
 pub mod smoke;
 pub mod tools;

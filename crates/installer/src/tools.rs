@@ -74,6 +74,19 @@ pub fn write_tools<S: ReadAt>(
             },
         });
     }
+    write_under(bundle, &members, &prefix, dir, 0o755)
+}
+
+/// Writes each of `members` (paths starting with `prefix`) into `dir` (created if missing)
+/// under the rest of its path, with `mode`, each checked against bundle.json; returns the
+/// files written.
+pub(crate) fn write_under<S: ReadAt>(
+    bundle: &Bundle<S>,
+    members: &[&str],
+    prefix: &str,
+    dir: &Path,
+    mode: u32,
+) -> Result<Vec<PathBuf>, ToolsError> {
     std::fs::create_dir_all(dir).map_err(|source| ToolsError::Directory {
         path: dir.to_path_buf(),
         source,
@@ -81,7 +94,7 @@ pub fn write_tools<S: ReadAt>(
     let mut written = Vec::new();
     for member in members {
         let target = dir.join(&member[prefix.len()..]);
-        extract_member(bundle, member, &target, 0o755).map_err(|source| ToolsError::Write {
+        extract_member(bundle, member, &target, mode).map_err(|source| ToolsError::Write {
             target: target.clone(),
             member: member.to_string(),
             source: Box::new(source),

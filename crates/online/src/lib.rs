@@ -12,12 +12,15 @@
 //! - [`clamav`]: signature database validation and collection.
 //! - [`tools`]: the pinned helm and kubectl binaries.
 //! - [`ca`]: the site root CA (generate or import, age-encrypted key).
+//! - [`sbom`]: the bundle's bill of materials (CycloneDX) and `bundle diff`.
 
 pub mod build;
 pub mod ca;
 pub mod chart;
 pub mod clamav;
 pub mod discover;
+pub mod files;
+pub mod sbom;
 pub mod spec;
 pub mod store;
 pub mod tools;

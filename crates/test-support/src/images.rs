@@ -235,7 +235,20 @@ pub const BIG_LAYER: usize = 3_000_000;
 
 /// A single-platform (linux/amd64) image of one layer of about `layer_len` bytes under `dir`.
 pub fn single(dir: &Path, tag: &str, seed: u64, layer_len: usize) -> SampleImage {
-    let img = image("linux/amd64", vec![layer(seed, layer_len)]);
+    layered(dir, tag, &[(seed, layer_len)])
+}
+
+/// A single-platform (linux/amd64) image under `dir` whose layers, bottom first, are made from
+/// `(seed, length)` pairs: the same pair gives the same layer, so two images share layers
+/// (an image and its rebuild with a new top layer).
+pub fn layered(dir: &Path, tag: &str, layers: &[(u64, usize)]) -> SampleImage {
+    let img = image(
+        "linux/amd64",
+        layers
+            .iter()
+            .map(|(seed, len)| layer(*seed, *len))
+            .collect(),
+    );
     let mut blobs: Vec<&Blob> = vec![&img.config];
     blobs.extend(&img.layers);
     write_layout(dir, tag, &img.manifest, &blobs);

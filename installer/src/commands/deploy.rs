@@ -168,6 +168,9 @@ fn deploy(args: &Args, out: Output, upgrade: bool) -> Result<ExitCode> {
         prepared.site.digest.to_string(),
         deploy_run::versions(&images),
     );
+    if let Some(base) = bundle_file::external::read_base(&prepared.bundle)? {
+        journal.check_base(&base, Journal::read(&cluster)?.as_ref())?;
+    }
     if upgrade {
         check_upgradable(&cluster, &journal)?;
     }

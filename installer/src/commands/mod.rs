@@ -1,10 +1,12 @@
 //! The `installer` subcommands, one module each: each parses its arguments, calls the library
 //! and prints through [`Output`], returning the exit status.
 
+mod antivirus;
 mod ca;
 mod capacity;
 mod deploy;
 mod deploy_outside;
+mod files;
 mod kube_args;
 mod load;
 mod node_config;
@@ -54,6 +56,11 @@ pub enum Command {
     Capacity(capacity::Args),
     /// Write the helm and kubectl binaries the bundle carries for this machine.
     Tools(tools::Args),
+    /// Write the files the site needs besides images (files.toml) out of the bundle.
+    Files(files::Args),
+    /// Roll clamd to a new signature-database image (from an update bundle) and start the
+    /// rescan Job for media uploaded since the previous signatures.
+    AntivirusUpdate(antivirus::Args),
 }
 
 /// Runs one subcommand.
@@ -73,5 +80,7 @@ pub fn run(command: Command, out: Output) -> Result<ExitCode> {
         Command::Smoke(args) => smoke::run(&args, out),
         Command::Capacity(args) => capacity::run(&args, out),
         Command::Tools(args) => tools::run(&args, out),
+        Command::Files(args) => files::run(&args, out),
+        Command::AntivirusUpdate(args) => antivirus::run(&args, out),
     }
 }

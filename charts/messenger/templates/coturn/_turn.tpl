@@ -100,8 +100,9 @@ coturn, so it names only what calls need and never a cluster network (the chart 
 The peers a relay may reach although a denied range covers them (JSON list of {"range",
 "why"}): the networks of the users' devices (turn.clientCIDRs), and the TURN nodes' external
 addresses that lie outside the cluster's networks (a relayed party talking to another
-relayed party: the peer is the other relay's external address, behind NAT). An external
-address inside a cluster network is the node's own address: allowing it would open the
+relayed party: the peer is the other relay's external address, behind NAT), and with group
+calls the call nodes' external addresses outside them (a relayed participant's peer is
+LiveKit). An external address inside a cluster network is the node's own address: allowing it would open the
 node's UDP services (the overlay's VXLAN/Geneve port, ...) to relayed clients, so it stays
 denied and two relayed parties meet through a client address instead.
 */}}
@@ -117,6 +118,18 @@ denied and two relayed parties meet through a client address instead.
 {{- range $cluster }}{{ if include "messenger.rangesOverlap" (list $r .) }}{{ $inside = true }}{{ end }}{{ end -}}
 {{- if not $inside -}}
 {{- $out = append $out (dict "range" $ip "why" (printf "turn.externalIPs %s (relay to relay)" $ip)) -}}
+{{- end -}}
+{{- end -}}
+{{- /* Group calls: a relayed participant's peer is LiveKit on its call node's external
+address, allowed on the same terms (outside the cluster's networks). */ -}}
+{{- if .Values.calls.enabled -}}
+{{- range $ip := .Values.calls.externalIPs -}}
+{{- $r := include "messenger.cidrRange" $ip | fromJson -}}
+{{- $inside := false -}}
+{{- range $cluster }}{{ if include "messenger.rangesOverlap" (list $r .) }}{{ $inside = true }}{{ end }}{{ end -}}
+{{- if and (not $inside) (not (has $ip $.Values.turn.externalIPs)) -}}
+{{- $out = append $out (dict "range" $ip "why" (printf "calls.externalIPs %s (relay to LiveKit)" $ip)) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- toJson $out -}}

@@ -84,9 +84,9 @@ pub fn member_header(path: &str, size: u64, mtime: u64) -> Result<Vec<u8>, Archi
     Ok(out)
 }
 
-/// A tar stream written member by member (regular files only, every header as
-/// [`member_header`] makes it): how chart packages and image layers are written, the same way
-/// the bundle's own members are.
+/// A tar stream written member by member (regular files, every header as [`member_header`]
+/// makes it, and for image layers directories): how chart packages and image layers are
+/// written, the same way the bundle's own members are.
 pub struct TarWriter<W: std::io::Write> {
     out: W,
 }
@@ -116,6 +116,20 @@ impl<W: std::io::Write> TarWriter<W> {
             ));
         }
         self.out.write_all(&[0u8; BLOCK][..padding(size) as usize])
+    }
+
+    /// Appends the directory `path` (mode 0755, uid/gid 0), so an image layer sets its mode
+    /// instead of leaving it to whoever unpacks the layer.
+    pub fn append_dir(&mut self, path: &str, mtime: u64) -> std::io::Result<()> {
+        let path = path.trim_end_matches('/');
+        check_path(path).map_err(std::io::Error::other)?;
+        if path.len() >= 100 {
+            return Err(std::io::Error::other(format!(
+                "{path}: directory name too long"
+            )));
+        }
+        self.out
+            .write_all(&ustar_block(&format!("{path}/"), 0, mtime, b'5'))
     }
 
     /// Writes the end-of-archive marker and hands back the writer.
@@ -166,7 +180,11 @@ fn pax_record(key: &str, value: &str) -> String {
 fn ustar_block(name: &str, size: u64, mtime: u64, typeflag: u8) -> [u8; BLOCK] {
     let mut b = [0u8; BLOCK];
     b[..name.len()].copy_from_slice(name.as_bytes());
-    write_octal(&mut b[100..108], 0o644);
+    // Directories (only image layers write them) are 0755, everything else 0644.
+    write_octal(
+        &mut b[100..108],
+        if typeflag == b'5' { 0o755 } else { 0o644 },
+    );
     write_octal(&mut b[108..116], 0);
     write_octal(&mut b[116..124], 0);
     write_octal(&mut b[124..136], size);

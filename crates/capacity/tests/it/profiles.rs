@@ -103,16 +103,20 @@ fn a_site_with_too_few_small_nodes_fails_on_cpu_and_memory_with_the_numbers() {
     const { assert!(4000 * SYSTEM_RESERVE_PERCENT / 100 < MIN_SYSTEM_RESERVE_CPU) };
     let cpu = check(&report, "cpu");
     assert_eq!(cpu.limit, 2 * (4000 - MIN_SYSTEM_RESERVE_CPU));
-    assert_eq!(cpu.total, 12_650);
+    assert_eq!(cpu.total, 13_310);
     assert!(cpu.verdict().starts_with(
-        "2 nodes × (4000m - 500m system reserve) = 7000m < 12650m total: FAIL (largest: postgres 6000m"
+        "2 nodes × (4000m - 500m system reserve) = 7000m < 13310m total: FAIL (largest: postgres 6000m"
     ));
     let memory = check(&report, "memory");
     assert_eq!(memory.limit, 2 * (8192 - MIN_SYSTEM_RESERVE_MIB) * MI);
     assert!(memory.total > memory.limit);
-    assert!(memory
-        .verdict()
-        .starts_with("2 nodes × (8Gi - 1Gi system reserve) = 14Gi < 27296Mi total: FAIL"));
+    assert!(
+        memory
+            .verdict()
+            .starts_with("2 nodes × (8Gi - 1Gi system reserve) = 14Gi < 31840Mi total: FAIL"),
+        "{}",
+        memory.verdict()
+    );
 }
 
 #[test]
@@ -247,7 +251,7 @@ fn the_envoy_proxies_count_only_when_the_chart_manages_them() {
         "envoy proxy (largest memory request): 1 × 2080Mi = 2080Mi"
     );
     let small = site_with(dir.path(), |site| {
-        site["nodes"] = serde_norway::from_str("{count: 8, cpu: 2, memoryGiB: 3}").unwrap();
+        site["nodes"] = serde_norway::from_str("{count: 12, cpu: 2, memoryGiB: 3}").unwrap();
     });
     let report = capacity::check(&chart, &small, Some("100")).unwrap();
     // One 2-CPU, 3-GiB node leaves 1500m and 2Gi: the proxy's container alone would fit.
@@ -511,4 +515,43 @@ fn valkey_and_postgres_memory_fit_their_limits_and_profiles_that_do_not_fail() {
         ["valkey memory", "postgres work_mem"],
         "{report}"
     );
+}
+
+#[test]
+fn group_calls_count_livekit_and_lk_jwt_service_only_when_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = chart();
+    for profile in ["100", "20k"] {
+        let off = capacity::requests(&chart, &site_file(), Some(profile)).unwrap();
+        let on_site = site_with(dir.path(), |site| {
+            site["calls"] = serde_norway::from_str(
+                "{enabled: true, externalIPs: [203.0.113.20, 203.0.113.21, 203.0.113.22, \
+                 203.0.113.23], nodeSelector: {calls: \"true\"}}",
+            )
+            .unwrap();
+        });
+        let on = capacity::requests(&chart, &on_site, Some(profile)).unwrap();
+        let sizes = read_yaml(&chart.join(format!("profiles/{profile}.yaml")));
+        let livekit = &sizes["livekit"];
+        let jwt = &sizes["lkJwtService"]["resources"]["requests"];
+        let text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => serde_norway::to_string(other).unwrap().trim().to_string(),
+        };
+        let cpu = |v: &Value| capacity::parse_cpu(&text(v)).unwrap();
+        let mem = |v: &Value| capacity::parse_memory(v.as_str().unwrap()).unwrap();
+        let replicas = livekit["replicas"].as_u64().unwrap();
+        let lk = &livekit["resources"]["requests"];
+        assert_eq!(
+            on.cpu - off.cpu,
+            replicas * cpu(&lk["cpu"]) + cpu(&jwt["cpu"]),
+            "{profile}"
+        );
+        assert_eq!(
+            on.memory - off.memory,
+            replicas * mem(&lk["memory"]) + mem(&jwt["memory"]),
+            "{profile}"
+        );
+        assert_eq!(on.pods - off.pods, replicas + 1, "{profile}");
+    }
 }

@@ -24,6 +24,16 @@ pub enum DeployError {
     /// Reading the bundle failed.
     #[error(transparent)]
     Archive(#[from] bundle_file::BundleError),
+    /// A delta bundle over a site that does not run its base.
+    #[error("{delta} is a delta built on {base}; the site runs {site}: deploy {base} first")]
+    DeltaBase {
+        /// The delta (`name version`).
+        delta: String,
+        /// The bundle it was built against.
+        base: String,
+        /// What the site's deploy journal records, or that there is none.
+        site: String,
+    },
     /// The bundle carries no chart for a release.
     #[error(
         "release {release} (releases.toml line {line}) needs chart {chart}, which the bundle \

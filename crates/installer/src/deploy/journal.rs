@@ -111,6 +111,30 @@ impl Journal {
         self.bundle_digest == other.bundle_digest && self.site_digest == other.site_digest
     }
 
+    /// Refuses this deploy of a delta built on `base` unless the site's journal (`installed`)
+    /// records `base`, or this very delta (a rerun).
+    pub fn check_base(
+        &self,
+        base: &bundle_file::external::Base,
+        installed: Option<&Journal>,
+    ) -> Result<(), DeployError> {
+        let site = match installed {
+            Some(j) if j.bundle_digest == base.bundle_json_sha256 => return Ok(()),
+            Some(j) if j.bundle_digest == self.bundle_digest => return Ok(()),
+            Some(j) => format!(
+                "{} (bundle.json {})",
+                j.bundle,
+                j.bundle_digest.get(..12).unwrap_or(&j.bundle_digest)
+            ),
+            None => "nothing (no deploy journal in the cluster)".to_string(),
+        };
+        Err(DeployError::DeltaBase {
+            delta: self.bundle.clone(),
+            base: base.to_string(),
+            site,
+        })
+    }
+
     /// The record of step `name`.
     pub fn step(&self, name: &str) -> Option<&StepRecord> {
         self.steps.iter().find(|s| s.name == name)
@@ -193,5 +217,51 @@ impl Journal {
                 what: local.display().to_string(),
                 message: e.to_string(),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bundle_file::external::Base;
+
+    fn journal(bundle: &str, digest: &str) -> Journal {
+        Journal::new(bundle.into(), digest.into(), "site".into(), BTreeMap::new())
+    }
+
+    fn base() -> Base {
+        Base {
+            name: "messenger".into(),
+            version: "1.0".into(),
+            bundle_json_sha256: "aaaa".repeat(16),
+        }
+    }
+
+    #[test]
+    fn a_delta_deploys_over_its_base_or_over_itself() {
+        let delta = journal("messenger 1.1", &"bbbb".repeat(16));
+        let installed = journal("messenger 1.0", &"aaaa".repeat(16));
+        delta.check_base(&base(), Some(&installed)).unwrap();
+        delta.check_base(&base(), Some(&delta)).unwrap();
+    }
+
+    #[test]
+    fn a_delta_over_another_site_or_an_empty_cluster_names_both() {
+        let delta = journal("messenger 1.1", &"bbbb".repeat(16));
+        let other = journal("messenger 0.9", &"cccc".repeat(16));
+        let message = delta
+            .check_base(&base(), Some(&other))
+            .unwrap_err()
+            .to_string();
+        for part in [
+            "messenger 1.1",
+            "messenger 1.0",
+            "messenger 0.9",
+            "cccccccccccc",
+        ] {
+            assert!(message.contains(part), "{message}");
+        }
+        let message = delta.check_base(&base(), None).unwrap_err().to_string();
+        assert!(message.contains("no deploy journal"), "{message}");
     }
 }

@@ -13,6 +13,7 @@
 //! - [`status`]: the journal next to what the cluster runs now.
 
 pub mod charts;
+pub mod downloads;
 pub mod dry_run;
 mod error;
 pub mod journal;

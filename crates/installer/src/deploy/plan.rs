@@ -153,6 +153,8 @@ pub fn build<S: ReadAt>(
     let site_chart = find_chart(&bundle_charts, site_release)?;
     let site_archive = charts::write(bundle, site_chart, &chart_dir)?;
     let profile_file = write_profile(&site_archive, inputs, site_chart)?;
+    // The download page: Element Web from the files image, when the bundle carries one.
+    let downloads = super::downloads::write_values(bundle, &inputs.work.join("values"))?;
     let mut values = match charts::read_file(&site_archive, "values.yaml")? {
         Some(text) => serde_norway::from_str(&text).map_err(|e| DeployError::Bundle {
             what: format!("{}:values.yaml", site_chart.member),
@@ -204,12 +206,21 @@ pub fn build<S: ReadAt>(
                     name: release.name.clone(),
                     namespace: release.namespace.clone(),
                     chart: site_archive.clone(),
-                    values: vec![inputs.site.path.clone(), profile_file.clone()],
+                    values: [inputs.site.path.clone(), profile_file.clone()]
+                        .into_iter()
+                        .chain(downloads.clone())
+                        .collect(),
                 }
             } else {
-                // The release's values files, compiled in with releases.toml.
+                // The release's values files, compiled in with releases.toml, then what the
+                // site decides for it (monitoring's retention, volumes, receiver).
+                let site_file = upstream_values::write_site(
+                    &release.name,
+                    &values,
+                    &inputs.work.join("values"),
+                )?;
                 let values = match upstream_values::write(release, &inputs.work.join("values")) {
-                    Ok(paths) => paths,
+                    Ok(paths) => paths.into_iter().chain(site_file).collect(),
                     Err(e @ DeployError::Io { .. }) => return Err(e),
                     Err(e) => {
                         problems.push(e.to_string());
@@ -261,6 +272,9 @@ pub fn build<S: ReadAt>(
             .iter()
             .find(|r| r.release.name == MONITORING_RELEASE)
             .map(|r| r.release.namespace.clone()),
+        calls: site::switch(&values, "calls.enabled")
+            .then(|| livekit_namespace(&rendered, site_release))
+            .flatten(),
     };
     let namespaces = namespaces::plan(&rendered);
     fill_steps(&mut steps, &rendered, inputs, site_release, &values);
@@ -311,6 +325,29 @@ fn coturn_namespace(rendered: &[Rendered], site_release: &Release) -> Option<Str
         .find(|d| {
             d.value.get("kind").and_then(Value::as_str) == Some("DaemonSet")
                 && object_name(&d.value).ends_with("-coturn")
+        })
+        .map(|d| {
+            d.value
+                .get("metadata")
+                .and_then(|m| m.get("namespace"))
+                .and_then(Value::as_str)
+                .unwrap_or(&release.input.namespace)
+                .to_string()
+        })
+}
+
+/// The namespace of LiveKit's Deployment (`<release>-livekit`) in the site release: the
+/// release's own, or the TURN namespace on the host network.
+fn livekit_namespace(rendered: &[Rendered], site_release: &Release) -> Option<String> {
+    let release = rendered
+        .iter()
+        .find(|r| r.release.name == site_release.name)?;
+    documents(&release.manifests)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|d| {
+            d.value.get("kind").and_then(Value::as_str) == Some("Deployment")
+                && object_name(&d.value).ends_with("-livekit")
         })
         .map(|d| {
             d.value

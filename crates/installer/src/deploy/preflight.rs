@@ -299,6 +299,13 @@ impl PreflightSite {
                     "the TURN nodes' addresses (turn.externalIPs)",
                 );
             }
+            // Group calls: LiveKit's signalling and lk-jwt-service, through the Gateway.
+            if selections.iter().any(|s| s.part == "LiveKit") {
+                add(
+                    format!("{}.{domain}", host("rtc", "rtc")),
+                    "the Gateway's address",
+                );
+            }
         }
         PreflightSite {
             storage_class,

@@ -37,6 +37,21 @@ pub enum LoadError {
         /// The target repository.
         repository: String,
     },
+    /// A delta's blobs left to the site are not in the target.
+    #[error(
+        "this delta builds on {base}: {missing} of the blobs it leaves to the site are not in \
+         the registry (first: {digest} in {repository}); load and deploy {base} first"
+    )]
+    MissingDeltaBase {
+        /// The bundle the delta was built against.
+        base: String,
+        /// How many left-out blobs are missing.
+        missing: usize,
+        /// The first missing blob.
+        digest: Digest,
+        /// Its target repository.
+        repository: String,
+    },
     /// Not tried: the registry could not be reached for an earlier blob or manifest.
     #[error("not tried: registry {registry} cannot be reached (see the first failure)")]
     NotTried {

@@ -123,6 +123,7 @@ pub async fn load<S: ReadAt + 'static>(
     check: Option<MemberCheck>,
 ) -> Result<Summary> {
     let started = Instant::now();
+    check_left_to_site(client, &bundle, plans, options.jobs).await?;
     let total: u64 = plans
         .iter()
         .flat_map(|p| p.blobs.iter().map(|(_, size)| size))
@@ -263,19 +264,65 @@ async fn push_blobs<S: ReadAt + 'static>(
     results
 }
 
-/// Pushes one image's manifests (children first) and its tag, after checking the blobs it
-/// needs from the site are there; returns manifests pushed, manifests skipped, tags set.
+/// Fails before anything is pushed when a blob the bundle leaves to the site (an update's base
+/// layers, a delta's unchanged blobs) is not in the repository its image loads into; a delta's
+/// error names the bundle it was built against.
+async fn check_left_to_site<S: ReadAt + 'static>(
+    client: &Client,
+    bundle: &Bundle<S>,
+    plans: &[ImagePlan],
+    jobs: usize,
+) -> Result<()> {
+    /// A blob left to the site: the target it must be in, its digest, the image naming it.
+    type Left<'a> = (&'a Reference, &'a Digest, &'a str);
+    let wanted: Vec<(&Reference, &Digest, u64, &str)> = plans
+        .iter()
+        .flat_map(|p| {
+            p.external
+                .iter()
+                .map(move |(d, size, image)| (&p.target, d, *size, image.as_str()))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let checked: Vec<Result<Option<Left>>> = stream::iter(&wanted)
+        .map(|(target, digest, size, image)| async move {
+            let present = client
+                .has_blob(target, digest, *size)
+                .await
+                .within(|| format!("checking blob {digest} in {}", target.name()))?;
+            Ok((!present).then_some((*target, *digest, *image)))
+        })
+        .buffered(jobs.max(1))
+        .collect()
+        .await;
+    let mut missing = Vec::new();
+    for result in checked {
+        missing.extend(result?);
+    }
+    let Some((target, digest, image)) = missing.first().copied() else {
+        return Ok(());
+    };
+    Err(match bundle_file::external::read_base(bundle)? {
+        Some(base) => LoadError::MissingDeltaBase {
+            base: base.to_string(),
+            missing: missing.len(),
+            digest: digest.clone(),
+            repository: target.name(),
+        },
+        None => LoadError::MissingBase {
+            image: image.to_string(),
+            digest: digest.clone(),
+            repository: target.name(),
+        },
+    })
+}
+
+/// Pushes one image's manifests (children first) and its tag (the blobs it leaves to the site
+/// were checked first); returns manifests pushed, manifests skipped, tags set.
 async fn push_manifests(client: &Client, plan: &ImagePlan) -> Result<(u64, u64, u64)> {
     let target = &plan.target;
-    for (digest, size, image) in &plan.external {
-        if !client.has_blob(target, digest, *size).await? {
-            return Err(LoadError::MissingBase {
-                image: image.clone(),
-                digest: digest.clone(),
-                repository: target.name(),
-            });
-        }
-    }
     let (mut pushed, mut skipped) = (0, 0);
     for manifest in &plan.manifests {
         let by_digest = Reference {

@@ -45,6 +45,9 @@ const KEYS: &[(&str, Shape)] = &[
     ("s3SecretAccessKey", Shape::Hex(32)),
     ("signingKey", Shape::SigningKey),
     ("grafanaAdminPassword", Shape::Alphanumeric(40)),
+    // LiveKit's API secret (at least 32 characters, LiveKit's own minimum), shared with
+    // lk-jwt-service; its key id is objects::LIVEKIT_API_KEY.
+    ("livekitApiSecret", Shape::Alphanumeric(48)),
 ];
 
 /// Why secrets cannot be used.

@@ -22,6 +22,20 @@ pub struct Parts {
     /// The namespace of the monitoring release, when it is deployed: Grafana's admin login
     /// ([`GRAFANA_ADMIN_SECRET`]), which its chart would otherwise regenerate on every render.
     pub monitoring: Option<String>,
+    /// LiveKit's namespace, when group calls are on (`calls.enabled`): `<release>-livekit`
+    /// there (its API key file and the TURN secret, and `<release>-valkey-auth` when it is
+    /// not the release namespace), `<release>-lk-jwt-service` in the release namespace.
+    pub calls: Option<String>,
+}
+
+/// The API key id LiveKit and lk-jwt-service share (the chart's `messenger.livekitKeyId`):
+/// not a secret, every access token names it as its issuer.
+pub const LIVEKIT_API_KEY: &str = "messenger";
+
+/// The key file both read, `<key id>: <secret>`: LiveKit's `key_file` (YAML) and
+/// lk-jwt-service's `LIVEKIT_KEY_FILE` (split at the colon).
+pub fn livekit_key_file(s: &SiteSecrets) -> String {
+    format!("{LIVEKIT_API_KEY}: {}\n", s.get("livekitApiSecret"))
 }
 
 /// The Secret Grafana takes its admin login from (`grafana.admin.existingSecret` in
@@ -145,6 +159,34 @@ pub fn secrets(release: &str, namespace: &str, s: &SiteSecrets, parts: &Parts) -
             json!({"turn-shared-secret": s.get("turnSharedSecret")}),
         ));
     }
+    if let Some(calls) = &parts.calls {
+        out.push(secret(
+            calls,
+            format!("{release}-livekit"),
+            "livekit",
+            OPAQUE,
+            json!({
+                "keys.yaml": livekit_key_file(s),
+                "turn-shared-secret": s.get("turnSharedSecret"),
+            }),
+        ));
+        out.push(secret(
+            namespace,
+            format!("{release}-lk-jwt-service"),
+            "lk-jwt-service",
+            OPAQUE,
+            json!({"keys.yaml": livekit_key_file(s)}),
+        ));
+        if calls != namespace {
+            out.push(secret(
+                calls,
+                format!("{release}-valkey-auth"),
+                "valkey",
+                OPAQUE,
+                json!({"password": s.get("valkeyPassword")}),
+            ));
+        }
+    }
     if let Some(monitoring) = &parts.monitoring {
         out.push(secret(
             monitoring,
@@ -218,6 +260,7 @@ mod tests {
                 turn: Some("matrix-turn".into()),
                 garage: true,
                 monitoring: Some("monitoring".into()),
+                calls: None,
             },
         );
         assert_eq!(
@@ -265,6 +308,58 @@ mod tests {
         assert!(fewer.iter().all(|o| o["metadata"]["namespace"] == "matrix"));
         let synapse = fewer[1]["stringData"]["secrets.yaml"].as_str().unwrap();
         assert!(!synapse.contains("turn_shared_secret"));
+    }
+
+    #[test]
+    fn livekit_and_lk_jwt_service_get_one_key_and_livekit_its_namespace_copies() {
+        let (s, _) = SiteSecrets::complete(BTreeMap::new(), "test").unwrap();
+        let parts = |calls: &str| Parts {
+            turn: Some("matrix-turn".into()),
+            garage: false,
+            monitoring: None,
+            calls: Some(calls.into()),
+        };
+        let same = secrets("msg", "matrix", &s, &parts("matrix"));
+        assert_eq!(
+            names(&same)[4..],
+            [
+                "matrix-turn/Secret/msg-turn-shared-secret",
+                "matrix/Secret/msg-livekit",
+                "matrix/Secret/msg-lk-jwt-service",
+            ]
+        );
+        let livekit = &same[5]["stringData"];
+        let jwt = &same[6]["stringData"];
+        assert_eq!(livekit["keys.yaml"], jwt["keys.yaml"]);
+        // LiveKit's key_file is YAML: one key id, the generated secret.
+        let keys: BTreeMap<String, String> =
+            serde_norway::from_str(livekit["keys.yaml"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            keys,
+            BTreeMap::from([(
+                LIVEKIT_API_KEY.to_string(),
+                s.get("livekitApiSecret").to_string()
+            )])
+        );
+        assert!(s.get("livekitApiSecret").len() >= 32);
+        assert_eq!(
+            livekit["turn-shared-secret"].as_str(),
+            Some(s.get("turnSharedSecret"))
+        );
+        // On the host network LiveKit runs in the TURN namespace: its Valkey password too.
+        let apart = secrets("msg", "matrix", &s, &parts("matrix-turn"));
+        assert_eq!(
+            names(&apart)[5..],
+            [
+                "matrix-turn/Secret/msg-livekit",
+                "matrix/Secret/msg-lk-jwt-service",
+                "matrix-turn/Secret/msg-valkey-auth",
+            ]
+        );
+        assert_eq!(
+            apart[7]["stringData"]["password"].as_str(),
+            Some(s.get("valkeyPassword"))
+        );
     }
 
     #[test]

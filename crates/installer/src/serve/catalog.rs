@@ -48,6 +48,16 @@ impl Catalog {
     /// Builds the catalog from the bundle's `index.json`. Fails when two images claim the same
     /// `repository:tag` or a tagged manifest is missing from the bundle.
     pub fn build<S: ReadAt>(bundle: &Bundle<S>) -> Result<Catalog, ServeError> {
+        let left =
+            bundle_file::external::read(bundle).map_err(|e| ServeError::Catalog(e.to_string()))?;
+        if !left.is_empty() {
+            return Err(ServeError::Catalog(format!(
+                "a partial bundle (an update or a delta) cannot be served alone: its images name \
+                 {} blobs it leaves to the site's registry; load it with `installer load`, or \
+                 serve a full bundle",
+                left.len()
+            )));
+        }
         let index = read_index(bundle)?;
         let mut catalog = Catalog::default();
         // (name, tag) -> the reference that claimed it.

@@ -4,18 +4,26 @@
 //! and the stack's own processes (PostgreSQL, Redis with Sentinel, HAProxy, Synapse) started
 //! from the chart's rendered configuration for the smoke test and the rehearsal.
 
+mod antivirus;
 mod ca;
 mod ca_objects;
+mod calls;
 mod deploy;
 mod deploy_run;
+mod downloads;
 mod harness;
 mod load;
+mod monitoring_dashboards;
+mod monitoring_releases;
+mod monitoring_rules;
+mod monitoring_scrape;
 mod node_config;
 mod preflight;
 mod rehearsal;
 mod review_data;
 mod review_edge;
 mod review_turn_media;
+mod review_valkey;
 mod serve;
 mod site_example;
 mod smoke;

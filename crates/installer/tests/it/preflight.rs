@@ -262,6 +262,12 @@ fn the_site_file_gives_class_selections_and_names() {
     assert_eq!(s.selections[0].part, "LiveKit");
     assert_eq!(s.selections[0].needed, 1);
     assert!(!s.dns_names.iter().any(|d| d.name.starts_with("turn.")));
+    // The group-call host resolves to the Gateway, only when calls are on.
+    assert!(s.dns_names.iter().any(|d| d.name == "rtc.example.test"));
+    assert!(!site("100", |_| {})
+        .dns_names
+        .iter()
+        .any(|d| d.name.starts_with("rtc.")));
 }
 
 #[test]

@@ -49,6 +49,18 @@ const VARIANTS: &[(&str, &[&str])] = &[
         ],
     ),
     ("no-turn", &["--set", "turn.enabled=false"]),
+    // Group calls (off by default), with as many call nodes as the largest profile's LiveKit.
+    (
+        "calls",
+        &[
+            "--set",
+            "calls.enabled=true",
+            "--set-json",
+            r#"calls.externalIPs=["203.0.113.20","203.0.113.21","203.0.113.22","203.0.113.23"]"#,
+            "--set-json",
+            r#"calls.nodeSelector={"messenger.example.test/calls":"true"}"#,
+        ],
+    ),
     // Monitoring is on by default: the variant turns it off.
     ("no-monitoring", &["--set", "monitoring.enabled=false"]),
     (
@@ -259,6 +271,7 @@ pub(crate) fn validated_but_custom_kinds(output: &str) {
         "SecurityPolicy",
         "ServiceMonitor",
         "PodMonitor",
+        "PrometheusRule",
     ];
     for line in output.lines().filter(|l| !l.trim().is_empty()) {
         let known_custom = CUSTOM
@@ -815,6 +828,10 @@ fn check_topology(docs: &[Value], label: &str) {
     let backends = haproxy_servers(&cfg);
     let mut served = BTreeSet::new();
     for (backend, servers) in &backends {
+        if backend == "content-scanner" {
+            // The antivirus scanner (templates/antivirus), not a Synapse instance.
+            continue;
+        }
         for (name, addr) in servers {
             let host = instances
                 .get(name)
@@ -1237,6 +1254,16 @@ fn synapse_loads_the_rendered_config_of_main_and_every_worker() {
                 pools.push(pool.to_owned());
             }
         }
+        // The antivirus module, as the pods mount it on PYTHONPATH (`python3 -c` imports from
+        // the working directory); Synapse imports it and parses its config.
+        if let Some(av) = docs.iter().find(|d| {
+            d["kind"].as_str() == Some("ConfigMap")
+                && d["metadata"]["name"].as_str() == Some("msg-antivirus")
+        }) {
+            for (key, text) in av["data"].as_mapping().unwrap() {
+                write(dir.path(), key.as_str().unwrap(), text.as_str().unwrap());
+            }
+        }
         let secrets = harness::chart::installer_secrets(RELEASE, NAMESPACE, &docs);
         let secret = find(&secrets, "Secret", "msg-synapse-secrets");
         for (key, text) in secret["stringData"].as_mapping().unwrap() {
@@ -1431,8 +1458,15 @@ fn route_through_haproxy(profile: &str, extra: &[&str]) -> RoutedHaproxy {
 pub(crate) fn start_haproxy(docs: &[Value]) -> RoutedHaproxy {
     require("haproxy", "haproxy");
     let instances = instance_hosts(docs);
-    let ports = name_servers(&instances.keys().cloned().collect::<Vec<_>>());
+    let mut names: Vec<String> = instances.keys().cloned().collect();
+    // The antivirus content scanner (templates/antivirus) stands in by name too.
+    names.push("content-scanner".into());
+    let ports = name_servers(&names);
     let mut cfg = config_map_key(docs, &format!("{RELEASE}-haproxy"), "haproxy.cfg");
+    cfg = cfg.replace(
+        &format!("{RELEASE}-content-scanner.{NAMESPACE}.svc.cluster.local:8080"),
+        &format!("127.0.0.1:{}", ports["content-scanner"]),
+    );
     for (name, host) in &instances {
         cfg = cfg.replace(
             &format!("{host}:8008"),
@@ -1595,15 +1629,28 @@ fn haproxy_sends_each_kind_of_request_to_its_pool() {
             &a,
             "client-reader-",
         ),
+        // Downloads and thumbnails through the antivirus content scanner; uploads to media.
         (
             "GET",
             "/_matrix/media/v3/download/example.test/abc".into(),
             &a,
-            "media-repository-0",
+            "content-scanner",
         ),
         (
             "GET",
             "/_matrix/client/v1/media/download/example.test/abc".into(),
+            &a,
+            "content-scanner",
+        ),
+        (
+            "GET",
+            "/_matrix/client/v1/media/thumbnail/example.test/abc?width=32&height=32".into(),
+            &a,
+            "content-scanner",
+        ),
+        (
+            "POST",
+            "/_matrix/media/v3/upload".into(),
             &a,
             "media-repository-0",
         ),

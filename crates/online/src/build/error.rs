@@ -27,6 +27,15 @@ pub enum BuildError {
     /// A manifest or index that cannot be used.
     #[error("{image}: {message}")]
     BadManifest { image: String, message: String },
+    /// A file of files.toml cannot be locked or carried.
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
+    /// The bill of materials cannot be written.
+    #[error("the bill of materials: {0}")]
+    Sbom(#[from] crate::sbom::SbomError),
+    /// The old bundle of `--since` cannot be read.
+    #[error("the base bundle {path} (--since): {message}")]
+    Base { path: String, message: String },
     /// `--locked` and images.toml disagree with manifests.lock.
     #[error("manifests.lock does not match images.toml (run `bundle lock`):\n{0}")]
     LockMismatch(String),
@@ -66,6 +75,19 @@ pub enum BuildError {
     /// A scale profile's connection pools exceed what PostgreSQL allows, one line each.
     #[error("{0}")]
     CapacityFails(String),
+    /// files.toml's `image` is not an image of images.toml.
+    #[error(
+        "{path}:{line}: image {image:?} (the download page's web image) is not an image of \
+         images.toml"
+    )]
+    FilesImage {
+        /// files.toml.
+        path: String,
+        /// The line of `image`.
+        line: usize,
+        /// The image as written.
+        image: String,
+    },
     /// A lock entry disagrees with the manifests its digests name (a hand-edited lock).
     #[error("{location}: {message} (run `bundle lock` again)")]
     LockDisagrees {

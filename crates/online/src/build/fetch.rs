@@ -51,11 +51,13 @@ pub enum Scope {
 }
 
 /// Fetches what `scope` asks of every image `lock` names into `cache` with up to `jobs`
-/// downloads in flight.
+/// downloads in flight; for a delta, not the blobs the site has from `base`.
+#[allow(clippy::too_many_arguments)]
 pub async fn fetch(
     images: &ImagesFile,
     lock: &Lock,
     scope: Scope,
+    base: Option<&super::delta::BaseContents>,
     client: &Client,
     cache: &BlobCache,
     jobs: usize,
@@ -83,6 +85,10 @@ pub async fn fetch(
                 .entry(digest.clone())
                 .or_insert_with(|| (content.reference.clone(), *size));
         }
+    }
+    if let Some(base) = base {
+        let left = super::delta::left_to_site(&contents, base)?;
+        needed.retain(|digest, _| !left.contains_key(digest));
     }
     events.event(BuildEvent::FetchStarted {
         blobs: needed.len(),

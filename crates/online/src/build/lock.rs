@@ -45,6 +45,11 @@ pub struct LockInputs {
     pub tools: Option<ToolsFile>,
     /// charts.toml, when the bundle carries upstream charts.
     pub charts: Option<ChartsFile>,
+    /// files.toml, when the bundle carries the site's files.
+    pub files: Option<crate::spec::FilesFile>,
+    /// Which locked files are read again from their sources: `bundle lock` refreshes all
+    /// (or the one `--update` names), a build none.
+    pub refresh_files: RefreshFiles,
     /// Where to take the ClamAV databases from, overriding images.toml's `[clamav]` source
     /// (a `file://` directory or `http(s)://` mirror URL ending in `/`).
     pub clamav_source: Option<String>,
@@ -54,6 +59,28 @@ pub struct LockInputs {
     pub upstream: Upstream,
     /// The blob cache downloads land in.
     pub cache: BlobCache,
+}
+
+/// Which of the lock's `[[file]]` entries are read again from their sources.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RefreshFiles {
+    /// None: entries with an unchanged name and source are kept (builds).
+    #[default]
+    None,
+    /// Every file (`bundle lock`).
+    All,
+    /// Only this one (`bundle lock --update NAME`).
+    Only(String),
+}
+
+impl RefreshFiles {
+    fn accepts(&self, name: &str) -> bool {
+        match self {
+            RefreshFiles::None => false,
+            RefreshFiles::All => true,
+            RefreshFiles::Only(only) => only == name,
+        }
+    }
 }
 
 /// Loads the lock at `path`, or `None` when there is none yet.
@@ -92,6 +119,13 @@ pub async fn update_lock(
     lock_tools(&mut lock, images, inputs).await?;
     lock_clamav(&mut lock, images, inputs).await?;
     charts::lock_charts(&mut lock, inputs.charts.as_ref(), &inputs.upstream).await?;
+    lock.files = match &inputs.files {
+        Some(files) => {
+            let refresh = |name: &str| inputs.refresh_files.accepts(name);
+            crate::files::resolve(files, &lock.files, &refresh, &inputs.http, &inputs.cache).await?
+        }
+        None => Vec::new(),
+    };
     Ok(lock)
 }
 
@@ -124,6 +158,7 @@ pub async fn lock_for_build(
         }
         problems.extend(clamav_mismatch(images, &lock));
         problems.extend(charts::chart_mismatch(inputs.charts.as_ref(), &lock));
+        problems.extend(crate::files::mismatches(inputs.files.as_ref(), &lock.files));
         if !problems.is_empty() {
             return Err(BuildError::LockMismatch(problems.join("\n")));
         }

@@ -4,14 +4,17 @@
 //! [`run`] is `bundle build`; [`lock`] is what `bundle lock` shares with it. The steps:
 //! [`resolve`] (registries to the lock), [`fetch`] (each blob once into the cache),
 //! [`checks`] (what the charts render), [`charts`] (packaging and artifacts),
-//! [`signature_image`] (ClamAV databases as a layer), [`stage`] (the OCI layout straight
+//! [`signature_image`] (ClamAV databases as a layer), [`files_image`] (the site's download
+//! page as a layer of the web image), [`stage`] (the OCI layout straight
 //! from the cache), then the bundle file's pack.
 
 pub mod charts;
 pub mod checks;
+pub mod delta;
 mod error;
 pub mod events;
 pub mod fetch;
+pub mod files_image;
 pub mod lock;
 mod manifests;
 pub mod resolve;
@@ -20,14 +23,16 @@ pub mod stage;
 
 pub use error::BuildError;
 pub use events::{BuildEvent, BuildEvents, NoEvents};
-pub use lock::{client_config, load_lock, lock_for_build, update_lock, write_lock, LockInputs};
+pub use lock::{
+    client_config, load_lock, lock_for_build, update_lock, write_lock, LockInputs, RefreshFiles,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bundle_file::archive::parallel::default_threads;
 use bundle_file::archive::DEFAULT_LEVEL;
-use bundle_file::external::{self, ExternalBlob, EXTERNAL_BLOBS};
+use bundle_file::external::{self, ExternalBlob, BASE, EXTERNAL_BLOBS};
 use bundle_file::pack::{pack_inputs, Input, PackOptions, PackReport};
 use bundle_file::sign::SecretKey;
 use bundle_file::Progress;
@@ -55,6 +60,8 @@ pub struct BuildRequest<'a> {
     /// Carry only the ClamAV signature-database image (an update bundle whose base layers the
     /// site already has).
     pub only_clamav: bool,
+    /// The bundle the site already has: build a delta that carries only what it lacks.
+    pub since: Option<&'a Path>,
     /// The site CA directory to carry (`ca.crt`, `ca.key.age`).
     pub ca_dir: Option<&'a Path>,
     /// The stack's own charts: every subdirectory with a Chart.yaml.
@@ -101,6 +108,19 @@ pub async fn run(
 ) -> Result<BuildSummary, BuildError> {
     let images = request.images;
     let cache = &inputs.cache;
+    if request.since.is_some() && request.only_clamav {
+        return Err(BuildError::LockMismatch(
+            "--since and --only clamav do not combine: an update bundle already leaves its \
+             base layers to the site"
+                .into(),
+        ));
+    }
+    let base = match request.since {
+        Some(path) => Some(tokio::task::block_in_place(|| {
+            delta::BaseContents::read(path)
+        })?),
+        None => None,
+    };
     let lock = lock_for_build(
         images,
         inputs,
@@ -116,7 +136,18 @@ pub async fn run(
         ..Contents::default()
     };
     if !request.only_clamav {
-        let tool_files = crate::tools::fetch(&lock.tools, &inputs.http, cache).await?;
+        // A delta leaves out the tools the old bundle carried unchanged.
+        let tools: Vec<_> = lock
+            .tools
+            .iter()
+            .filter(|t| {
+                !base
+                    .as_ref()
+                    .is_some_and(|b| b.has_member(&t.bundle_path(), t.sha256.hex()))
+            })
+            .cloned()
+            .collect();
+        let tool_files = crate::tools::fetch(&tools, &inputs.http, cache).await?;
         let upstream = charts::fetch_upstream(&lock, &inputs.upstream).await?;
         if let Some(releases) = request.releases {
             tokio::task::block_in_place(|| {
@@ -141,6 +172,21 @@ pub async fn run(
         if let Some(dir) = request.ca_dir {
             contents.extras.files.extend(ca_inputs(dir)?);
         }
+        if let Some(files) = &inputs.files {
+            let web = files_image::base_image(files, images, &lock)?;
+            let entries = crate::files::fetch(files, &lock.files, &inputs.http, cache).await?;
+            contents
+                .extras
+                .files
+                .extend(file_inputs(&entries, base.as_ref(), cache)?);
+            if let (Some(web), false) = (web, entries.is_empty()) {
+                contents.files_image = Some(FilesImageInputs {
+                    base: web.clone(),
+                    entries,
+                    ca_dir: request.ca_dir.map(Path::to_path_buf),
+                });
+            }
+        }
         contents.charts = Some((
             match request.chart_dir {
                 Some(dir) => charts::own_charts(dir)?,
@@ -149,6 +195,7 @@ pub async fn run(
             upstream,
         ));
     }
+    contents.base = base;
     if images.clamav.is_some() {
         contents.clamav =
             Some(crate::clamav::collect::fetch(&lock.clamav, &inputs.http, cache).await?);
@@ -186,6 +233,66 @@ pub async fn run(
         cached_bytes: fetched.cached_bytes,
         signed_by: request.signer.map(|k| k.id().to_string()),
     })
+}
+
+/// A delta's own members: `external-blobs.json` (the blobs of `images` the site has from the
+/// old bundle, which are taken out of `images`) and `base.json`.
+fn delta_members(
+    images: &mut [fetch::ImageContent],
+    base: &delta::BaseContents,
+    staging: &Path,
+    timestamp: u64,
+) -> Result<Vec<Input>, BuildError> {
+    let left = delta::left_to_site(images, base)?;
+    delta::without(images, &left);
+    let blobs: Vec<ExternalBlob> = left.into_values().collect();
+    let mut members = Vec::new();
+    for (name, bytes) in [
+        (EXTERNAL_BLOBS, external::to_json(&blobs)),
+        (BASE, external::member_json(&base.base)),
+    ] {
+        let path = staging.join(name);
+        std::fs::write(&path, &bytes).map_err(|e| BuildError::io(&path, e))?;
+        members.push(Input {
+            path: name.to_string(),
+            file: path,
+            size: bytes.len() as u64,
+            mtime: timestamp,
+        });
+    }
+    Ok(members)
+}
+
+/// The site's files as bundle members (`files/<name>`, those a delta's base lacks) and
+/// `files.json` listing them all.
+fn file_inputs(
+    entries: &[crate::files::FileEntry],
+    base: Option<&delta::BaseContents>,
+    cache: &BlobCache,
+) -> Result<Vec<Input>, BuildError> {
+    let mut inputs = Vec::new();
+    for entry in entries {
+        if base.is_some_and(|b| b.has_member(&entry.path, &entry.sha256)) {
+            continue;
+        }
+        let digest = oci::Digest::parse(&format!("sha256:{}", entry.sha256))
+            .map_err(|e| BuildError::LockMismatch(format!("file {}: {e}", entry.name)))?;
+        inputs.push(Input {
+            path: entry.path.clone(),
+            file: cache.file_of(&digest),
+            size: entry.size,
+            mtime: 0,
+        });
+    }
+    let index = files_image::files_index(entries);
+    let digest = cache.put_bytes(&index)?;
+    inputs.push(Input {
+        path: crate::files::FILES_INDEX.to_string(),
+        file: cache.file_of(&digest),
+        size: index.len() as u64,
+        mtime: 0,
+    });
+    Ok(inputs)
 }
 
 /// The CA directory's files as bundle members under `ca/`.
@@ -243,6 +350,21 @@ struct Contents {
     charts: Option<(Vec<PathBuf>, BTreeMap<String, PathBuf>)>,
     /// Everything else beside the images.
     extras: Extras,
+    /// What the site has from the old bundle, when building a delta.
+    base: Option<delta::BaseContents>,
+    /// The download page's image, when files.toml names the web image and lists files.
+    files_image: Option<FilesImageInputs>,
+}
+
+/// What the files image is made of.
+#[derive(Debug)]
+struct FilesImageInputs {
+    /// The locked web image it extends.
+    base: crate::spec::LockedImage,
+    /// The files (`files.json`'s entries), in the cache.
+    entries: Vec<crate::files::FileEntry>,
+    /// The site CA directory, when the bundle carries one.
+    ca_dir: Option<PathBuf>,
 }
 
 /// Fetches what `contents` needs into the cache and packs the bundle.
@@ -284,6 +406,7 @@ async fn assemble(
                 images,
                 &only,
                 fetch::Scope::Metadata,
+                None,
                 client,
                 cache,
                 jobs,
@@ -302,6 +425,7 @@ async fn assemble(
                 images,
                 lock,
                 fetch::Scope::Everything,
+                contents.base.as_ref(),
                 client,
                 cache,
                 jobs,
@@ -346,7 +470,57 @@ async fn assemble(
         }
         images_out.push(image.content);
     }
+    if let Some(page) = &contents.files_image {
+        if contents.base.is_some() {
+            // A delta leaves the web image's config to the site, but the files image's config
+            // is made from it: fetch its manifests and configs.
+            let mut only = lock.clone();
+            only.images = vec![page.base.clone()];
+            fetch::fetch(
+                images,
+                &only,
+                fetch::Scope::Metadata,
+                None,
+                client,
+                cache,
+                jobs,
+                events,
+            )
+            .await?;
+        }
+        let image = tokio::task::block_in_place(|| {
+            files_image::files_image(
+                &page.base,
+                &page.entries,
+                page.ca_dir.as_deref(),
+                cache,
+                timestamp,
+            )
+        })?;
+        images_out.push(image.content);
+    }
     images_out.extend(extras.images);
+    // The bill of materials, before a delta takes out the blobs the site has.
+    let sbom = crate::sbom::SbomInputs {
+        name: &options.name,
+        version: &options.version,
+        timestamp,
+        images: &images_out,
+        lock,
+        tools_and_files: !contents.only_clamav,
+        clamav: contents.clamav.is_some(),
+    };
+    extra_files.push(tokio::task::block_in_place(|| {
+        crate::sbom::member(&sbom, cache, staging.path())
+    })?);
+    if let Some(base) = &contents.base {
+        extra_files.extend(delta_members(
+            &mut images_out,
+            base,
+            staging.path(),
+            timestamp,
+        )?);
+    }
     let mut inputs = stage::stage(&images_out, cache, staging.path(), timestamp)?;
     inputs.extend(extra_files.into_iter().map(|mut file| {
         file.mtime = timestamp;

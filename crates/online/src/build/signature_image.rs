@@ -1,7 +1,9 @@
-//! The signature-database image: the pinned ClamAV image plus one appended layer holding the
-//! validated databases under `/var/lib/clamav`, so clamd starts with fresh signatures and
-//! without freshclam. Every platform of the base image gets the same layer; the base's
-//! layers are reused as they are, so a site that has the base image only needs the new layer.
+//! Images made by appending one layer to a locked image ([`append_layer`]), and the first of
+//! them, the signature-database image: the pinned ClamAV image plus one appended layer holding
+//! the validated databases under `/var/lib/clamav`, so clamd starts with fresh signatures and
+//! without freshclam. (The site's download page is the other: `files_image`.) Every platform
+//! of the base image gets the same layer; the base's layers are reused as they are, so a site
+//! that has the base image only needs the new layer.
 //!
 //! The layer is a gzip tar written deterministically (sorted entries, the build timestamp,
 //! uid/gid 0, mode 0644, gzip without a time or name), so the same base and databases give
@@ -25,14 +27,30 @@ use oci::{Digest, Reference};
 /// Where the databases go in the image.
 pub const DATABASE_DIR: &str = "var/lib/clamav";
 
-/// The image, and the base layers it shares with the ClamAV image.
+/// An image made by appending one layer to a locked base image, and the base layers it
+/// shares with that image.
 #[derive(Debug, Clone)]
-pub struct SignatureImage {
+pub struct AppendedImage {
     /// The image's layout entry and its own blobs (index, manifests, configs, the new layer).
     pub content: ImageContent,
     /// The base image's layers: not part of the image's own blobs; a bundle that carries the
-    /// signature image without the base names them as required at the target.
+    /// image without the base names them as required at the target.
     pub base_layers: Vec<(Digest, u64)>,
+}
+
+/// The signature image is an [`AppendedImage`] of the ClamAV image.
+pub type SignatureImage = AppendedImage;
+
+/// One regular file of an appended layer: its path in the image (relative, no leading `/`),
+/// the file holding its content, and its size.
+#[derive(Debug, Clone)]
+pub struct LayerFile {
+    /// Path in the image.
+    pub path: String,
+    /// Where its content is.
+    pub file: std::path::PathBuf,
+    /// Its size.
+    pub size: u64,
 }
 
 fn bad(image: &Reference, message: impl Into<String>) -> BuildError {
@@ -70,9 +88,6 @@ pub fn signature_image(
     cache: &BlobCache,
     timestamp: u64,
 ) -> Result<SignatureImage, BuildError> {
-    let image = &base.reference;
-    let (layer, layer_size, diff_id) = write_layer(files, cache, timestamp)?;
-    let created = oci::time::format_rfc3339(timestamp)?;
     let history = format!(
         "bundle: ClamAV signature databases {}",
         databases
@@ -81,6 +96,34 @@ pub fn signature_image(
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let layer: Vec<LayerFile> = files
+        .iter()
+        .map(|f| LayerFile {
+            path: format!("{DATABASE_DIR}/{}", f.name),
+            file: f.path.clone(),
+            size: f.size,
+        })
+        .collect();
+    let tag = signature_tag(&base.reference, databases);
+    append_layer(base, &[], &layer, &history, tag, cache, timestamp)
+}
+
+/// `base` (cached: its manifests and configs must be in `cache`) plus one layer holding
+/// the directories `dirs` (mode 0755, written first) and `files`, appended to every platform,
+/// as `base`'s repository at `tag`; `history` is the new layer's `created_by`. New blobs are
+/// written into `cache`.
+pub fn append_layer(
+    base: &LockedImage,
+    dirs: &[&str],
+    files: &[LayerFile],
+    history: &str,
+    tag: String,
+    cache: &BlobCache,
+    timestamp: u64,
+) -> Result<AppendedImage, BuildError> {
+    let image = &base.reference;
+    let (layer, layer_size, diff_id) = write_layer(dirs, files, cache, timestamp)?;
+    let created = oci::time::format_rfc3339(timestamp)?;
     let mut blobs: Vec<(Digest, u64)> = vec![(layer.clone(), layer_size)];
     let mut base_layers = Vec::new();
     let mut entries = Vec::new();
@@ -187,11 +230,11 @@ pub fn signature_image(
     blobs.sort();
     blobs.dedup();
     let reference = Reference {
-        tag: Some(signature_tag(image, databases)),
+        tag: Some(tag),
         digest: None,
         ..image.clone()
     };
-    Ok(SignatureImage {
+    Ok(AppendedImage {
         content: ImageContent {
             reference,
             ref_name: None,
@@ -208,10 +251,11 @@ fn read_cached(cache: &BlobCache, digest: &Digest) -> Result<Vec<u8>, BuildError
         .map_err(|e| BuildError::io(&path, e))
 }
 
-/// Writes the database layer into the cache; returns its digest, size and diff ID (the
+/// Writes the layer of `files` into the cache; returns its digest, size and diff ID (the
 /// digest of the uncompressed tar).
 fn write_layer(
-    files: &[DatabaseFile],
+    dirs: &[&str],
+    files: &[LayerFile],
     cache: &BlobCache,
     timestamp: u64,
 ) -> Result<(Digest, u64, Digest), BuildError> {
@@ -221,14 +265,17 @@ fn write_layer(
         .operating_system(255)
         .write(incoming, flate2::Compression::fast());
     let mut tar = TarWriter::new(DigestWriter::new(gzip));
-    let mut sorted: Vec<&DatabaseFile> = files.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut sorted: Vec<&LayerFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
     let layer_error = |path: &std::path::Path, e: std::io::Error| BuildError::io(path, e);
+    for dir in dirs {
+        tar.append_dir(dir, timestamp)
+            .map_err(|e| layer_error(cache.root(), e))?;
+    }
     for file in sorted {
-        let mut reader = std::fs::File::open(&file.path).map_err(|e| layer_error(&file.path, e))?;
-        let path = format!("{DATABASE_DIR}/{}", file.name);
-        tar.append(&path, file.size, timestamp, &mut reader)
-            .map_err(|e| layer_error(&file.path, e))?;
+        let mut reader = std::fs::File::open(&file.file).map_err(|e| layer_error(&file.file, e))?;
+        tar.append(&file.path, file.size, timestamp, &mut reader)
+            .map_err(|e| layer_error(&file.file, e))?;
     }
     let hashing = tar.finish().map_err(|e| layer_error(cache.root(), e))?;
     let (gzip, diff_id, _) = hashing.finish();

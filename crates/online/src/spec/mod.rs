@@ -5,6 +5,7 @@
 //!   table is [`clamav`].
 //! - [`charts`]: `charts.toml`, the pinned upstream charts.
 //! - [`tools`]: `tools.toml`, the helm and kubectl downloads per platform.
+//! - [`files`]: `files.toml`, files the site needs besides images.
 //! - [`releases`]: `releases.toml`, what the installer renders, for `bundle find-images`.
 //! - [`lock`]: `manifests.lock`, what the others resolved to (image digests and sizes,
 //!   charts, ClamAV databases, tools), written deterministically so that it diffs well and
@@ -17,6 +18,7 @@
 pub mod charts;
 pub mod clamav;
 pub mod error;
+pub mod files;
 pub mod images;
 pub mod lock;
 pub mod releases;
@@ -25,10 +27,11 @@ pub mod tools;
 pub use charts::{ChartSource, ChartsFile, UpstreamChart};
 pub use clamav::ClamavSpec;
 pub use error::{Location, SpecError};
+pub use files::{FileSpec, FilesFile};
 pub use images::{ImageSpec, ImagesFile, RegistrySettingsSpec};
 pub use lock::{
-    FilteredIndex, Lock, LockedChart, LockedDatabase, LockedImage, LockedPlatform, LockedTool,
-    Mismatch, MismatchKind, Root,
+    FilteredIndex, Lock, LockedChart, LockedDatabase, LockedFile, LockedImage, LockedPlatform,
+    LockedTool, Mismatch, MismatchKind, Root,
 };
 pub use releases::{PlanFile, Profile, Release, RenderPlan, DEFAULT_STEP, LOCKED_PREFIX};
 pub use tools::{ToolDownload, ToolSpec, ToolsFile};

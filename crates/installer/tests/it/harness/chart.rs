@@ -74,6 +74,18 @@ pub fn installer_secrets(release: &str, namespace: &str, docs: &[Value]) -> Vec<
             }),
         garage: has("StatefulSet", format!("{release}-garage")),
         monitoring: None,
+        calls: docs
+            .iter()
+            .find(|d| {
+                d["kind"].as_str() == Some("Deployment")
+                    && d["metadata"]["name"].as_str() == Some(&format!("{release}-livekit"))
+            })
+            .map(|d| {
+                d["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or(namespace)
+                    .to_string()
+            }),
     };
     let (values, _) = SiteSecrets::complete(Default::default(), "a new site").unwrap();
     secrets(release, namespace, &values, &parts)
@@ -87,6 +99,12 @@ impl Rendered {
         self.docs.iter().find(|d| {
             d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name)
         })
+    }
+
+    /// The rendered object `kind` `name`; panics when there is none.
+    pub fn object_of(&self, kind: &str, name: &str) -> &Value {
+        self.object(kind, name)
+            .unwrap_or_else(|| panic!("no {kind} {name} rendered"))
     }
 
     /// A ConfigMap's `data` entry.

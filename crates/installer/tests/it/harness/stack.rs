@@ -45,6 +45,9 @@ pub struct Stack {
     pub synapse: Vec<SynapseProcess>,
     pub valkey_proxy: Service,
     pub redis: Replicated,
+    /// The chart's antivirus (clamd, the module's files, the content scanner) when it is on.
+    pub content_scanner: Option<super::antivirus::ContentScanner>,
+    pub antivirus: Option<super::antivirus::Antivirus>,
     _postgres: Postgres,
     /// Where clients reach the stack (the chart's HAProxy).
     pub front_port: u16,
@@ -54,6 +57,13 @@ pub struct Stack {
     pub registration_secret: String,
     /// The rendered `secrets.yaml`, as a field engineer would take it from the Secret.
     pub secrets_file: PathBuf,
+    /// Every `bind` port of the chart's HAProxy and its loopback port here (8405: its
+    /// /metrics and health listener); for the monitoring tests.
+    pub front_binds: BTreeMap<u16, u16>,
+    /// PostgreSQL's loopback port (trust authentication, Synapse's user and database).
+    pub postgres_port: u16,
+    /// The Valkey password of this render (Secret <release>-valkey-auth).
+    pub valkey_password: String,
 }
 
 /// `<hosts.admin>.<domain>` of the values files (the last one setting each wins).
@@ -182,6 +192,14 @@ pub fn start(source: &Source, dir: &Path) -> Stack {
     let redis_host = homeserver["redis"]["host"].as_str().unwrap().to_string();
     let redis_port = homeserver["redis"]["port"].as_u64().unwrap_or(6379);
     let proxy_port = endpoints.add(&redis_host, redis_port);
+    let antivirus = super::antivirus::Antivirus::prepare(
+        &rendered,
+        release,
+        source.namespace,
+        dir,
+        &mut endpoints,
+    );
+    let python_path = antivirus.as_ref().map(|av| av.module_dir.as_path());
     let plans = plans(&rendered.stateful_sets(&format!("{release}-synapse-")));
     let mut merged_configs = Vec::new();
     for plan in &plans {
@@ -234,11 +252,11 @@ pub fn start(source: &Source, dir: &Path) -> Stack {
         std::fs::write(&local, serde_norway::to_string(&overlay_map).unwrap()).unwrap();
         configs.push(local);
         let log = dir.join(format!("synapse-{}.log", plan.instance));
-        let service = if plan.module == "synapse.app.homeserver" {
-            synapse::spawn_main(&configs, &log)
-        } else {
-            synapse::spawn_worker(&plan.instance, &configs, &log)
+        let name = match plan.module.as_str() {
+            "synapse.app.homeserver" => "synapse-main",
+            _ => plan.instance.as_str(),
         };
+        let service = synapse::spawn_with_path(name, &plan.module, &configs, &log, python_path);
         let (http_port, metrics_port) = ports_of(&overlay_map);
         processes.push(SynapseProcess {
             instance: plan.instance.clone(),
@@ -254,6 +272,10 @@ pub fn start(source: &Source, dir: &Path) -> Stack {
     for process in processes.iter_mut().skip(1) {
         synapse::wait_healthy(&mut process.service, process.http_port);
     }
+
+    let content_scanner = antivirus
+        .as_ref()
+        .map(|av| av.start_scanner(&rendered, release, dir, &mut endpoints));
 
     let front_config = rendered
         .config_map(&format!("{release}-haproxy"), "haproxy.cfg")
@@ -288,18 +310,24 @@ pub fn start(source: &Source, dir: &Path) -> Stack {
         &[],
         &[admin_port],
     );
+    let postgres_port = postgres.port;
     Stack {
         _admin_front: admin_front,
         _front: front,
         synapse: processes,
         valkey_proxy,
         redis,
+        content_scanner,
+        antivirus,
         _postgres: postgres,
         front_port,
         admin_port,
         server_name,
         registration_secret,
         secrets_file: dir.join("secrets/secrets.yaml"),
+        postgres_port,
+        front_binds,
+        valkey_password,
     }
 }
 
@@ -459,6 +487,8 @@ fn ports_of(overlay: &Mapping) -> (u16, Option<u16>) {
 fn sentinel_timing(script: &str) -> redis::SentinelTiming {
     let mut timing = redis::SentinelTiming::default();
     for line in script.lines() {
+        // `sentinel <directive> <name> <value>`, alone or as the script echoes it.
+        let line = line.trim().trim_start_matches("echo ").trim_matches('"');
         let words: Vec<&str> = line.split_whitespace().collect();
         let ["sentinel", directive, _, value] = words[..] else {
             continue;

@@ -33,18 +33,28 @@ pub fn spawn_main(configs: &[PathBuf], log: &Path) -> Service {
     spawn("synapse-main", "synapse.app.homeserver", configs, log)
 }
 
-/// Starts a generic worker called `name` with `configs`.
-pub fn spawn_worker(name: &str, configs: &[PathBuf], log: &Path) -> Service {
-    spawn(name, "synapse.app.generic_worker", configs, log)
+fn spawn(name: &str, module: &str, configs: &[PathBuf], log: &Path) -> Service {
+    spawn_with_path(name, module, configs, log, None)
 }
 
-fn spawn(name: &str, module: &str, configs: &[PathBuf], log: &Path) -> Service {
+/// Starts `python3 -m <module>` as `name` with `configs`, and `python_path` (modules the
+/// chart mounts, such as the antivirus module) on PYTHONPATH.
+pub fn spawn_with_path(
+    name: &str,
+    module: &str,
+    configs: &[PathBuf],
+    log: &Path,
+    python_path: Option<&Path>,
+) -> Service {
     let mut command = Command::new("python3");
     command.args(["-m", module]);
     for config in configs {
         command.arg("-c").arg(config);
     }
     command.env("PYTHONDONTWRITEBYTECODE", "1");
+    if let Some(path) = python_path {
+        command.env("PYTHONPATH", path);
+    }
     Service::spawn(name, command, log)
 }
 

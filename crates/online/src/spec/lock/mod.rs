@@ -30,8 +30,8 @@
 //! manifest's (so every platform entry reads the same way whatever the root).
 //!
 //! After the images come the upstream Helm charts (`[[chart]]`, [`LockedChart`]), the ClamAV
-//! signature databases (`[[clamav]]`, [`LockedDatabase`]) and the tools (`[[tool]]`,
-//! [`LockedTool`]).
+//! signature databases (`[[clamav]]`, [`LockedDatabase`]), the tools (`[[tool]]`,
+//! [`LockedTool`]) and the site's files (`[[file]]`, [`LockedFile`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -46,10 +46,12 @@ use oci::{media, Descriptor, Digest, Reference};
 
 mod chart;
 mod clamav;
+mod file;
 mod tool;
 
 pub use chart::{LockedChart, LockedSource};
 pub use clamav::LockedDatabase;
+pub use file::{LockedFile, FILES_DIR};
 pub use tool::{tools_dir, LockedTool};
 
 /// The lock format version this code reads and writes.
@@ -81,6 +83,8 @@ pub struct Lock {
     pub clamav: Vec<LockedDatabase>,
     /// The tools' binaries, one entry per tool and platform (`[[tool]]`).
     pub tools: Vec<LockedTool>,
+    /// The site's files (`[[file]]`), in files.toml order.
+    pub files: Vec<LockedFile>,
 }
 
 /// What one image reference resolved to.
@@ -171,6 +175,8 @@ struct RawLock {
     clamav: Vec<LockedDatabase>,
     #[serde(default)]
     tool: Vec<LockedTool>,
+    #[serde(default)]
+    file: Vec<LockedFile>,
 }
 
 #[derive(Deserialize)]
@@ -256,6 +262,7 @@ impl Lock {
             charts: Vec::new(),
             clamav: Vec::new(),
             tools: Vec::new(),
+            files: Vec::new(),
         }
     }
 
@@ -312,6 +319,7 @@ impl Lock {
                 .collect::<Result<Vec<_>, _>>()?,
             clamav: raw.clamav,
             tools: raw.tool,
+            files: raw.file,
         };
         lock.validate()?;
         Ok(lock)
@@ -475,7 +483,13 @@ impl Lock {
         let charts: Vec<toml::Table> = self.charts.iter().map(|c| c.to_table()).collect();
         let clamav = tables_of(self.clamav.iter().map(toml::Table::try_from).collect());
         let tools = tables_of(self.tools.iter().map(toml::Table::try_from).collect());
-        for (name, tables) in [("chart", &charts), ("clamav", &clamav), ("tool", &tools)] {
+        let files = tables_of(self.files.iter().map(toml::Table::try_from).collect());
+        for (name, tables) in [
+            ("chart", &charts),
+            ("clamav", &clamav),
+            ("tool", &tools),
+            ("file", &files),
+        ] {
             if tables.is_empty() {
                 continue;
             }
