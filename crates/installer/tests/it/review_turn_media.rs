@@ -748,7 +748,9 @@ fn the_media_backup_copies_the_media_volume_to_the_bucket_from_the_media_pods_no
         }
     }
     let docs = documents(&render("1k", &["--set", "backup.media.enabled=false"]));
-    assert!(!docs.iter().any(|d| d["kind"] == "CronJob"));
+    assert!(!docs
+        .iter()
+        .any(|d| d["kind"] == "CronJob" && d["metadata"]["name"] == "msg-media-backup"));
 }
 
 /// The backup script with a stand-in `rclone` (busybox as in the image): one sync of the
