@@ -54,14 +54,7 @@ fn inventory(path: &Path, trust: &TrustArgs) -> Result<Inventory> {
     match Bundle::open_path(path) {
         Ok(bundle) => {
             if !trust.keys.is_empty() {
-                let policy = trust.policy()?;
-                let signatures = bundle
-                    .signatures()
-                    .map_err(|p| anyhow::anyhow!("{name}: cannot read signatures: {p}"))?;
-                let found: Vec<_> = signatures.iter().map(|(_, s)| s.clone()).collect();
-                policy
-                    .check(bundle.toc_bytes(), &found)
-                    .with_context(|| format!("{name} failed verification"))?;
+                trust.check_signatures(&bundle, &name)?;
             }
             let bom = online::sbom::from_bundle(&bundle, &name)?;
             Ok(Inventory::from_bom(&bom))

@@ -32,14 +32,8 @@ pub fn run(args: &ExtractArgs, out: Output) -> Result<ExitCode> {
         if args.trust.keys.is_empty() {
             bail!("give --key KEY.pub to check signatures, or --insecure-skip-verify");
         }
-        let policy = args.trust.policy()?;
-        let signatures = bundle
-            .signatures()
-            .map_err(|p| anyhow::anyhow!("cannot read signatures: {p}"))?;
-        let found: Vec<_> = signatures.iter().map(|(_, s)| s.clone()).collect();
-        policy
-            .check(bundle.toc_bytes(), &found)
-            .with_context(|| format!("{} failed verification", args.bundle.display()))?;
+        args.trust
+            .check_signatures(&bundle, &args.bundle.display().to_string())?;
     }
     let progress = out.progress();
     let files = extract(&bundle, &args.dir, default_threads(), progress.as_ref())

@@ -47,14 +47,7 @@ fn print_sbom(
 ) -> Result<ExitCode> {
     let name = args.bundle.display().to_string();
     if !args.trust.keys.is_empty() {
-        let policy = args.trust.policy()?;
-        let signatures = bundle
-            .signatures()
-            .map_err(|p| anyhow::anyhow!("cannot read signatures: {p}"))?;
-        let found: Vec<_> = signatures.iter().map(|(_, s)| s.clone()).collect();
-        policy
-            .check(bundle.toc_bytes(), &found)
-            .with_context(|| format!("{name} failed verification"))?;
+        args.trust.check_signatures(bundle, &name)?;
     }
     let bytes = online::sbom::bytes_from_bundle(bundle, &name)?;
     let json: serde_json::Value = serde_json::from_slice(&bytes)

@@ -49,13 +49,6 @@ pub fn read_base<S: ReadAt>(bundle: &Bundle<S>) -> Result<Option<Base>, BundleEr
         .map_err(|e| BundleError::Layout(format!("{BASE} does not name a base bundle: {e}")))
 }
 
-/// `value` as a member's content: pretty JSON and a newline.
-pub fn member_json<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
-}
-
 /// One blob the bundle leaves to the target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,7 +63,7 @@ pub struct ExternalBlob {
 
 /// The member's content for `blobs`.
 pub fn to_json(blobs: &[ExternalBlob]) -> Vec<u8> {
-    member_json(&blobs)
+    crate::pack::json_bytes(blobs)
 }
 
 /// The external blobs of `bundle`; empty when it carries every blob.

@@ -52,6 +52,29 @@ pub struct Input {
     pub mtime: u64,
 }
 
+impl Input {
+    /// `bytes` written to `dir/path` as member `path` (a file the build makes rather than
+    /// takes from the cache: index.json, external-blobs.json, the bill of materials).
+    pub fn staged(dir: &Path, path: &str, bytes: &[u8], mtime: u64) -> Result<Input, BundleError> {
+        let file = dir.join(path);
+        std::fs::write(&file, bytes).map_err(|e| BundleError::io(&file, e))?;
+        Ok(Input {
+            path: path.to_string(),
+            file,
+            size: bytes.len() as u64,
+            mtime,
+        })
+    }
+}
+
+/// The bytes of a JSON member: `value` pretty-printed, with a final newline (bundle.json,
+/// index.json and every listing the build writes).
+pub fn json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
 /// Result of a pack.
 #[derive(Debug, Clone)]
 pub struct PackReport {

@@ -165,9 +165,7 @@ impl TableOfContents {
 
     /// The canonical bytes of `bundle.json`: pretty-printed JSON and a final newline.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
-        out.push(b'\n');
-        out
+        crate::pack::json_bytes(self)
     }
 
     /// Looks up a member by path.

@@ -1,8 +1,9 @@
 //! The trust options of every command that reads a bundle: trusted keys and a threshold.
 
 use anyhow::{bail, Context, Result};
+use bundle_file::archive::ReadAt;
 use bundle_file::sign::PublicKey;
-use bundle_file::TrustPolicy;
+use bundle_file::{Bundle, TrustPolicy};
 use std::path::PathBuf;
 
 /// Which signers a bundle must have.
@@ -28,5 +29,20 @@ impl TrustArgs {
             .map(|path| PublicKey::from_file(path).with_context(|| path.display().to_string()))
             .collect::<Result<Vec<_>>>()?;
         Ok(TrustPolicy::new(keys, self.threshold)?)
+    }
+
+    /// Checks `bundle`'s bundle.json against its signatures with these keys (`name` names the
+    /// bundle in errors). Members are not read: a caller that reads one checks it against
+    /// bundle.json itself.
+    pub fn check_signatures<S: ReadAt>(&self, bundle: &Bundle<S>, name: &str) -> Result<()> {
+        let policy = self.policy()?;
+        let signatures = bundle
+            .signatures()
+            .map_err(|p| anyhow::anyhow!("{name}: cannot read signatures: {p}"))?;
+        let found: Vec<_> = signatures.iter().map(|(_, s)| s.clone()).collect();
+        policy
+            .check(bundle.toc_bytes(), &found)
+            .with_context(|| format!("{name} failed verification"))?;
+        Ok(())
     }
 }

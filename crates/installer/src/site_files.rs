@@ -12,13 +12,5 @@ use crate::tools::{write_under, ToolsError};
 /// Writes every file the bundle carries under `files/` into `dir` (created if missing), mode
 /// 0644; returns the files written (none when the bundle carries none).
 pub fn write_files<S: ReadAt>(bundle: &Bundle<S>, dir: &Path) -> Result<Vec<PathBuf>, ToolsError> {
-    let prefix = format!("{FILES_DIR}/");
-    let members: Vec<&str> = bundle
-        .toc()
-        .members
-        .iter()
-        .filter(|m| m.path.starts_with(&prefix))
-        .map(|m| m.path.as_str())
-        .collect();
-    write_under(bundle, &members, &prefix, dir, 0o644)
+    write_under(bundle, &format!("{FILES_DIR}/"), dir, 0o644)
 }

@@ -49,14 +49,12 @@ pub fn write_tools<S: ReadAt>(
     dir: &Path,
 ) -> Result<Vec<PathBuf>, ToolsError> {
     let prefix = format!("{}/", tools_dir(platform));
-    let members: Vec<&str> = bundle
+    if !bundle
         .toc()
         .members
         .iter()
-        .filter(|m| m.path.starts_with(&prefix))
-        .map(|m| m.path.as_str())
-        .collect();
-    if members.is_empty() {
+        .any(|m| m.path.starts_with(&prefix))
+    {
         let mut carried: Vec<String> = bundle
             .toc()
             .members
@@ -74,19 +72,24 @@ pub fn write_tools<S: ReadAt>(
             },
         });
     }
-    write_under(bundle, &members, &prefix, dir, 0o755)
+    write_under(bundle, &prefix, dir, 0o755)
 }
 
-/// Writes each of `members` (paths starting with `prefix`) into `dir` (created if missing)
-/// under the rest of its path, with `mode`, each checked against bundle.json; returns the
-/// files written.
+/// Writes every member whose path starts with `prefix` into `dir` (created if missing) under
+/// the rest of its path, with `mode`, each checked against bundle.json; returns the files
+/// written.
 pub(crate) fn write_under<S: ReadAt>(
     bundle: &Bundle<S>,
-    members: &[&str],
     prefix: &str,
     dir: &Path,
     mode: u32,
 ) -> Result<Vec<PathBuf>, ToolsError> {
+    let members = bundle
+        .toc()
+        .members
+        .iter()
+        .map(|m| m.path.as_str())
+        .filter(|path| path.starts_with(prefix));
     std::fs::create_dir_all(dir).map_err(|source| ToolsError::Directory {
         path: dir.to_path_buf(),
         source,

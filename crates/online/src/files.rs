@@ -55,12 +55,17 @@ pub struct FileEntry {
     pub name: String,
     /// Its bundle member.
     pub path: String,
-    /// sha256 of the content, hex.
-    pub sha256: String,
+    /// sha256 of the content (files.json writes its hex as `sha256`).
+    #[serde(rename = "sha256", serialize_with = "hex_of")]
+    pub digest: Digest,
     /// Size in bytes.
     pub size: u64,
     /// What it is.
     pub description: String,
+}
+
+fn hex_of<S: serde::Serializer>(digest: &Digest, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(digest.hex())
 }
 
 /// The lock's `[[file]]` entries for `files`: an entry whose name and source are unchanged is
@@ -158,7 +163,7 @@ pub async fn fetch(
         entries.push(FileEntry {
             name: entry.name.clone(),
             path: entry.bundle_path(),
-            sha256: entry.sha256.hex().to_string(),
+            digest: entry.sha256.clone(),
             size: entry.size,
             description: spec.description.clone(),
         });

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use bundle_file::archive::ReadAt;
 use bundle_file::Bundle;
 use oci::layout::REF_NAME;
+use online::build::files_image::files_tag;
 use serde_json::Value;
 
 use super::DeployError;
@@ -18,21 +19,20 @@ pub fn files_image<S: ReadAt>(bundle: &Bundle<S>) -> Result<Option<String>, Depl
         return Ok(None);
     }
     let files = bundle.read_small_checked(online::files::FILES_INDEX)?;
-    let hex = oci::Digest::of(&files).hex().to_string();
-    let suffix = format!("files.{}", &hex[..12]);
-    let index: Value = serde_json::from_slice(&bundle.read_small_checked(oci::layout::INDEX_FILE)?)
-        .map_err(|e| DeployError::Bundle {
-            what: oci::layout::INDEX_FILE.into(),
-            message: e.to_string(),
-        })?;
-    Ok(index["manifests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["annotations"][REF_NAME].as_str())
+    // The tag the build gave it: `<base tag>-files.<hex>` (or `files.<hex>` without one).
+    let bare = files_tag(None, &files);
+    let index = crate::layout::read_index(bundle).map_err(|e| DeployError::Bundle {
+        what: oci::layout::INDEX_FILE.into(),
+        message: e.to_string(),
+    })?;
+    Ok(index
+        .manifests
+        .iter()
+        .filter_map(|m| m.annotation(REF_NAME))
         .find(|name| {
-            name.rsplit_once(':')
-                .is_some_and(|(_, tag)| tag == suffix || tag.ends_with(&format!("-{suffix}")))
+            name.rsplit_once(':').is_some_and(|(_, tag)| {
+                tag == bare || tag.strip_suffix(&bare).is_some_and(|t| t.ends_with('-'))
+            })
         })
         .map(str::to_string))
 }

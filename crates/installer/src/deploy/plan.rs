@@ -261,7 +261,7 @@ pub fn build<S: ReadAt>(
     };
     let parts = Parts {
         turn: site::switch(&values, "turn.enabled")
-            .then(|| coturn_namespace(&rendered, site_release))
+            .then(|| rendered_namespace(&rendered, site_release, "DaemonSet", "-coturn"))
             .flatten(),
         garage: values
             .get("objectStorage")
@@ -273,7 +273,7 @@ pub fn build<S: ReadAt>(
             .find(|r| r.release.name == MONITORING_RELEASE)
             .map(|r| r.release.namespace.clone()),
         calls: site::switch(&values, "calls.enabled")
-            .then(|| livekit_namespace(&rendered, site_release))
+            .then(|| rendered_namespace(&rendered, site_release, "Deployment", "-livekit"))
             .flatten(),
     };
     let namespaces = namespaces::plan(&rendered);
@@ -314,8 +314,15 @@ pub fn build<S: ReadAt>(
     ))
 }
 
-/// The namespace the site release's coturn DaemonSet is rendered into, if it renders one.
-fn coturn_namespace(rendered: &[Rendered], site_release: &Release) -> Option<String> {
+/// The namespace the site release renders its `kind` named `<release>-<suffix>` into, if it
+/// renders one (coturn's DaemonSet, LiveKit's Deployment: the release's own namespace or the
+/// TURN one).
+fn rendered_namespace(
+    rendered: &[Rendered],
+    site_release: &Release,
+    kind: &str,
+    suffix: &str,
+) -> Option<String> {
     let release = rendered
         .iter()
         .find(|r| r.release.name == site_release.name)?;
@@ -323,31 +330,8 @@ fn coturn_namespace(rendered: &[Rendered], site_release: &Release) -> Option<Str
         .unwrap_or_default()
         .into_iter()
         .find(|d| {
-            d.value.get("kind").and_then(Value::as_str) == Some("DaemonSet")
-                && object_name(&d.value).ends_with("-coturn")
-        })
-        .map(|d| {
-            d.value
-                .get("metadata")
-                .and_then(|m| m.get("namespace"))
-                .and_then(Value::as_str)
-                .unwrap_or(&release.input.namespace)
-                .to_string()
-        })
-}
-
-/// The namespace of LiveKit's Deployment (`<release>-livekit`) in the site release: the
-/// release's own, or the TURN namespace on the host network.
-fn livekit_namespace(rendered: &[Rendered], site_release: &Release) -> Option<String> {
-    let release = rendered
-        .iter()
-        .find(|r| r.release.name == site_release.name)?;
-    documents(&release.manifests)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|d| {
-            d.value.get("kind").and_then(Value::as_str) == Some("Deployment")
-                && object_name(&d.value).ends_with("-livekit")
+            d.value.get("kind").and_then(Value::as_str) == Some(kind)
+                && object_name(&d.value).ends_with(suffix)
         })
         .map(|d| {
             d.value

@@ -504,8 +504,8 @@ fn antivirus_update_rolls_clamd_and_starts_a_rescan_since_the_previous_roll() {
 
 /// Upload times of a 10 MB file (random bytes: clamd scans it all) through the chart's
 /// HAProxy, with the antivirus on and off, the 10 MB download through the content scanner,
-/// and clamd's memory with the test database. Prints numbers, asserts none:
-/// `cargo test -p installer --test it antivirus::bench -- --ignored --nocapture`.
+/// and clamd's memory with the test database. Prints numbers, asserts none; run by
+/// scripts/bench-antivirus.sh, never in the test suite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a test: run by hand"]
 async fn bench_upload_scan_overhead() {
@@ -539,16 +539,10 @@ async fn bench_upload_scan_overhead() {
         let fetched = client.download(&uri).await.unwrap();
         let download = started.elapsed();
         assert_eq!(fetched.len(), SIZE);
-        let (rss, scanner) = match &stack.antivirus {
-            Some(av) => (
-                av.clamd.rss_kib(),
-                stack.content_scanner.as_ref().map(|s| s.port),
-            ),
-            None => (None, None),
-        };
+        let rss = stack.antivirus.as_ref().and_then(|av| av.clamd.rss_kib());
         println!(
             "antivirus {enabled}: 10 MiB upload median {:?} (min {:?}, max {:?}, {RUNS} runs); \
-             first download {download:?}; clamd RSS {rss:?} KiB; scanner port {scanner:?}",
+             first download {download:?}; clamd RSS {rss:?} KiB",
             uploads[RUNS / 2],
             uploads[0],
             uploads[RUNS - 1]

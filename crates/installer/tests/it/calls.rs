@@ -13,7 +13,6 @@ use crate::stack_chart::{self, documents, find, write, NAMESPACE, RELEASE};
 use installer::smoke::MatrixClient;
 use serde_norway::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -753,7 +752,8 @@ fn the_chart_refuses_impossible_call_settings() {
     }
 }
 
-/// One HTTP/1.1 request to 127.0.0.1:`port` with `Host: host`: (status, body).
+/// One HTTP/1.1 request to 127.0.0.1:`port` with `Host: host`, a bearer token if given, and
+/// a JSON body: (status, body).
 fn request(
     port: u16,
     method: &str,
@@ -762,44 +762,12 @@ fn request(
     token: Option<&str>,
     body: &str,
 ) -> (u16, String) {
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    if let Some(token) = token {
-        req.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(value) = &bearer {
+        headers.push(("Authorization", value));
     }
-    req.push_str(&format!(
-        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    ));
-    conn.write_all(req.as_bytes()).unwrap();
-    let mut resp = String::new();
-    conn.read_to_string(&mut resp).unwrap();
-    let status = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    // Synapse answers chunked: join the chunks.
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            out.push_str(&after[..n]);
-            rest = &after[n + 2..];
-        }
-        out
-    } else {
-        body.to_string()
-    };
-    (status, body)
+    stack_chart::http_with_body(port, host, method, path, &headers, body)
 }
 
 fn json(body: &str) -> serde_json::Value {
@@ -989,14 +957,8 @@ fn the_deploy_plan_makes_the_call_secrets_where_livekit_runs() {
             "--only=messenger",
         ];
         test_support::installer(&args, f.dir.path()).ok();
-        let plan: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
-        let creates: Vec<String> = plan["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "secrets")
-            .unwrap()["creates"]
+        let plan = crate::deploy::plan_json(&out);
+        let creates: Vec<String> = crate::deploy::planned_step(&plan, "secrets")["creates"]
             .as_array()
             .unwrap()
             .iter()

@@ -177,6 +177,21 @@ fn dry_run(bundle: &str, site: &Path, out: &Path, extra: &[&str]) -> Run {
     test_support::installer(&args, f.dir.path())
 }
 
+/// The plan.json a dry run wrote into `out`.
+pub(crate) fn plan_json(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap()
+}
+
+/// Step `name` of a plan.json.
+pub(crate) fn planned_step<'a>(plan: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in the plan"))
+}
+
 /// Every value of an image field in `manifests`, by the find-images rules.
 fn image_values(manifests: &str) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
@@ -254,8 +269,7 @@ fn the_plan_orders_steps_and_says_why_each_skipped_one_is_skipped() {
     )
     .ok();
     let doc: Value = serde_json::from_str(&run.stdout).unwrap();
-    let plan: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
+    let plan = plan_json(&out);
     assert_eq!(doc["plan"], plan);
     let steps: Vec<&str> = plan["steps"]
         .as_array()
@@ -422,14 +436,8 @@ fn the_plan_orders_steps_and_says_why_each_skipped_one_is_skipped() {
     let no_turn_site = work.path().join("no-turn.yaml");
     std::fs::write(&no_turn_site, no_turn).unwrap();
     dry_run("bundle.tar.zst", &no_turn_site, &out, &["--only=messenger"]).ok();
-    let plan: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
-    let calls = plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "calls")
-        .unwrap();
+    let plan = plan_json(&out);
+    let calls = planned_step(&plan, "calls");
     assert!(calls["skipped"].as_str().is_some(), "{calls}");
     assert_eq!(plan["namespaces"][0]["enforce"], "restricted");
 }

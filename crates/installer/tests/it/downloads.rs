@@ -69,14 +69,8 @@ fn deploy_runs_element_web_from_the_files_image() {
         )
     );
     assert_ne!(digests[&files_ref], digests[WEB]);
-    let plan: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
-    let stack = plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "stack")
-        .unwrap();
+    let plan = crate::deploy::plan_json(&out);
+    let stack = crate::deploy::planned_step(&plan, "stack");
     assert_eq!(
         stack["releases"][0]["values"],
         serde_json::json!(["site-1k.yaml", "profile-1k.yaml", "downloads.yaml"])

@@ -6,93 +6,9 @@
 //! and events, and Grafana, Alertmanager and Prometheus get the site CA, retention and volumes.
 
 use crate::stack_chart::{documents, root, template};
+use crate::upstream_values::values_seen;
 use serde_norway::Value;
-use std::path::{Path, PathBuf};
-use test_support::p;
-
-/// A bundle carrying the messenger chart and a stand-in chart `name` that renders the values
-/// helm gave it into a ConfigMap.
-fn bundle_with_stand_in(dir: &Path, key: &Path, name: &str) -> PathBuf {
-    let stage = dir.join("stage");
-    let charts = stage.join("charts");
-    std::fs::create_dir_all(&charts).unwrap();
-    std::fs::write(
-        stage.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    std::fs::write(
-        stage.join("index.json"),
-        r#"{"schemaVersion":2,"manifests":[]}"#,
-    )
-    .unwrap();
-    let stand_in = dir.join(name);
-    std::fs::create_dir_all(stand_in.join("templates")).unwrap();
-    std::fs::write(
-        stand_in.join("Chart.yaml"),
-        format!("apiVersion: v2\nname: {name}\nversion: 0.0.1\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        stand_in.join("templates/values.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: values-seen\ndata:\n  \
-         values.yaml: {{ toYaml .Values | quote }}\n",
-    )
-    .unwrap();
-    for chart in [root().join("charts/messenger"), stand_in] {
-        test_support::run("helm", &["package", p(&chart), "-d", p(&charts)], dir).ok();
-    }
-    test_support::run("helm", &["repo", "index", p(&charts)], dir).ok();
-    test_support::pack_signed(dir, "bundle.tar.zst", key, &[]);
-    dir.join("bundle.tar.zst")
-}
-
-/// `installer deploy --dry-run --only <release>` of a site with `extra` appended: the values
-/// helm rendered the release's stand-in chart with, and the release's values files in
-/// plan.json.
-fn values_seen(chart: &str, release: &str, extra: &str) -> (Value, serde_json::Value) {
-    test_support::require("helm", "scripts/install-helm.sh");
-    let dir = tempfile::tempdir().unwrap();
-    let (public, secret) = test_support::test_key("monitoring-releases");
-    let bundle = bundle_with_stand_in(dir.path(), &secret, chart);
-    let site = crate::deploy::site(dir.path(), "1k", extra);
-    let out = dir.path().join("out");
-    test_support::installer(
-        &[
-            "deploy",
-            p(&bundle),
-            "--key",
-            p(&public),
-            "--config",
-            p(&site),
-            "--registry",
-            crate::deploy::REGISTRY,
-            "--dry-run",
-            p(&out),
-            "--only",
-            release,
-        ],
-        dir.path(),
-    )
-    .ok();
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
-    let planned = plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["releases"].as_array().cloned().unwrap_or_default())
-        .find(|r| r["name"] == release)
-        .unwrap_or_else(|| panic!("{release} is not in the plan"));
-    let manifests = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|f| f.to_string_lossy().ends_with(&format!("-{release}.yaml")))
-        .expect("the release's manifests");
-    let docs = documents(&std::fs::read_to_string(manifests).unwrap());
-    let seen = serde_norway::from_str(docs[0]["data"]["values.yaml"].as_str().unwrap()).unwrap();
-    (seen, planned["values"].clone())
-}
+use std::path::PathBuf;
 
 #[test]
 fn the_site_file_sets_lokis_retention_and_volume_through_the_deploy_plan() {

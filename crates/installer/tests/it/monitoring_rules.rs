@@ -34,17 +34,7 @@ fn runbooks() -> PathBuf {
 
 /// The rule groups of every rendered PrometheusRule.
 fn rule_groups(extra: &[&str]) -> Vec<Value> {
-    let docs = documents(&render("100", extra));
-    let groups: Vec<Value> = docs
-        .iter()
-        .filter(|d| d["kind"].as_str() == Some("PrometheusRule"))
-        .flat_map(|d| {
-            d["spec"]["groups"]
-                .as_sequence()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .collect();
+    let groups = crate::harness::prometheus::rule_groups(&documents(&render("100", extra)));
     assert!(!groups.is_empty(), "the chart renders no PrometheusRule");
     groups
 }

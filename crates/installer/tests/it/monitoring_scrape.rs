@@ -238,16 +238,7 @@ fn prometheus_scrapes_what_the_monitors_select_and_an_alert_fires_when_a_worker_
     ));
 
     // The chart's rules as rendered, HAProxyServerDown's `for` shortened.
-    let mut rules: Vec<Value> = docs
-        .iter()
-        .filter(|d| d["kind"].as_str() == Some("PrometheusRule"))
-        .flat_map(|d| {
-            d["spec"]["groups"]
-                .as_sequence()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .collect();
+    let mut rules = prometheus::rule_groups(&docs);
     let mut shortened = 0;
     for group in &mut rules {
         for rule in group["rules"].as_sequence_mut().into_iter().flatten() {

@@ -271,7 +271,7 @@ fn the_site_file_gives_class_selections_and_names() {
 }
 
 #[test]
-fn kind_has_no_volume_expansion_no_turn_node_and_no_room_for_1k() {
+fn kind_has_no_volume_expansion_no_turn_node_and_no_room_for_100_or_1k() {
     let kind = cluster("kind");
     let now = recorded("kind");
     let report = run(&kind, &site_with_class("100", "standard"), now);

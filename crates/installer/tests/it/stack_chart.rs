@@ -1389,13 +1389,28 @@ pub(crate) fn http_as(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
+    http_with_body(port, host, method, path, headers, "")
+}
+
+/// [`http_as`] with a request body (sent with its length); a chunked answer is joined.
+pub(crate) fn http_with_body(
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    req.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
+    req.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
     conn.write_all(req.as_bytes()).unwrap();
     let mut resp = String::new();
     conn.read_to_string(&mut resp).unwrap();
@@ -1404,8 +1419,24 @@ pub(crate) fn http_as(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, body.to_owned())
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return (status, body.to_owned());
+    }
+    let mut joined = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || after.len() < n {
+            break;
+        }
+        joined.push_str(&after[..n]);
+        rest = after[n..].strip_prefix("\r\n").unwrap_or(&after[n..]);
+    }
+    (status, joined)
 }
 
 /// The rendered HAProxy running in front of stand-ins; stopped (and its directory removed)

@@ -975,9 +975,9 @@ fn rendered_with_the_pinned_charts_every_container_is_bounded_and_restricted() {
     }
 }
 
-/// A bundle carrying the messenger chart (the site's release) and a stand-in chart named
-/// `cert-manager` that renders the values helm gave it into a ConfigMap.
-fn bundle_with_a_stand_in_upstream_chart(dir: &Path, key: &Path) -> PathBuf {
+/// A bundle carrying the messenger chart and a stand-in chart `name` that renders the values
+/// helm gave it into a ConfigMap.
+pub(crate) fn bundle_with_stand_in(dir: &Path, key: &Path, name: &str) -> PathBuf {
     let stage = dir.join("stage");
     let charts = stage.join("charts");
     std::fs::create_dir_all(&charts).unwrap();
@@ -991,11 +991,11 @@ fn bundle_with_a_stand_in_upstream_chart(dir: &Path, key: &Path) -> PathBuf {
         r#"{"schemaVersion":2,"manifests":[]}"#,
     )
     .unwrap();
-    let stand_in = dir.join("cert-manager");
+    let stand_in = dir.join(name);
     std::fs::create_dir_all(stand_in.join("templates")).unwrap();
     std::fs::write(
         stand_in.join("Chart.yaml"),
-        "apiVersion: v2\nname: cert-manager\nversion: 0.0.1\n",
+        format!("apiVersion: v2\nname: {name}\nversion: 0.0.1\n"),
     )
     .unwrap();
     std::fs::write(
@@ -1012,13 +1012,15 @@ fn bundle_with_a_stand_in_upstream_chart(dir: &Path, key: &Path) -> PathBuf {
     dir.join("bundle.tar.zst")
 }
 
-#[test]
-fn the_deploy_plan_renders_an_upstream_release_with_its_compiled_in_values_file() {
+/// `installer deploy --dry-run --only <release>` of a site with `extra` appended: the values
+/// helm rendered the release's stand-in chart with, and the release's values files in
+/// plan.json.
+pub(crate) fn values_seen(chart: &str, release: &str, extra: &str) -> (Value, serde_json::Value) {
     test_support::require("helm", "scripts/install-helm.sh");
     let dir = tempfile::tempdir().unwrap();
-    let (public, secret) = test_support::test_key("upstream-values");
-    let bundle = bundle_with_a_stand_in_upstream_chart(dir.path(), &secret);
-    let site = crate::deploy::site(dir.path(), "1k", "");
+    let (public, secret) = test_support::test_key("stand-in-values");
+    let bundle = bundle_with_stand_in(dir.path(), &secret, chart);
+    let site = crate::deploy::site(dir.path(), "1k", extra);
     let out = dir.path().join("out");
     test_support::installer(
         &[
@@ -1033,31 +1035,34 @@ fn the_deploy_plan_renders_an_upstream_release_with_its_compiled_in_values_file(
             "--dry-run",
             p(&out),
             "--only",
-            "cert-manager",
+            release,
         ],
         dir.path(),
     )
     .ok();
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
-    let operators = plan["steps"]
+    let plan = crate::deploy::plan_json(&out);
+    let planned = plan["steps"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["name"] == "operators")
-        .unwrap();
-    let release = &operators["releases"][0];
-    assert_eq!(release["name"], "cert-manager");
-    assert_eq!(release["values"], serde_json::json!(["cert-manager.yaml"]));
-    // helm got the file: what the stand-in chart renders is the file's values.
+        .flat_map(|s| s["releases"].as_array().cloned().unwrap_or_default())
+        .find(|r| r["name"] == release)
+        .unwrap_or_else(|| panic!("{release} is not in the plan"));
     let manifests = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|f| f.to_string_lossy().ends_with("-cert-manager.yaml"))
+        .find(|f| f.to_string_lossy().ends_with(&format!("-{release}.yaml")))
         .expect("the release's manifests");
-    let docs = documents(&std::fs::read_to_string(manifests).unwrap()).unwrap();
-    let seen: Value =
-        serde_norway::from_str(docs[0].value["data"]["values.yaml"].as_str().unwrap()).unwrap();
+    let docs = crate::stack_chart::documents(&std::fs::read_to_string(manifests).unwrap());
+    let seen = serde_norway::from_str(docs[0]["data"]["values.yaml"].as_str().unwrap()).unwrap();
+    (seen, planned["values"].clone())
+}
+
+#[test]
+fn the_deploy_plan_renders_an_upstream_release_with_its_compiled_in_values_file() {
+    let (seen, files) = values_seen("cert-manager", "cert-manager", "");
+    assert_eq!(files, serde_json::json!(["cert-manager.yaml"]));
+    // helm got the file: what the stand-in chart renders is the file's values.
     let file: Value =
         serde_norway::from_str(upstream_values::text("charts/upstream/cert-manager.yaml").unwrap())
             .unwrap();

@@ -26,10 +26,10 @@ use super::BuildError;
 const MAX_DEPTH: usize = 2;
 
 /// What the old bundle gave the site.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BaseContents {
     /// The old bundle.
-    pub base: Option<Base>,
+    pub base: Base,
     /// Config and layer digests, per repository (as the load names it).
     pub blobs: BTreeMap<String, BTreeSet<Digest>>,
     /// Member path to SHA-256 (hex) of every member of the old bundle.
@@ -69,17 +69,17 @@ fn base_error(path: &Path, message: String) -> BuildError {
 fn read_from<S: ReadAt>(bundle: &Bundle<S>) -> Result<BaseContents, String> {
     let toc = bundle.toc();
     let mut contents = BaseContents {
-        base: Some(Base {
+        base: Base {
             name: toc.name.clone(),
             version: toc.version.clone(),
             bundle_json_sha256: bundle.toc_sha256(),
-        }),
+        },
         members: toc
             .members
             .iter()
             .map(|m| (m.path.clone(), m.sha256.clone()))
             .collect(),
-        ..BaseContents::default()
+        blobs: BTreeMap::new(),
     };
     let index_bytes = bundle
         .read_small(INDEX_FILE)
@@ -209,7 +209,15 @@ mod tests {
     }
 
     fn base(repository: &str, blobs: &[&[u8]]) -> BaseContents {
-        let mut base = BaseContents::default();
+        let mut base = BaseContents {
+            base: Base {
+                name: "messenger".into(),
+                version: "1.0".into(),
+                bundle_json_sha256: "0".repeat(64),
+            },
+            blobs: BTreeMap::new(),
+            members: BTreeMap::new(),
+        };
         base.blobs.insert(
             repository.into(),
             blobs.iter().map(|b| Digest::of(b)).collect(),

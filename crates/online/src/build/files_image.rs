@@ -42,9 +42,7 @@ pub fn is_files_tag(tag: Option<&str>) -> bool {
 
 /// `files.json`: the bundle's listing of its files.
 pub fn files_index(entries: &[FileEntry]) -> Vec<u8> {
-    let mut index = serde_json::to_vec_pretty(entries).unwrap_or_default();
-    index.push(b'\n');
-    index
+    bundle_file::pack::json_bytes(entries)
 }
 
 /// The locked image files.toml's `image` names, if it names one; refused, naming the line,
@@ -88,11 +86,9 @@ pub fn files_image(
 ) -> Result<AppendedImage, BuildError> {
     let mut layer = Vec::new();
     for entry in entries {
-        let digest = Digest::parse(&format!("sha256:{}", entry.sha256))
-            .map_err(|e| BuildError::LockMismatch(format!("file {}: {e}", entry.name)))?;
         layer.push(LayerFile {
             path: format!("{DOWNLOADS_DIR}/{}", entry.name),
-            file: cache.file_of(&digest),
+            file: cache.file_of(&entry.digest),
             size: entry.size,
         });
     }
@@ -213,7 +209,7 @@ pub fn page(entries: &[FileEntry], ca_fingerprint: Option<&str>) -> String {
                  <td><code>{}</code></td></tr>",
                 escape(&entry.description),
                 size_text(entry.size),
-                escape(&entry.sha256)
+                escape(entry.digest.hex())
             );
         }
         html.push_str("</tbody>\n</table>\n");
@@ -248,7 +244,7 @@ mod tests {
         let entries = vec![FileEntry {
             name: "a&b.apk".into(),
             path: "files/a&b.apk".into(),
-            sha256: "ab".repeat(32),
+            digest: Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap(),
             size: 3 * 1024 * 1024,
             description: "<script>alert(1)</script> \"x\"".into(),
         }];

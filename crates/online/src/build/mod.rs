@@ -33,12 +33,12 @@ use std::path::{Path, PathBuf};
 use bundle_file::archive::parallel::default_threads;
 use bundle_file::archive::DEFAULT_LEVEL;
 use bundle_file::external::{self, ExternalBlob, BASE, EXTERNAL_BLOBS};
-use bundle_file::pack::{pack_inputs, Input, PackOptions, PackReport};
+use bundle_file::pack::{json_bytes, pack_inputs, Input, PackOptions, PackReport};
 use bundle_file::sign::SecretKey;
 use bundle_file::Progress;
 use registry::Client;
 
-use crate::spec::{ImagesFile, Lock};
+use crate::spec::{ImagesFile, Lock, LockedImage};
 use crate::store::BlobCache;
 
 /// What to build: everything `bundle build` was told.
@@ -235,6 +235,31 @@ pub async fn run(
     })
 }
 
+/// Fetches `image`'s manifests and configs into the cache: the base an appended-layer image
+/// (the ClamAV signatures, the site's files) is made from, when the bundle does not carry it.
+async fn fetch_metadata(
+    images: &ImagesFile,
+    lock: &Lock,
+    image: &LockedImage,
+    sources: &Sources<'_>,
+    events: &dyn BuildEvents,
+) -> Result<fetch::FetchReport, BuildError> {
+    let mut only = lock.clone();
+    only.images = vec![image.clone()];
+    let (_, report) = fetch::fetch(
+        images,
+        &only,
+        fetch::Scope::Metadata,
+        None,
+        sources.client,
+        sources.cache,
+        sources.jobs,
+        events,
+    )
+    .await?;
+    Ok(report)
+}
+
 /// A delta's own members: `external-blobs.json` (the blobs of `images` the site has from the
 /// old bundle, which are taken out of `images`) and `base.json`.
 fn delta_members(
@@ -246,21 +271,15 @@ fn delta_members(
     let left = delta::left_to_site(images, base)?;
     delta::without(images, &left);
     let blobs: Vec<ExternalBlob> = left.into_values().collect();
-    let mut members = Vec::new();
-    for (name, bytes) in [
-        (EXTERNAL_BLOBS, external::to_json(&blobs)),
-        (BASE, external::member_json(&base.base)),
-    ] {
-        let path = staging.join(name);
-        std::fs::write(&path, &bytes).map_err(|e| BuildError::io(&path, e))?;
-        members.push(Input {
-            path: name.to_string(),
-            file: path,
-            size: bytes.len() as u64,
-            mtime: timestamp,
-        });
-    }
-    Ok(members)
+    Ok(vec![
+        Input::staged(
+            staging,
+            EXTERNAL_BLOBS,
+            &external::to_json(&blobs),
+            timestamp,
+        )?,
+        Input::staged(staging, BASE, &json_bytes(&base.base), timestamp)?,
+    ])
 }
 
 /// The site's files as bundle members (`files/<name>`, those a delta's base lacks) and
@@ -272,14 +291,12 @@ fn file_inputs(
 ) -> Result<Vec<Input>, BuildError> {
     let mut inputs = Vec::new();
     for entry in entries {
-        if base.is_some_and(|b| b.has_member(&entry.path, &entry.sha256)) {
+        if base.is_some_and(|b| b.has_member(&entry.path, entry.digest.hex())) {
             continue;
         }
-        let digest = oci::Digest::parse(&format!("sha256:{}", entry.sha256))
-            .map_err(|e| BuildError::LockMismatch(format!("file {}: {e}", entry.name)))?;
         inputs.push(Input {
             path: entry.path.clone(),
-            file: cache.file_of(&digest),
+            file: cache.file_of(&entry.digest),
             size: entry.size,
             mtime: 0,
         });
@@ -399,22 +416,10 @@ async fn assemble(
         _ => None,
     };
     let (mut images_out, report) = match (contents.only_clamav, base) {
-        (true, Some(base)) => {
-            let mut only = lock.clone();
-            only.images = vec![base.clone()];
-            let (_, report) = fetch::fetch(
-                images,
-                &only,
-                fetch::Scope::Metadata,
-                None,
-                client,
-                cache,
-                jobs,
-                events,
-            )
-            .await?;
-            (Vec::new(), report)
-        }
+        (true, Some(base)) => (
+            Vec::new(),
+            fetch_metadata(images, lock, base, &sources, events).await?,
+        ),
         (true, None) => {
             return Err(BuildError::LockMismatch(
                 "--only clamav needs [clamav] in images.toml and databases in the lock".into(),
@@ -445,6 +450,11 @@ async fn assemble(
     }
     let mut extra_files = extras.files;
     if let (Some(files), Some(base)) = (&contents.clamav, base) {
+        if contents.base.is_some() {
+            // A delta leaves the ClamAV image's config to the site, but the signature image's
+            // config is made from it.
+            fetch_metadata(images, lock, base, &sources, events).await?;
+        }
         let image = tokio::task::block_in_place(|| {
             signature_image::signature_image(base, &lock.clamav, files, cache, timestamp)
         })?;
@@ -458,35 +468,19 @@ async fn assemble(
                     image: base.reference.to_string(),
                 })
                 .collect();
-            let path = staging.path().join(EXTERNAL_BLOBS);
-            let bytes = external::to_json(&blobs);
-            std::fs::write(&path, &bytes).map_err(|e| BuildError::io(&path, e))?;
-            extra_files.push(Input {
-                path: EXTERNAL_BLOBS.to_string(),
-                file: path,
-                size: bytes.len() as u64,
-                mtime: timestamp,
-            });
+            extra_files.push(Input::staged(
+                staging.path(),
+                EXTERNAL_BLOBS,
+                &external::to_json(&blobs),
+                timestamp,
+            )?);
         }
         images_out.push(image.content);
     }
     if let Some(page) = &contents.files_image {
         if contents.base.is_some() {
-            // A delta leaves the web image's config to the site, but the files image's config
-            // is made from it: fetch its manifests and configs.
-            let mut only = lock.clone();
-            only.images = vec![page.base.clone()];
-            fetch::fetch(
-                images,
-                &only,
-                fetch::Scope::Metadata,
-                None,
-                client,
-                cache,
-                jobs,
-                events,
-            )
-            .await?;
+            // The same for the web image the files image is made from.
+            fetch_metadata(images, lock, &page.base, &sources, events).await?;
         }
         let image = tokio::task::block_in_place(|| {
             files_image::files_image(

@@ -41,9 +41,7 @@ pub fn layout_index(contents: &[ImageContent]) -> Vec<u8> {
         manifests,
         annotations: BTreeMap::new(),
     };
-    let mut bytes = serde_json::to_vec_pretty(&index).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
+    bundle_file::pack::json_bytes(&index)
 }
 
 /// Writes `oci-layout` and `index.json` into `staging` and lists every input of the bundle:

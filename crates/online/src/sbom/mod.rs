@@ -13,6 +13,7 @@ pub mod cdx;
 pub mod diff;
 pub mod layers;
 pub mod packages;
+mod scan_cache;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -45,6 +46,9 @@ pub enum SbomError {
         #[source]
         source: std::io::Error,
     },
+    /// The member could not be staged.
+    #[error(transparent)]
+    Bundle(#[from] bundle_file::BundleError),
     /// A layer is not a readable tar stream.
     #[error("layer {layer}: {message}")]
     Layer { layer: String, message: String },
@@ -94,22 +98,17 @@ pub fn member(
     staging: &Path,
 ) -> Result<Input, SbomError> {
     let bom = document(inputs, cache)?;
-    let bytes = to_bytes(&bom);
-    let path = staging.join(SBOM_MEMBER);
-    std::fs::write(&path, &bytes).map_err(|e| SbomError::io(&path, e))?;
-    Ok(Input {
-        path: SBOM_MEMBER.to_string(),
-        file: path,
-        size: bytes.len() as u64,
-        mtime: inputs.timestamp,
-    })
+    Ok(Input::staged(
+        staging,
+        SBOM_MEMBER,
+        &to_bytes(&bom),
+        inputs.timestamp,
+    )?)
 }
 
 /// The document as pretty JSON with a final newline.
 pub fn to_bytes(bom: &Bom) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec_pretty(bom).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
+    bundle_file::pack::json_bytes(bom)
 }
 
 /// Parses a bill; `source_name` names it in errors.
@@ -370,7 +369,8 @@ fn plan_image(
 /// What each layer does to the package databases, or why it could not be read.
 type Scanned = BTreeMap<Digest, Result<LayerChanges, String>>;
 
-/// Scans every distinct layer whose image's packages are to be read, on one thread per core.
+/// Scans every distinct layer whose image's packages are to be read, on one thread per core;
+/// a layer scanned by an earlier build is taken from the cache ([`scan_cache`]).
 /// A layer that is not a readable tar stream is recorded as such: the images naming it list
 /// no packages and say why, and the build goes on.
 fn scan_layers(images: &[ImagePlan], cache: &BlobCache) -> Scanned {
@@ -388,11 +388,20 @@ fn scan_layers(images: &[ImagePlan], cache: &BlobCache) -> Scanned {
             scope.spawn(|| loop {
                 let next = queue.lock().ok().and_then(|mut q| q.pop());
                 let Some(digest) = next else { break };
-                let file: PathBuf = cache.file_of(digest);
-                let changes = layers::scan_layer(&file, &packages::WANTED).map_err(|e| match e {
-                    SbomError::Layer { message, .. } => message,
-                    other => other.to_string(),
-                });
+                let changes = match scan_cache::load(cache, &packages::WANTED, digest) {
+                    Some(kept) => Ok(kept),
+                    None => {
+                        let file: PathBuf = cache.file_of(digest);
+                        let scanned = layers::scan_layer(&file, &packages::WANTED);
+                        if let Ok(changes) = &scanned {
+                            scan_cache::keep(cache, &packages::WANTED, digest, changes);
+                        }
+                        scanned.map_err(|e| match e {
+                            SbomError::Layer { message, .. } => message,
+                            other => other.to_string(),
+                        })
+                    }
+                };
                 if let Ok(mut r) = results.lock() {
                     r.insert(digest.clone(), changes);
                 }

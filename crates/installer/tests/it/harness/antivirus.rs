@@ -148,7 +148,6 @@ pub fn command_reply(port: u16, word: &str) -> Option<String> {
 
 /// The rendered matrix-content-scanner, running.
 pub struct ContentScanner {
-    pub port: u16,
     pub service: Service,
 }
 
@@ -280,6 +279,6 @@ impl Antivirus {
                 Some((200, _))
             )
         });
-        ContentScanner { port, service }
+        ContentScanner { service }
     }
 }

@@ -26,17 +26,9 @@ pub fn start(dir: &Path, config: &str, rules: &str) -> Prometheus {
     std::fs::write(dir.join("rules.yaml"), rules).unwrap();
     let config_path = dir.join("prometheus.yml");
     std::fs::write(&config_path, config).unwrap();
-    let check = Command::new("promtool")
-        .args(["check", "config"])
-        .arg(&config_path)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "promtool check config:\n{}{}\n{config}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    if let Err(message) = promtool("config", &config_path) {
+        panic!("promtool check config:\n{message}\n{config}");
+    }
     let port = reserved_port();
     let mut command = Command::new("prometheus");
     command
@@ -134,23 +126,40 @@ pub fn encode(text: &str) -> String {
 
 /// `promtool check rules` on a rule file's text: Ok, or promtool's message.
 pub fn check_rules(dir: &Path, text: &str) -> Result<(), String> {
-    test_support::require("promtool", "apt-get install -y prometheus");
     let path = dir.join("check-rules.yaml");
     std::fs::write(&path, text).unwrap();
+    promtool("rules", &path)
+}
+
+/// `promtool check <what> <file>`: Ok, or promtool's output.
+fn promtool(what: &str, file: &Path) -> Result<(), String> {
+    test_support::require("promtool", "apt-get install -y prometheus");
     let out = Command::new("promtool")
-        .args(["check", "rules"])
-        .arg(&path)
+        .args(["check", what])
+        .arg(file)
         .output()
         .unwrap();
     if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        return Ok(());
     }
+    Err(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// The rule groups of every PrometheusRule among `docs`.
+pub fn rule_groups(docs: &[Value]) -> Vec<Value> {
+    docs.iter()
+        .filter(|d| d["kind"].as_str() == Some("PrometheusRule"))
+        .flat_map(|d| {
+            d["spec"]["groups"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// A rule file with one recording rule per expression (`check:<n>`), for promtool's parser.
@@ -478,37 +487,17 @@ pub fn monitor_targets(docs: &[Value], namespace: &str) -> (Vec<Target>, Vec<Str
                         .into_iter()
                         .collect(),
                     );
+                    let service = Some((service_name, &service_labels));
                     for workload in pods.iter().filter(|w| selects(&selector, &w.labels)) {
-                        let Some((container, number)) =
-                            container_port(&workload.containers, target_port)
-                        else {
-                            continue;
-                        };
-                        for pod in &workload.names {
-                            let mut labels = BTreeMap::from([
-                                ("namespace".to_string(), ns.to_string()),
-                                ("job".to_string(), service_name.to_string()),
-                                ("service".to_string(), service_name.to_string()),
-                                ("pod".to_string(), pod.clone()),
-                                (
-                                    "container".to_string(),
-                                    container["name"].as_str().unwrap_or_default().to_string(),
-                                ),
-                                (
-                                    "endpoint".to_string(),
-                                    endpoint["port"].as_str().unwrap_or_default().to_string(),
-                                ),
-                            ]);
-                            relabel(endpoint, &service_labels, &workload.labels, &mut labels);
-                            targets.push(Target {
-                                monitor: id.clone(),
-                                pod: pod.clone(),
-                                container_port: number,
-                                container: container.clone(),
-                                path: endpoint["path"].as_str().unwrap_or("/metrics").to_string(),
-                                labels,
-                            });
-                        }
+                        targets.extend(endpoint_targets(
+                            &id,
+                            ns,
+                            service_name,
+                            service,
+                            workload,
+                            endpoint,
+                            target_port,
+                        ));
                     }
                 }
             }
@@ -522,35 +511,16 @@ pub fn monitor_targets(docs: &[Value], namespace: &str) -> (Vec<Target>, Vec<Str
                     .into_iter()
                     .flatten()
                 {
-                    let Some((container, number)) =
-                        container_port(&workload.containers, &endpoint["port"])
-                    else {
-                        continue;
-                    };
-                    for pod in &workload.names {
-                        let mut labels = BTreeMap::from([
-                            ("namespace".to_string(), ns.to_string()),
-                            ("job".to_string(), format!("{ns}/{name}")),
-                            ("pod".to_string(), pod.clone()),
-                            (
-                                "container".to_string(),
-                                container["name"].as_str().unwrap_or_default().to_string(),
-                            ),
-                            (
-                                "endpoint".to_string(),
-                                endpoint["port"].as_str().unwrap_or_default().to_string(),
-                            ),
-                        ]);
-                        relabel(endpoint, &BTreeMap::new(), &workload.labels, &mut labels);
-                        targets.push(Target {
-                            monitor: id.clone(),
-                            pod: pod.clone(),
-                            container_port: number,
-                            container: container.clone(),
-                            path: endpoint["path"].as_str().unwrap_or("/metrics").to_string(),
-                            labels,
-                        });
-                    }
+                    let job = format!("{ns}/{name}");
+                    targets.extend(endpoint_targets(
+                        &id,
+                        ns,
+                        &job,
+                        None,
+                        workload,
+                        endpoint,
+                        &endpoint["port"],
+                    ));
                 }
             }
         }
@@ -559,6 +529,56 @@ pub fn monitor_targets(docs: &[Value], namespace: &str) -> (Vec<Target>, Vec<Str
         }
     }
     (targets, unmatched)
+}
+
+/// The targets of one monitor endpoint on `workload`'s container `port`, one per pod, with
+/// the labels prometheus-operator gives them: `job`, and `service` when a ServiceMonitor
+/// found the pods through a Service (`service`: its name and labels).
+fn endpoint_targets(
+    monitor: &str,
+    ns: &str,
+    job: &str,
+    service: Option<(&str, &BTreeMap<String, String>)>,
+    workload: &Pods<'_>,
+    endpoint: &Value,
+    port: &Value,
+) -> Vec<Target> {
+    let Some((container, number)) = container_port(&workload.containers, port) else {
+        return Vec::new();
+    };
+    let no_labels = BTreeMap::new();
+    workload
+        .names
+        .iter()
+        .map(|pod| {
+            let mut labels = BTreeMap::from([
+                ("namespace".to_string(), ns.to_string()),
+                ("job".to_string(), job.to_string()),
+                ("pod".to_string(), pod.clone()),
+                (
+                    "container".to_string(),
+                    container["name"].as_str().unwrap_or_default().to_string(),
+                ),
+                (
+                    "endpoint".to_string(),
+                    endpoint["port"].as_str().unwrap_or_default().to_string(),
+                ),
+            ]);
+            if let Some((name, _)) = service {
+                labels.insert("service".to_string(), name.to_string());
+            }
+            let service_labels = service.map(|(_, l)| l).unwrap_or(&no_labels);
+            relabel(endpoint, service_labels, &workload.labels, &mut labels);
+            Target {
+                monitor: monitor.to_string(),
+                pod: pod.clone(),
+                container_port: number,
+                container: container.clone(),
+                path: endpoint["path"].as_str().unwrap_or("/metrics").to_string(),
+                labels,
+            }
+        })
+        .collect()
 }
 
 /// A Prometheus configuration scraping `targets` (each `(address, path, labels)`) every
