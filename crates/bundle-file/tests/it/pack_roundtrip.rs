@@ -80,3 +80,40 @@ proptest! {
         prop_assert_eq!(back, files);
     }
 }
+
+/// A blob whose content does not hash to its name (a corrupted cache entry) is refused while
+/// it is packed, naming the file; no bundle is left at the output. A blob that does hash to
+/// its name packs.
+#[test]
+fn a_blob_that_does_not_hash_to_its_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = dir.path().join("stage");
+    let blobs = stage.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let good = b"layer bytes";
+    let good_hex = oci::Digest::of(good).hex().to_string();
+    std::fs::write(blobs.join(&good_hex), good).unwrap();
+    let options = PackOptions {
+        name: "blobs".into(),
+        version: "1".into(),
+        platforms: vec![],
+        timestamp: Some(1_700_000_000),
+        threads: 2,
+        level: 3,
+    };
+    let out = dir.path().join("b.tar.zst");
+    pack(&stage, &out, &options, None, &NoProgress).unwrap();
+    std::fs::remove_file(&out).unwrap();
+
+    let named = oci::Digest::of(b"what the registry sent").hex().to_string();
+    let corrupted = blobs.join(&named);
+    std::fs::write(&corrupted, b"what the disk returned").unwrap();
+    let e = pack(&stage, &out, &options, None, &NoProgress).unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains(&corrupted.display().to_string())
+            && message.contains(&oci::Digest::of(b"what the disk returned").hex().to_string()),
+        "{message}"
+    );
+    assert!(!out.exists(), "a bundle was left at the output");
+}

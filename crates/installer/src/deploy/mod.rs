@@ -12,8 +12,8 @@
 //! - [`dry_run`]: the plan and every release's final manifests, written to a directory.
 //! - [`status`]: the journal next to what the cluster runs now.
 
+pub mod built_images;
 pub mod charts;
-pub mod downloads;
 pub mod dry_run;
 mod error;
 pub mod journal;

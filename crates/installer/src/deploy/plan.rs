@@ -153,8 +153,6 @@ pub fn build<S: ReadAt>(
     let site_chart = find_chart(&bundle_charts, site_release)?;
     let site_archive = charts::write(bundle, site_chart, &chart_dir)?;
     let profile_file = write_profile(&site_archive, inputs, site_chart)?;
-    // The download page: Element Web from the files image, when the bundle carries one.
-    let downloads = super::downloads::write_values(bundle, &inputs.work.join("values"))?;
     let mut values = match charts::read_file(&site_archive, "values.yaml")? {
         Some(text) => serde_norway::from_str(&text).map_err(|e| DeployError::Bundle {
             what: format!("{}:values.yaml", site_chart.member),
@@ -171,6 +169,9 @@ pub fn build<S: ReadAt>(
         message: e.to_string(),
     })?;
     capacity::merge(&mut values, profile_values);
+    // The images the build made for this site: the download page's and clamd's.
+    let built_images =
+        super::built_images::write_values(bundle, &values, &inputs.work.join("values"))?;
 
     let mut steps: Vec<Step> = STEPS
         .iter()
@@ -208,7 +209,7 @@ pub fn build<S: ReadAt>(
                     chart: site_archive.clone(),
                     values: [inputs.site.path.clone(), profile_file.clone()]
                         .into_iter()
-                        .chain(downloads.clone())
+                        .chain(built_images.clone())
                         .collect(),
                 }
             } else {
@@ -274,6 +275,10 @@ pub fn build<S: ReadAt>(
             .map(|r| r.release.namespace.clone()),
         calls: site::switch(&values, "calls.enabled")
             .then(|| rendered_namespace(&rendered, site_release, "Deployment", "-livekit"))
+            .flatten(),
+        // Lawful intercept: where synapse-li is rendered (li.namespace).
+        li: site::switch(&values, "li.enabled")
+            .then(|| rendered_namespace(&rendered, site_release, "Deployment", "-synapse-li"))
             .flatten(),
     };
     let namespaces = namespaces::plan(&rendered);
@@ -484,7 +489,17 @@ fn fill_steps(
                 // The stack's objects are waited for part by part, in the wait steps.
                 step.waits.clear();
             }
-            if step.releases.is_empty() {
+            // A release step that is also a wait step (li: the lawful-intercept instance is
+            // part of the stack's release) waits for its part of the stack when no release of
+            // its own belongs to it.
+            if step.releases.is_empty() && WAIT_STEPS.iter().any(|(s, _)| *s == name) {
+                step.waits = rendered
+                    .iter()
+                    .find(|x| x.release.name == site_release.name)
+                    .map(|x| part_waits(&x.manifests, &x.input.namespace, name))
+                    .unwrap_or_default();
+            }
+            if step.releases.is_empty() && step.waits.is_empty() {
                 step.skipped = Some(release_skip_reason(inputs, name, values));
             }
         } else if WAIT_STEPS.iter().any(|(s, _)| *s == name) {

@@ -59,6 +59,10 @@ pub const WAIT_STEPS: &[(&str, &[&str])] = &[
     ("clients", &["element", "synapse-admin", "gateway"]),
     ("calls", &["coturn", "livekit", "lk-jwt-service"]),
     ("antivirus", &["clamav", "content-scanner"]),
+    // The lawful-intercept instance (li.enabled): its objects are in the stack's release, all
+    // labelled li-* (li-postgres, li-synapse, li-element, li-synapse-admin, li-key-vault,
+    // li-gateway's certificate); waited for here when no release of its own belongs to the step.
+    ("li", &["li"]),
 ];
 
 /// Kinds whose readiness the deploy waits on.
@@ -121,5 +125,8 @@ mod tests {
         assert_eq!(wait_step_of("coturn"), Some("calls"));
         assert_eq!(wait_step_of("synapsex"), None);
         assert_eq!(wait_step_of("network"), None);
+        assert_eq!(wait_step_of("li-synapse"), Some("li"));
+        assert_eq!(wait_step_of("li-postgres"), Some("li"));
+        assert_eq!(wait_step_of("livekit"), Some("calls"));
     }
 }

@@ -48,6 +48,21 @@ const KEYS: &[(&str, Shape)] = &[
     // LiveKit's API secret (at least 32 characters, LiveKit's own minimum), shared with
     // lk-jwt-service; its key id is objects::LIVEKIT_API_KEY.
     ("livekitApiSecret", Shape::Alphanumeric(48)),
+    // --- lawful intercept (li.enabled; objects::li_secrets) ---
+    // The main cluster's `li_replication` role, the LI cluster's `synapse` and `key_vault`
+    // roles, synapse-li's own Synapse secrets and signing key, key_vault's Django secret key
+    // and the media sync's read-only Garage key.
+    ("liReplicationPassword", Shape::Alphanumeric(40)),
+    ("liPostgresPassword", Shape::Alphanumeric(40)),
+    ("liKeyVaultPostgresPassword", Shape::Alphanumeric(40)),
+    ("liRegistrationSharedSecret", Shape::Alphanumeric(64)),
+    ("liMacaroonSecretKey", Shape::Alphanumeric(64)),
+    ("liFormSecret", Shape::Alphanumeric(64)),
+    ("liSigningKey", Shape::SigningKey),
+    ("liKeyVaultSecretKey", Shape::Alphanumeric(64)),
+    ("liS3ReadKeyId", Shape::GarageKeyId),
+    ("liS3ReadSecretKey", Shape::Hex(32)),
+    // --- end lawful intercept ---
 ];
 
 /// Why secrets cannot be used.

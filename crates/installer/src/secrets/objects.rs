@@ -26,6 +26,10 @@ pub struct Parts {
     /// there (its API key file and the TURN secret, and `<release>-valkey-auth` when it is
     /// not the release namespace), `<release>-lk-jwt-service` in the release namespace.
     pub calls: Option<String>,
+    /// The lawful-intercept namespace, when LI is on (`li.enabled`, `li.namespace`): the
+    /// `<release>-li-*` Secrets there ([`li_secrets`]), and in the release namespace the
+    /// replication role's password and, with Garage, the media sync's read-only key.
+    pub li: Option<String>,
 }
 
 /// The API key id LiveKit and lk-jwt-service share (the chart's `messenger.livekitKeyId`):
@@ -187,6 +191,9 @@ pub fn secrets(release: &str, namespace: &str, s: &SiteSecrets, parts: &Parts) -
             ));
         }
     }
+    if let Some(li) = &parts.li {
+        out.extend(li_secrets(release, namespace, li, s, parts.garage));
+    }
     if let Some(monitoring) = &parts.monitoring {
         out.push(secret(
             monitoring,
@@ -201,6 +208,110 @@ pub fn secrets(release: &str, namespace: &str, s: &SiteSecrets, parts: &Parts) -
 
 /// The type of a Secret of arbitrary keys.
 const OPAQUE: &str = "Opaque";
+
+/// The PostgreSQL role the LI cluster replicates from the main cluster as.
+pub const LI_REPLICATION_USER: &str = "li_replication";
+
+/// The lawful-intercept Secrets (docs/li.md): in `li` (the LI namespace)
+/// `<release>-li-replication`, `-li-pg-app`, `-li-key-vault-pg` (basic-auth, the CloudNativePG
+/// roles), `-li-synapse-secrets` (synapse-li's `secrets.yaml` and `signing.key`),
+/// `-li-key-vault` (key_vault's `DJANGO_SECRET_KEY`) and, with Garage, `-li-s3-read` (the media
+/// sync's read-only key); in `namespace` (the release's) the same `-li-replication` (the main
+/// cluster's managed role) and `-li-s3-read` (the bucket job grants it read only).
+fn li_secrets(
+    release: &str,
+    namespace: &str,
+    li: &str,
+    s: &SiteSecrets,
+    garage: bool,
+) -> Vec<Value> {
+    let secret = |ns: &str, name: &str, kind_type: &str, data: Value| {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": format!("{release}-{name}"),
+                "namespace": ns,
+                "labels": {
+                    "app.kubernetes.io/name": "li",
+                    "app.kubernetes.io/instance": release,
+                    "app.kubernetes.io/part-of": "messenger",
+                    "app.kubernetes.io/managed-by": "messenger-installer",
+                },
+            },
+            "type": kind_type,
+            "stringData": data,
+        })
+    };
+    // A basic-auth Secret of a CloudNativePG role, reloaded by the operator when it changes.
+    let role = |ns: &str, name: &str, user: &str, key: &str| {
+        let mut role = secret(
+            ns,
+            name,
+            "kubernetes.io/basic-auth",
+            json!({"username": user, "password": s.get(key)}),
+        );
+        role["metadata"]["labels"]["cnpg.io/reload"] = json!("true");
+        role
+    };
+    let synapse_yaml = format!(
+        "registration_shared_secret: {}\nmacaroon_secret_key: {}\nform_secret: {}\n\
+         signing_key_path: /secrets/signing.key\n",
+        quoted(s.get("liRegistrationSharedSecret")),
+        quoted(s.get("liMacaroonSecretKey")),
+        quoted(s.get("liFormSecret")),
+    );
+    let s3 = |ns: &str| {
+        secret(
+            ns,
+            "li-s3-read",
+            OPAQUE,
+            json!({
+                "ACCESS_KEY_ID": s.get("liS3ReadKeyId"),
+                "ACCESS_SECRET_KEY": s.get("liS3ReadSecretKey"),
+                "REGION": "garage",
+            }),
+        )
+    };
+    let mut out = vec![
+        role(
+            namespace,
+            "li-replication",
+            LI_REPLICATION_USER,
+            "liReplicationPassword",
+        ),
+        role(
+            li,
+            "li-replication",
+            LI_REPLICATION_USER,
+            "liReplicationPassword",
+        ),
+        role(li, "li-pg-app", "synapse", "liPostgresPassword"),
+        role(
+            li,
+            "li-key-vault-pg",
+            "key_vault",
+            "liKeyVaultPostgresPassword",
+        ),
+        secret(
+            li,
+            "li-synapse-secrets",
+            OPAQUE,
+            json!({"secrets.yaml": synapse_yaml, "signing.key": s.get("liSigningKey")}),
+        ),
+        secret(
+            li,
+            "li-key-vault",
+            OPAQUE,
+            json!({"DJANGO_SECRET_KEY": s.get("liKeyVaultSecretKey")}),
+        ),
+    ];
+    if garage {
+        out.push(s3(namespace));
+        out.push(s3(li));
+    }
+    out
+}
 
 /// `Kind/namespace/name` of each object, for plans and reports (never the values).
 pub fn names(objects: &[Value]) -> Vec<String> {
@@ -261,6 +372,7 @@ mod tests {
                 garage: true,
                 monitoring: Some("monitoring".into()),
                 calls: None,
+                li: None,
             },
         );
         assert_eq!(
@@ -318,6 +430,7 @@ mod tests {
             garage: false,
             monitoring: None,
             calls: Some(calls.into()),
+            li: None,
         };
         let same = secrets("msg", "matrix", &s, &parts("matrix"));
         assert_eq!(
@@ -360,6 +473,93 @@ mod tests {
             apart[7]["stringData"]["password"].as_str(),
             Some(s.get("valkeyPassword"))
         );
+    }
+
+    #[test]
+    fn li_gets_its_secrets_in_its_namespace_and_the_shared_ones_in_both() {
+        let (s, _) = SiteSecrets::complete(BTreeMap::new(), "test").unwrap();
+        let parts = |garage: bool| Parts {
+            turn: None,
+            garage,
+            monitoring: None,
+            calls: None,
+            li: Some("matrix-li".into()),
+        };
+        let all = secrets("msg", "matrix", &s, &parts(true));
+        let li: Vec<String> = names(&all)
+            .into_iter()
+            .filter(|n| n.contains("-li-"))
+            .collect();
+        assert_eq!(
+            li,
+            [
+                "matrix/Secret/msg-li-replication",
+                "matrix-li/Secret/msg-li-replication",
+                "matrix-li/Secret/msg-li-pg-app",
+                "matrix-li/Secret/msg-li-key-vault-pg",
+                "matrix-li/Secret/msg-li-synapse-secrets",
+                "matrix-li/Secret/msg-li-key-vault",
+                "matrix/Secret/msg-li-s3-read",
+                "matrix-li/Secret/msg-li-s3-read",
+            ]
+        );
+        let by = |ns: &str, name: &str| {
+            all.iter()
+                .find(|o| o["metadata"]["namespace"] == ns && o["metadata"]["name"] == name)
+                .unwrap()
+        };
+        // One replication password on both sides, the role CloudNativePG manages.
+        for ns in ["matrix", "matrix-li"] {
+            let r = by(ns, "msg-li-replication");
+            assert_eq!(r["type"], "kubernetes.io/basic-auth");
+            assert_eq!(r["stringData"]["username"], LI_REPLICATION_USER);
+            assert_eq!(
+                r["stringData"]["password"].as_str(),
+                Some(s.get("liReplicationPassword"))
+            );
+            assert_eq!(
+                by(ns, "msg-li-s3-read")["stringData"]["ACCESS_KEY_ID"].as_str(),
+                Some(s.get("liS3ReadKeyId"))
+            );
+        }
+        // LI's secrets are its own: nothing of the main Synapse's, the main database's or the
+        // main backup key's.
+        let synapse: serde_norway::Value = serde_norway::from_str(
+            by("matrix-li", "msg-li-synapse-secrets")["stringData"]["secrets.yaml"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            synapse["macaroon_secret_key"].as_str(),
+            Some(s.get("liMacaroonSecretKey"))
+        );
+        assert_eq!(
+            synapse["signing_key_path"].as_str(),
+            Some("/secrets/signing.key")
+        );
+        let li_text = serde_json::to_string(
+            &all.iter()
+                .filter(|o| o["metadata"]["namespace"] == "matrix-li")
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        for main in [
+            "macaroonSecretKey",
+            "postgresPassword",
+            "s3SecretAccessKey",
+            "signingKey",
+            "registrationSharedSecret",
+        ] {
+            assert!(!li_text.contains(s.get(main)), "{main} in the LI namespace");
+        }
+        assert_ne!(s.get("liS3ReadKeyId"), s.get("s3AccessKeyId"));
+        // External object storage: the site names the read-only key, the installer makes none.
+        let external = secrets("msg", "matrix", &s, &parts(false));
+        assert!(!names(&external).iter().any(|n| n.ends_with("li-s3-read")));
+        assert!(!names(&secrets("msg", "matrix", &s, &Parts::default()))
+            .iter()
+            .any(|n| n.contains("-li-")));
     }
 
     #[test]

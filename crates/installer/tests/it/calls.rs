@@ -929,34 +929,17 @@ async fn lk_jwt_services_openid_check_works_through_haproxy_with_federation_off(
 
 #[test]
 fn the_deploy_plan_makes_the_call_secrets_where_livekit_runs() {
-    use crate::deploy::{fixture, site, PREFIX, REGISTRY};
+    use crate::deploy::site;
     let work = tempfile::tempdir().unwrap();
     for (overlay, livekit_ns) in [(NODE_PORT, NAMESPACE), (HOST_RANGE, "matrix-turn")] {
         let out = work.path().join(format!("out-{livekit_ns}"));
-        let f = fixture();
         // Antivirus off: only the call parts are looked at here.
         let site = site(
             work.path(),
             "1k",
             &format!("antivirus: {{enabled: false}}\n{overlay}"),
         );
-        let bundle = f.dir.path().join("bundle.tar.zst");
-        let args = [
-            "deploy",
-            bundle.to_str().unwrap(),
-            "--key",
-            f.public.to_str().unwrap(),
-            "--config",
-            site.to_str().unwrap(),
-            "--registry",
-            REGISTRY,
-            "--prefix",
-            PREFIX,
-            "--dry-run",
-            out.to_str().unwrap(),
-            "--only=messenger",
-        ];
-        test_support::installer(&args, f.dir.path()).ok();
+        crate::deploy::dry_run("bundle.tar.zst", &site, &out, &["--only=messenger"]).ok();
         let plan = crate::deploy::plan_json(&out);
         let creates: Vec<String> = crate::deploy::planned_step(&plan, "secrets")["creates"]
             .as_array()

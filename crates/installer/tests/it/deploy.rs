@@ -156,14 +156,33 @@ pub(crate) fn site(dir: &Path, profile: &str, extra: &str) -> PathBuf {
 }
 
 /// `installer deploy BUNDLE --dry-run OUT ...` with the fixture's key and registry.
-fn dry_run(bundle: &str, site: &Path, out: &Path, extra: &[&str]) -> Run {
+pub(crate) fn dry_run(bundle: &str, site: &Path, out: &Path, extra: &[&str]) -> Run {
     let f = fixture();
-    let bundle = f.dir.path().join(bundle);
+    dry_run_of(
+        f.dir.path(),
+        &f.dir.path().join(bundle),
+        &f.public,
+        site,
+        out,
+        extra,
+    )
+}
+
+/// `installer deploy BUNDLE --key PUBLIC --config SITE --dry-run OUT ...` run in `dir`, with the
+/// fixtures' registry and prefix.
+pub(crate) fn dry_run_of(
+    dir: &Path,
+    bundle: &Path,
+    public: &Path,
+    site: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> Run {
     let mut args = vec![
         "deploy",
-        p(&bundle),
+        p(bundle),
         "--key",
-        p(&f.public),
+        p(public),
         "--config",
         p(site),
         "--registry",
@@ -174,7 +193,7 @@ fn dry_run(bundle: &str, site: &Path, out: &Path, extra: &[&str]) -> Run {
         p(out),
     ];
     args.extend(extra);
-    test_support::installer(&args, f.dir.path())
+    test_support::installer(&args, dir)
 }
 
 /// The plan.json a dry run wrote into `out`.

@@ -5,14 +5,17 @@
 //! from the chart's rendered configuration for the smoke test and the rehearsal.
 
 mod antivirus;
+mod built_images;
 mod ca;
 mod ca_objects;
 mod calls;
 mod deploy;
 mod deploy_run;
-mod downloads;
 mod harness;
+mod li_chart;
+mod li_rehearsal;
 mod load;
+mod monitoring_calls;
 mod monitoring_dashboards;
 mod monitoring_releases;
 mod monitoring_rules;

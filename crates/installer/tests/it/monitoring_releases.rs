@@ -300,3 +300,154 @@ fn rendered_with_the_pinned_charts_logs_are_kept_and_shipped_as_the_site_says() 
         assert!(text.contains(needle), "Grafana lacks {needle}");
     }
 }
+
+/// The cert-manager release as releases.toml deploys it: (name, namespace).
+fn cert_manager_release() -> (String, String) {
+    let releases: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("releases.toml")).unwrap()).unwrap();
+    let release = releases["release"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["chart"].as_str() == Some("locked:cert-manager"))
+        .expect("cert-manager in releases.toml");
+    let field = |k: &str| release[k].as_str().unwrap().to_string();
+    (field("name"), field("namespace"))
+}
+
+/// Rendered documents with every `kind: List` replaced by its items.
+fn flatten(docs: Vec<Value>) -> Vec<Value> {
+    docs.into_iter()
+        .flat_map(|d| match d["kind"].as_str() {
+            Some("List") => d["items"].as_sequence().cloned().unwrap_or_default(),
+            _ => vec![d],
+        })
+        .collect()
+}
+
+/// Whether `labels` hold every `matchLabels` pair of `selector` (the only form used here).
+fn matches_labels(selector: &Value, labels: &Value) -> bool {
+    let want = selector["matchLabels"].as_mapping().unwrap();
+    assert!(selector["matchExpressions"].is_null());
+    !want.is_empty() && want.iter().all(|(k, v)| &labels[k.as_str().unwrap()] == v)
+}
+
+/// cert-manager installs before the monitoring CRDs, so the monitoring release scrapes it: its
+/// ServiceMonitor (charts/upstream/monitoring.yaml) is selected by the rendered Prometheus and
+/// selects, in cert-manager's namespace, exactly the controller's Service as the pinned
+/// cert-manager chart renders it with our values, on its metrics port.
+#[test]
+#[ignore = "needs the pinned chart archives: UPSTREAM_CHARTS=DIR (see docs/upstream-values.md)"]
+fn rendered_with_the_pinned_charts_prometheus_scrapes_cert_managers_controller() {
+    let (name, namespace) = cert_manager_release();
+    let dir = tempfile::tempdir().unwrap();
+    let ours = root().join("charts/upstream/cert-manager.yaml");
+    let chart = pinned("cert-manager");
+    let args = [
+        "template",
+        name.as_str(),
+        chart.to_str().unwrap(),
+        "-n",
+        namespace.as_str(),
+        "--kube-version",
+        "1.33.0",
+        "-f",
+        ours.to_str().unwrap(),
+    ];
+    let cert_manager = flatten(documents(
+        &test_support::run("helm", &args, dir.path()).ok().stdout,
+    ));
+    let services: Vec<&Value> = cert_manager
+        .iter()
+        .filter(|d| d["kind"].as_str() == Some("Service"))
+        .collect();
+    assert!(services.len() >= 3, "controller, webhook, cainjector");
+    assert!(
+        !cert_manager
+            .iter()
+            .any(|d| d["kind"].as_str() == Some("NetworkPolicy")),
+        "cert-manager's namespace has policies: let Prometheus in"
+    );
+
+    let kps = flatten(render_pinned("kube-prometheus-stack", "monitoring", ""));
+    let prometheus = kps
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("Prometheus"))
+        .expect("a Prometheus");
+    let monitor = kps
+        .iter()
+        .find(|d| {
+            d["kind"].as_str() == Some("ServiceMonitor")
+                && d["metadata"]["name"].as_str() == Some("cert-manager")
+        })
+        .expect("the cert-manager ServiceMonitor");
+    // The Prometheus selects it (by label, in any namespace).
+    assert!(matches_labels(
+        &prometheus["spec"]["serviceMonitorSelector"],
+        &monitor["metadata"]["labels"]
+    ));
+    assert_eq!(
+        prometheus["spec"]["serviceMonitorNamespaceSelector"],
+        Value::Mapping(Default::default())
+    );
+    // It selects the controller's Service, and only it, in cert-manager's namespace.
+    let spec = &monitor["spec"];
+    assert_eq!(
+        spec["namespaceSelector"]["matchNames"],
+        Value::from(vec![Value::from(namespace.clone())])
+    );
+    let selected: Vec<&&Value> = services
+        .iter()
+        .filter(|s| s["metadata"]["namespace"].as_str() == Some(namespace.as_str()))
+        .filter(|s| matches_labels(&spec["selector"], &s["metadata"]["labels"]))
+        .collect();
+    assert_eq!(selected.len(), 1, "{selected:?}");
+    let service = selected[0];
+    assert_eq!(service["metadata"]["name"].as_str(), Some(name.as_str()));
+    assert_eq!(
+        service["spec"]["selector"]["app.kubernetes.io/component"].as_str(),
+        Some("controller")
+    );
+    // On the Service's metrics port, which reaches the controller container's.
+    let endpoint = &spec["endpoints"][0];
+    let port = service["spec"]["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == endpoint["port"])
+        .expect("the endpoint's port on the Service");
+    assert_eq!(port["port"].as_u64(), Some(9402));
+    let controller = cert_manager
+        .iter()
+        .find(|d| {
+            d["kind"].as_str() == Some("Deployment")
+                && matches_labels(
+                    &Value::Mapping(
+                        [(
+                            Value::from("matchLabels"),
+                            service["spec"]["selector"].clone(),
+                        )]
+                        .into_iter()
+                        .collect(),
+                    ),
+                    &d["spec"]["template"]["metadata"]["labels"],
+                )
+        })
+        .expect("the controller Deployment");
+    let container_ports: Vec<u64> = controller["spec"]["template"]["spec"]["containers"][0]
+        ["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["containerPort"].as_u64())
+        .collect();
+    let target = port.get("targetPort").unwrap_or(&port["port"]);
+    assert!(
+        container_ports.contains(&target.as_u64().unwrap()),
+        "{target:?} not in {container_ports:?}"
+    );
+    assert_eq!(endpoint["path"].as_str(), Some("/metrics"));
+    // The metrics' own namespace and name (the Certificate's) are kept, as the
+    // CertificateExpiringSoon rule's description reads them.
+    assert_eq!(endpoint["honorLabels"].as_bool(), Some(true));
+}

@@ -74,6 +74,17 @@ const VARIANTS: &[(&str, &[&str])] = &[
             "backup.archiveName=msg-pg-r1",
         ],
     ),
+    // The lawful-intercept instance (tests/it/li_chart.rs), without the site's key_vault
+    // (its image is the site's own, not one of images.toml's).
+    (
+        "li",
+        &[
+            "--set",
+            "li.enabled=true",
+            "--set",
+            "li.keyVault.enabled=false",
+        ],
+    ),
     (
         "all-stream-writers",
         &[
@@ -272,6 +283,12 @@ pub(crate) fn validated_but_custom_kinds(output: &str) {
         "ServiceMonitor",
         "PodMonitor",
         "PrometheusRule",
+        // Lawful intercept (templates/li): Gateway API's ReferenceGrant, CloudNativePG's
+        // logical replication and database kinds.
+        "ReferenceGrant",
+        "Publication",
+        "Subscription",
+        "Database",
     ];
     for line in output.lines().filter(|l| !l.trim().is_empty()) {
         let known_custom = CUSTOM
@@ -1079,15 +1096,19 @@ fn every_pod_runs_restricted_except_coturn_on_the_host_network() {
     find(&docs, "LimitRange", "msg-limits");
 }
 
-/// Names of the Secrets pods and custom resources of `docs` reference.
-fn referenced_secrets(value: &Value, out: &mut BTreeSet<String>) {
+/// Adds to `out` every Secret name `value` references: pod specs' `secretName`, `secretKeyRef`
+/// and `secretRef`; Barman Cloud's `accessKeyId`/`secretAccessKey`/`region`; CloudNativePG's
+/// `passwordSecret`, initdb `secret` and externalClusters' `password` (each `{name, key}`).
+pub(crate) fn referenced_secrets(value: &Value, out: &mut BTreeSet<String>) {
     match value {
         Value::Mapping(map) => {
             for (key, child) in map {
                 let name = match key.as_str() {
                     Some("secretName") => child.as_str(),
-                    Some("secretKeyRef" | "secretRef") => child["name"].as_str(),
-                    Some("accessKeyId" | "secretAccessKey" | "region") => child["name"].as_str(),
+                    Some(
+                        "secretKeyRef" | "secretRef" | "accessKeyId" | "secretAccessKey" | "region"
+                        | "passwordSecret" | "secret" | "password",
+                    ) => child["name"].as_str(),
                     _ => None,
                 };
                 if let Some(name) = name {
@@ -1989,7 +2010,7 @@ type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
 
 /// A stand-in for Garage's admin API v2, reached as an HTTP proxy so the setup script runs
 /// unchanged against the in-cluster host names. `layout_version` is what GetClusterLayout says.
-fn fake_garage_admin(layout_version: u32, bucket_exists: bool) -> (u16, Seen) {
+pub(crate) fn fake_garage_admin(layout_version: u32, bucket_exists: bool) -> (u16, Seen) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -45,6 +45,20 @@ pub enum BuildError {
     /// The blob cache failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A cached blob did not hash to its name while it was packed; it was removed from the
+    /// cache, and nothing was written at the output.
+    #[error(
+        "the cached blob {digest} ({file}) hashes to sha256:{actual}: removed from the cache; \
+         nothing was written; run the build again to fetch it anew"
+    )]
+    CorruptedCache {
+        /// The blob's digest.
+        digest: String,
+        /// Its file in the cache.
+        file: String,
+        /// What its content hashes to.
+        actual: String,
+    },
     /// Packing the bundle failed.
     #[error(transparent)]
     Bundle(#[from] BundleError),

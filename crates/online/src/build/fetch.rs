@@ -298,8 +298,9 @@ fn registry_error(
     }
 }
 
-/// Makes sure blob `digest` is whole in the cache; returns whether it had to be downloaded.
-async fn fetch_blob(
+/// Makes sure blob `digest` is in the cache with its size (its content is checked as it is
+/// packed); returns whether it had to be downloaded.
+pub(super) async fn fetch_blob(
     images: &ImagesFile,
     client: &Client,
     cache: &BlobCache,
@@ -310,7 +311,7 @@ async fn fetch_blob(
 ) -> Result<bool, BuildError> {
     let check = {
         let (cache, digest) = (cache.clone(), digest.clone());
-        tokio::task::spawn_blocking(move || cache.verify(&digest, Some(size)))
+        tokio::task::spawn_blocking(move || cache.present(&digest, size))
     };
     let cached = check.await.map_err(|e| BuildError::Io {
         path: cache.root().display().to_string(),

@@ -415,7 +415,7 @@ async fn assemble(
         ),
         _ => None,
     };
-    let (mut images_out, report) = match (contents.only_clamav, base) {
+    let (mut images_out, mut report) = match (contents.only_clamav, base) {
         (true, Some(base)) => (
             Vec::new(),
             fetch_metadata(images, lock, base, &sources, events).await?,
@@ -524,9 +524,84 @@ async fn assemble(
     events.event(BuildEvent::PackStarted {
         bytes: inputs.iter().map(|i| i.size).sum(),
     });
-    // Packing is CPU-bound and runs its own threads; keep it off the async workers.
-    let packed = tokio::task::block_in_place(|| {
-        pack_inputs(inputs, output.path, &options, output.signer, progress)
-    })?;
-    Ok((packed, report))
+    // The cache's blobs are trusted once, by the packer, which hashes each as it packs it
+    // (docs/architecture.md). One that does not hash to its name is evicted and, when a
+    // registry serves it, fetched again and the pack run again; nothing is left at the
+    // output meanwhile.
+    let mut refetched = 0;
+    loop {
+        // Packing is CPU-bound and runs its own threads; keep it off the async workers.
+        let packed = tokio::task::block_in_place(|| {
+            pack_inputs(
+                inputs.clone(),
+                output.path,
+                &options,
+                output.signer,
+                progress,
+            )
+        });
+        let error = match packed {
+            Ok(packed) => return Ok((packed, report)),
+            Err(e) => corrupted_cache_entry(e, cache),
+        };
+        let BuildError::CorruptedCache { digest, .. } = &error else {
+            return Err(error);
+        };
+        let Some((image, size)) = registry_source(lock, &images_out, digest) else {
+            return Err(error);
+        };
+        if refetched == MAX_REFETCHED {
+            return Err(error);
+        }
+        let digest = oci::Digest::parse(digest).map_err(|_| error)?;
+        fetch::fetch_blob(images, client, cache, &image, &digest, size, events).await?;
+        refetched += 1;
+        report.downloaded_blobs += 1;
+        report.downloaded_bytes += size;
+        report.cached_blobs = report.cached_blobs.saturating_sub(1);
+        report.cached_bytes = report.cached_bytes.saturating_sub(size);
+    }
+}
+
+/// A blob of the cache that did not hash to its name while it was packed: evicted, so the
+/// next build fetches it again, and reported as such. Other errors pass through.
+fn corrupted_cache_entry(error: bundle_file::BundleError, cache: &BlobCache) -> BuildError {
+    let bundle_file::BundleError::BlobMismatch { file, actual, .. } = &error else {
+        return error.into();
+    };
+    let Some(digest) = file
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(|hex| oci::Digest::parse(&format!("sha256:{hex}")).ok())
+        .filter(|digest| cache.file_of(digest) == *file)
+    else {
+        return error.into();
+    };
+    match cache.evict(&digest) {
+        Ok(()) => BuildError::CorruptedCache {
+            digest: digest.to_string(),
+            file: file.display().to_string(),
+            actual: actual.clone(),
+        },
+        Err(e) => e.into(),
+    }
+}
+
+/// How many corrupted cache entries one build fetches again before it gives up.
+const MAX_REFETCHED: usize = 8;
+
+/// The locked image a registry serves blob `digest` from, and its size: `None` for blobs the
+/// build made itself (charts, the signature and files images).
+fn registry_source(
+    lock: &Lock,
+    images_out: &[fetch::ImageContent],
+    digest: &str,
+) -> Option<(oci::Reference, u64)> {
+    images_out
+        .iter()
+        .filter(|image| lock.images.iter().any(|l| l.reference == image.reference))
+        .find_map(|image| {
+            let (_, size) = image.blobs.iter().find(|(d, _)| d.as_str() == digest)?;
+            Some((image.reference.clone(), *size))
+        })
 }

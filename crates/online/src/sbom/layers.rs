@@ -7,8 +7,12 @@
 //! `DIR` in the layers below. A whiteout never hides what its own layer adds.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
+
+use oci::Digest;
+use sha2::{Digest as _, Sha256};
 
 use super::SbomError;
 
@@ -31,25 +35,67 @@ pub enum Change {
 /// What one layer does to the wanted paths it touches; untouched paths are absent.
 pub type LayerChanges = BTreeMap<String, Change>;
 
-/// Streams the layer in `file` and reports what it does to each of `wanted` (paths relative
-/// to the root, without a leading `/`). Only the wanted files' bytes are kept in memory.
-pub fn scan_layer(file: &Path, wanted: &[&str]) -> Result<LayerChanges, SbomError> {
-    let open = std::fs::File::open(file).map_err(|e| SbomError::io(file, e))?;
-    let mut reader = BufReader::new(open);
-    let magic = reader.fill_buf().map_err(|e| SbomError::io(file, e))?;
-    let stream: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(reader))
-    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(
-            zstd::stream::read::Decoder::with_buffer(reader).map_err(|e| SbomError::io(file, e))?,
-        )
-    } else {
-        Box::new(reader)
+/// Streams the layer in `file`, which must hash to `digest`, and reports what it does to each
+/// of `wanted` (paths relative to the root, without a leading `/`). Only the wanted files'
+/// bytes are kept in memory. The file is hashed as it is read, so a scan of a blob that does
+/// not hash to its name is an error rather than a result someone could keep.
+pub fn scan_layer(
+    file: &Path,
+    digest: &Digest,
+    wanted: &[&str],
+) -> Result<LayerChanges, SbomError> {
+    let open = File::open(file).map_err(|e| SbomError::io(file, e))?;
+    let mut hasher = Sha256::new();
+    let scanned = {
+        let mut reader = BufReader::new(Hashing {
+            file: &open,
+            hasher: &mut hasher,
+        });
+        let magic = reader.fill_buf().map_err(|e| SbomError::io(file, e))?;
+        let stream: Box<dyn Read + '_> = if magic.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::bufread::MultiGzDecoder::new(reader))
+        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Box::new(
+                zstd::stream::read::Decoder::with_buffer(reader)
+                    .map_err(|e| SbomError::io(file, e))?,
+            )
+        } else {
+            Box::new(reader)
+        };
+        scan_tar(stream, wanted)
     };
-    scan_tar(stream, wanted).map_err(|e| SbomError::Layer {
-        layer: file.display().to_string(),
+    // What the scan left unread (padding after the tar's end) still counts for the hash.
+    let mut rest = Hashing {
+        file: &open,
+        hasher: &mut hasher,
+    };
+    io::copy(&mut rest, &mut io::sink()).map_err(|e| SbomError::io(file, e))?;
+    let layer = || file.display().to_string();
+    let actual = Digest::from_sha256(&hasher.finalize());
+    if actual != *digest {
+        return Err(SbomError::Layer {
+            layer: layer(),
+            message: format!("hashes to {actual}, not to its name {digest}"),
+        });
+    }
+    scanned.map_err(|e| SbomError::Layer {
+        layer: layer(),
         message: e.to_string(),
     })
+}
+
+/// A reader of `file` that hashes what it reads.
+struct Hashing<'a> {
+    file: &'a File,
+    hasher: &'a mut Sha256,
+}
+
+impl Read for Hashing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// [`scan_layer`] on an uncompressed tar stream.
@@ -251,8 +297,8 @@ mod tests {
         ];
         for (name, bytes) in files {
             let path = dir.path().join(name);
-            std::fs::write(&path, bytes).unwrap();
-            let changes = scan_layer(&path, &[STATUS]).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+            let changes = scan_layer(&path, &Digest::of(&bytes), &[STATUS]).unwrap();
             assert_eq!(
                 changes.get(STATUS),
                 Some(&Change::Written(b"Package: a\n".to_vec())),
@@ -265,8 +311,27 @@ mod tests {
     fn a_layer_that_is_not_a_tar_stream_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wasm");
-        std::fs::write(&path, vec![0x42u8; 2048]).unwrap();
-        let error = scan_layer(&path, &[STATUS]).unwrap_err().to_string();
+        let bytes = vec![0x42u8; 2048];
+        std::fs::write(&path, &bytes).unwrap();
+        let error = scan_layer(&path, &Digest::of(&bytes), &[STATUS])
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("wasm"), "{error}");
+    }
+
+    #[test]
+    fn a_layer_that_does_not_hash_to_its_name_gives_no_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("layer");
+        let tar = tar_of(&[("var/lib/dpkg/status", Some("Package: a\n"))]);
+        std::fs::write(&path, &tar).unwrap();
+        let named = Digest::of(b"the layer the registry served");
+        let error = scan_layer(&path, &named, &[STATUS])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&Digest::of(&tar).to_string()) && error.contains(named.as_str()),
+            "{error}"
+        );
     }
 }

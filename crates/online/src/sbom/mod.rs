@@ -392,7 +392,7 @@ fn scan_layers(images: &[ImagePlan], cache: &BlobCache) -> Scanned {
                     Some(kept) => Ok(kept),
                     None => {
                         let file: PathBuf = cache.file_of(digest);
-                        let scanned = layers::scan_layer(&file, &packages::WANTED);
+                        let scanned = layers::scan_layer(&file, digest, &packages::WANTED);
                         if let Ok(changes) = &scanned {
                             scan_cache::keep(cache, &packages::WANTED, digest, changes);
                         }

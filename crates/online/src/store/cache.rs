@@ -111,6 +111,20 @@ impl BlobCache {
         Ok(true)
     }
 
+    /// Whether `digest` is in the cache with `size` bytes, without reading it. The build
+    /// trusts such an entry's content only once the packer hashed it to its name (a blob that
+    /// does not is evicted and the build fails; docs/architecture.md). A present entry of
+    /// another size is deleted so it will be fetched again.
+    pub fn present(&self, digest: &Digest, size: u64) -> Result<bool, StoreError> {
+        let path = self.file_of(digest);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() == size => Ok(true),
+            Ok(_) => self.evict(digest).map(|()| false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io(&path, e)),
+        }
+    }
+
     /// Removes a cached blob (missing is fine).
     pub fn evict(&self, digest: &Digest) -> Result<(), StoreError> {
         let path = self.file_of(digest);

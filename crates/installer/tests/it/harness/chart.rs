@@ -85,6 +85,18 @@ pub fn installer_secrets(release: &str, namespace: &str, docs: &[Value]) -> Vec<
                     .as_str()
                     .unwrap_or(namespace)
                     .to_string()
+            }), // Lawful intercept: the namespace synapse-li is rendered into.
+        li: docs
+            .iter()
+            .find(|d| {
+                d["kind"].as_str() == Some("Deployment")
+                    && d["metadata"]["name"].as_str() == Some(&format!("{release}-synapse-li"))
+            })
+            .map(|d| {
+                d["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or(namespace)
+                    .to_string()
             }),
     };
     let (values, _) = SiteSecrets::complete(Default::default(), "a new site").unwrap();
@@ -99,6 +111,11 @@ impl Rendered {
         self.docs.iter().find(|d| {
             d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name)
         })
+    }
+
+    /// Every rendered document (and the installer's Secrets), in order.
+    pub fn documents(&self) -> &[Value] {
+        &self.docs
     }
 
     /// The rendered object `kind` `name`; panics when there is none.

@@ -20,6 +20,17 @@ pub struct Postgres {
 /// Starts PostgreSQL in `dir` with superuser `user` and creates `database` the way Synapse
 /// requires (UTF8, C collation, from template0).
 pub fn start(dir: &Path, user: &str, database: &str) -> Postgres {
+    start_with(dir, user, database, &[])
+}
+
+/// [`start`] with extra server `parameters` (name, value), such as a CloudNativePG
+/// Cluster's `postgresql.parameters`.
+pub fn start_with(
+    dir: &Path,
+    user: &str,
+    database: &str,
+    parameters: &[(String, String)],
+) -> Postgres {
     test_support::require(
         &format!("{BIN}/postgres"),
         "install PostgreSQL 15 with `apt-get install -y postgresql`",
@@ -78,7 +89,14 @@ pub fn start(dir: &Path, user: &str, database: &str) -> Postgres {
             "synchronous_commit=off",
             "-c",
             "full_page_writes=off",
+            // CloudNativePG's default (pkg/postgres/configuration.go): logical replication
+            // (the LI data path) needs it.
+            "-c",
+            "wal_level=logical",
         ]);
+    for (name, value) in parameters {
+        server.arg("-c").arg(format!("{name}={value}"));
+    }
     let mut service = Service::spawn("postgres", server, &log).with_stop_signal("INT");
     let create = format!(
         "CREATE DATABASE {database} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' \

@@ -322,9 +322,15 @@ fn scalar(value: &Value) -> Option<String> {
 
 fn workloads(docs: &[Value]) -> Vec<Pods<'_>> {
     docs.iter()
-        .filter(|d| matches!(d["kind"].as_str(), Some("StatefulSet" | "Deployment")))
+        .filter(|d| {
+            matches!(
+                d["kind"].as_str(),
+                Some("StatefulSet" | "Deployment" | "DaemonSet")
+            )
+        })
         .map(|d| {
             let name = d["metadata"]["name"].as_str().unwrap_or_default();
+            // A DaemonSet's pods (one per selected node) stand as one, `<name>-0`.
             let replicas = d["spec"]["replicas"].as_u64().unwrap_or(1);
             Pods {
                 names: (0..replicas).map(|i| format!("{name}-{i}")).collect(),
@@ -438,7 +444,8 @@ fn relabel(
 }
 
 /// Every target the rendered ServiceMonitors and PodMonitors select among the rendered
-/// Services, StatefulSets and Deployments, with the labels prometheus-operator gives it.
+/// Services, StatefulSets, Deployments and DaemonSets, with the labels prometheus-operator
+/// gives it.
 /// Monitors whose pods an operator starts (CNPG's) select nothing here: see `unmatched`.
 pub fn monitor_targets(docs: &[Value], namespace: &str) -> (Vec<Target>, Vec<String>) {
     let pods = workloads(docs);
