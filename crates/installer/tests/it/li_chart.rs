@@ -198,17 +198,10 @@ fn every_profile_with_li_on_renders_and_validates_strictly() {
             ));
         }
     }
-    let mut args = vec!["--strict", "--quiet"];
-    args.extend(files.iter().map(|f| p(f)));
-    let out = run("kubernetes-validate", &args, dir.path());
-    assert_eq!(
-        out.code, 0,
-        "kubernetes-validate failed:\n{}\n{}",
-        out.stdout, out.stderr
-    );
+    let said = crate::stack_chart::validate_strictly(dir.path(), &files);
     // The core stack's custom kinds include LI's (ReferenceGrant, CloudNativePG's
     // Publication, Subscription and Database).
-    crate::stack_chart::validated_but_custom_kinds(&format!("{}\n{}", out.stdout, out.stderr));
+    crate::stack_chart::validated_but_custom_kinds(&said);
 }
 
 /// The chart refuses an LI site it cannot deploy safely, naming the field.
@@ -1333,24 +1326,7 @@ fn synapse_li_and_the_media_sync_are_wired_as_the_contract_says() {
         assert_eq!(cron["spec"]["concurrencyPolicy"].as_str(), Some("Forbid"));
         let spec = &pod_template(cron).unwrap()["spec"];
         let c = &spec["containers"][0];
-        let env: BTreeMap<&str, &Value> = c["env"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|e| (e["name"].as_str().unwrap(), e))
-            .collect();
-        assert_eq!(
-            env["RCLONE_S3_ENDPOINT"]["value"].as_str(),
-            Some(endpoint),
-            "{variant}"
-        );
-        for k in ["RCLONE_S3_ACCESS_KEY_ID", "RCLONE_S3_SECRET_ACCESS_KEY"] {
-            assert_eq!(
-                env[k]["valueFrom"]["secretKeyRef"]["name"].as_str(),
-                Some(secret),
-                "{variant}"
-            );
-        }
+        crate::stack_chart::assert_rclone_s3_env(c, endpoint, secret, variant);
         assert_eq!(
             spec["volumes"][0]["persistentVolumeClaim"]["claimName"].as_str(),
             Some("msg-li-media")

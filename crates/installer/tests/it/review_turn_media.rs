@@ -663,24 +663,7 @@ fn the_media_backup_copies_the_media_volume_to_the_bucket_from_the_media_pods_no
         let image = c["image"].as_str().unwrap();
         assert_eq!(image, "docker.io/rclone/rclone:1.71.0");
         assert!(toml.contains(&format!("ref = \"{image}\"")));
-        let env: BTreeMap<&str, &Value> = c["env"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|e| (e["name"].as_str().unwrap(), e))
-            .collect();
-        assert_eq!(
-            env["RCLONE_S3_ENDPOINT"]["value"].as_str(),
-            Some(endpoint),
-            "{variant}"
-        );
-        for key in ["RCLONE_S3_ACCESS_KEY_ID", "RCLONE_S3_SECRET_ACCESS_KEY"] {
-            assert_eq!(
-                env[key]["valueFrom"]["secretKeyRef"]["name"].as_str(),
-                Some(secret),
-                "{variant}"
-            );
-        }
+        crate::stack_chart::assert_rclone_s3_env(c, endpoint, secret, variant);
         // The one media volume, read-only, on the node of the pod that mounts it.
         let sts = find(&docs, "StatefulSet", "msg-synapse-media-repository");
         let claim = |spec: &Value| {

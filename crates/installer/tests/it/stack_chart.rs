@@ -254,15 +254,7 @@ fn every_profile_and_variant_renders_and_core_kinds_validate_strictly() {
             ));
         }
     }
-    let mut args = vec!["--strict", "--quiet"];
-    args.extend(files.iter().map(|f| p(f)));
-    let out = run("kubernetes-validate", &args, dir.path());
-    assert_eq!(
-        out.code, 0,
-        "kubernetes-validate failed:\n{}\n{}",
-        out.stdout, out.stderr
-    );
-    validated_but_custom_kinds(&format!("{}\n{}", out.stdout, out.stderr));
+    validated_but_custom_kinds(&validate_strictly(dir.path(), &files));
 }
 
 /// Fails on anything `kubernetes-validate` printed but its "no schema" line for the custom
@@ -2277,6 +2269,42 @@ fn the_charts_capacity_check_requests_what_installer_capacity_counts() {
                 replicas * (memory / (1024 * 1024) + 32)
             ),
             "profile {profile}"
+        );
+    }
+}
+
+/// `kubernetes-validate --strict` of `files` (run in `dir`), which must pass; what it said.
+pub(crate) fn validate_strictly(dir: &Path, files: &[PathBuf]) -> String {
+    let mut args = vec!["--strict", "--quiet"];
+    args.extend(files.iter().map(|f| p(f)));
+    let out = run("kubernetes-validate", &args, dir);
+    assert_eq!(
+        out.code, 0,
+        "kubernetes-validate failed:\n{}\n{}",
+        out.stdout, out.stderr
+    );
+    format!("{}\n{}", out.stdout, out.stderr)
+}
+
+/// Asserts that rclone `container` reaches the S3 `endpoint` with the keys of Secret `secret`
+/// (`RCLONE_S3_*` variables), for the render `variant`.
+pub(crate) fn assert_rclone_s3_env(container: &Value, endpoint: &str, secret: &str, variant: &str) {
+    let env: BTreeMap<&str, &Value> = container["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e))
+        .collect();
+    assert_eq!(
+        env["RCLONE_S3_ENDPOINT"]["value"].as_str(),
+        Some(endpoint),
+        "{variant}"
+    );
+    for key in ["RCLONE_S3_ACCESS_KEY_ID", "RCLONE_S3_SECRET_ACCESS_KEY"] {
+        assert_eq!(
+            env[key]["valueFrom"]["secretKeyRef"]["name"].as_str(),
+            Some(secret),
+            "{variant}"
         );
     }
 }
