@@ -64,6 +64,9 @@ class AuditHandler(logging.Handler):
         try:
             args = record.args
             if not isinstance(args, tuple) or len(args) <= _AGENT:
+                # Not the record shape this handler knows (another Synapse version): the
+                # request is still on the record, as Synapse's own message.
+                write_audit("request", when=record.created, raw=record.getMessage())
                 return
             requester = args[_REQUESTER]
             user = None if requester in (None, "None", "-") else str(requester)
