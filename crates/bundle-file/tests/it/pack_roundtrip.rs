@@ -43,6 +43,18 @@ fn read_tree(root: &Path, rel: &str, out: &mut BTreeMap<String, Vec<u8>>) {
     }
 }
 
+/// Fixed pack options for bundle `name` (version 1, a fixed time, 2 threads, level 3).
+fn options(name: &str) -> PackOptions {
+    PackOptions {
+        name: name.into(),
+        version: "1".into(),
+        platforms: vec![],
+        timestamp: Some(1_700_000_000),
+        threads: 2,
+        level: 3,
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
@@ -56,14 +68,7 @@ proptest! {
             std::fs::write(path, data).unwrap();
         }
         let key = SecretKey::from_seed(KeyId([7; 8]), &[7; 32]);
-        let options = PackOptions {
-            name: "prop".into(),
-            version: "1".into(),
-            platforms: vec![],
-            timestamp: Some(1_700_000_000),
-            threads: 2,
-            level: 3,
-        };
+        let options = options("prop");
         let out = dir.path().join("b.tar.zst");
         pack(&stage, &out, &options, Some(&key), &NoProgress).unwrap();
         let bundle = Bundle::open_path(&out).unwrap();
@@ -93,14 +98,7 @@ fn a_blob_that_does_not_hash_to_its_name_is_refused() {
     let good = b"layer bytes";
     let good_hex = oci::Digest::of(good).hex().to_string();
     std::fs::write(blobs.join(&good_hex), good).unwrap();
-    let options = PackOptions {
-        name: "blobs".into(),
-        version: "1".into(),
-        platforms: vec![],
-        timestamp: Some(1_700_000_000),
-        threads: 2,
-        level: 3,
-    };
+    let options = options("blobs");
     let out = dir.path().join("b.tar.zst");
     pack(&stage, &out, &options, None, &NoProgress).unwrap();
     std::fs::remove_file(&out).unwrap();

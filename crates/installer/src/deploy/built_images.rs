@@ -16,6 +16,7 @@ use bundle_file::Bundle;
 use oci::layout::REF_NAME;
 use oci::Reference;
 use online::build::files_image::files_tag;
+use online::build::signature_image::is_signature_tag;
 use serde_json::Value;
 
 use super::DeployError;
@@ -51,15 +52,6 @@ pub fn files_image<S: ReadAt>(bundle: &Bundle<S>) -> Result<Option<String>, Depl
             tag == bare || tag.strip_suffix(&bare).is_some_and(|t| t.ends_with('-'))
         })
     }))
-}
-
-/// Whether `tag` is one the build gives a signature image made from a base tagged `base`.
-fn is_signature_tag(tag: &str, base: Option<&str>) -> bool {
-    let long = format!("{}-db.", base.unwrap_or("base"));
-    let hashed = tag
-        .strip_prefix("db-")
-        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-    tag.starts_with(&long) || hashed
 }
 
 /// The signature-database image's reference in the bundle's `index.json`: the one image in
@@ -141,23 +133,4 @@ pub fn write_values<S: ReadAt>(
     let path = dir.join(VALUES_FILE);
     std::fs::write(&path, text).map_err(|e| DeployError::io(&path, e))?;
     Ok(Some(path))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_signature_tag;
-
-    #[test]
-    fn signature_tags_are_the_builds_own() {
-        let base = Some("1.4_base");
-        assert!(is_signature_tag("1.4_base-db.main-62.daily-27500", base));
-        assert!(is_signature_tag(
-            "db-0123456789abcdef0123456789abcdef",
-            base
-        ));
-        assert!(!is_signature_tag("1.4_base", base));
-        assert!(!is_signature_tag("1.5_base-db.main-62", base));
-        assert!(!is_signature_tag("db-0123", base));
-        assert!(!is_signature_tag("1.4_base-files.0123456789ab", base));
-    }
 }

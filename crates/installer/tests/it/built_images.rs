@@ -6,129 +6,132 @@
 //! workspace's `downloads` test). For a bundle carrying the signature-database image
 //! (`<clamav tag>-db.<databases>`), clamd runs from it unless the site file names another.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::deploy::{dry_run_of, listed_images, pack_with, site, PREFIX, REGISTRY};
 
 const WEB: &str = "docker.io/vectorim/element-web:v1.12.36";
+const CLAMAV: &str = "docker.io/clamav/clamav:1.4_base";
+
+/// A dry run: how it ended, its work directory (the output is its `out`), and the bundle's
+/// digests by reference.
+struct DryRun {
+    run: test_support::Run,
+    work: tempfile::TempDir,
+    digests: BTreeMap<String, String>,
+}
+
+/// A bundle of images.toml's images plus `built` (made from `base`, which images.toml must
+/// pin) and `members`, signed with test key `key`, given to `installer deploy --dry-run
+/// --only=messenger` with `site_extra` added to the site file.
+fn dry_run(
+    key: &str,
+    base: &str,
+    built: &str,
+    members: &[(&str, &[u8])],
+    site_extra: &str,
+) -> DryRun {
+    test_support::require("helm", "scripts/install-helm.sh");
+    let work = tempfile::tempdir().unwrap();
+    let (public, secret) = test_support::test_key(key);
+    let mut images = listed_images();
+    assert!(
+        images.iter().any(|i| i == base),
+        "images.toml pins another {base}"
+    );
+    images.push(built.to_string());
+    let digests = pack_with(work.path(), "bundle.tar.zst", &images, &secret, members);
+    let site = site(work.path(), "1k", site_extra);
+    let run = dry_run_of(
+        work.path(),
+        &work.path().join("bundle.tar.zst"),
+        &public,
+        &site,
+        &work.path().join("out"),
+        &["--only=messenger"],
+    );
+    DryRun { run, work, digests }
+}
+
+impl DryRun {
+    /// Fails the test, with what the installer said, unless the run succeeded.
+    fn ok(self) -> DryRun {
+        DryRun {
+            run: self.run.ok(),
+            ..self
+        }
+    }
+
+    fn out(&self) -> PathBuf {
+        self.work.path().join("out")
+    }
+
+    /// The image of container `container` of the messenger release's Deployment `name`.
+    fn image(&self, name: &str, container: &str) -> String {
+        let manifests = std::fs::read_to_string(self.out().join("03-messenger.yaml")).unwrap();
+        let deployment = serde_norway::Deserializer::from_str(&manifests)
+            .map(|d| Value::deserialize(d).unwrap())
+            .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("the Deployment {name}"));
+        deployment["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == container)
+            .unwrap_or_else(|| panic!("container {container} of {name}"))["image"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The values files of the stack step's site release.
+    fn values_files(&self) -> Value {
+        let plan = crate::deploy::plan_json(&self.out());
+        crate::deploy::planned_step(&plan, "stack")["releases"][0]["values"].clone()
+    }
+}
 
 #[test]
 fn deploy_runs_element_web_from_the_files_image() {
-    test_support::require("helm", "scripts/install-helm.sh");
-    let work = tempfile::tempdir().unwrap();
-    let (public, secret) = test_support::test_key("downloads");
     let files =
         br#"[{"name":"app.apk","path":"files/app.apk","sha256":"00","size":1,"description":""}]
 "#;
     let hex = oci::Digest::of(files).hex().to_string();
     let files_ref = format!("{WEB}-files.{}", &hex[..12]);
-    let mut images = listed_images();
-    assert!(
-        images.iter().any(|i| i == WEB),
-        "images.toml pins another {WEB}"
-    );
-    images.push(files_ref.clone());
-    let digests = pack_with(
-        work.path(),
-        "bundle.tar.zst",
-        &images,
-        &secret,
-        &[("files.json", files)],
-    );
-    let out = work.path().join("out");
-    let site = site(work.path(), "1k", "");
-    let bundle = work.path().join("bundle.tar.zst");
-    dry_run_of(
-        work.path(),
-        &bundle,
-        &public,
-        &site,
-        &out,
-        &["--only=messenger"],
-    )
-    .ok();
-    let manifests = std::fs::read_to_string(out.join("03-messenger.yaml")).unwrap();
-    let deployment = serde_norway::Deserializer::from_str(&manifests)
-        .map(|d| Value::deserialize(d).unwrap())
-        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "messenger-element")
-        .expect("the Element Deployment");
+    let d = dry_run("downloads", WEB, &files_ref, &[("files.json", files)], "").ok();
     assert_eq!(
-        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        d.image("messenger-element", "element"),
         format!(
             "{REGISTRY}/{PREFIX}/vectorim/element-web@{}",
-            digests[&files_ref]
+            d.digests[&files_ref]
         )
     );
-    assert_ne!(digests[&files_ref], digests[WEB]);
-    let plan = crate::deploy::plan_json(&out);
-    let stack = crate::deploy::planned_step(&plan, "stack");
+    assert_ne!(d.digests[&files_ref], d.digests[WEB]);
     assert_eq!(
-        stack["releases"][0]["values"],
+        d.values_files(),
         serde_json::json!(["site-1k.yaml", "profile-1k.yaml", "built-images.yaml"])
     );
 }
 
-const CLAMAV: &str = "docker.io/clamav/clamav:1.4_base";
-
-/// `installer deploy --dry-run --only=messenger` of a bundle carrying the listed images and
-/// a signature-database image, signed with test key `key`, with `site_extra` added to the site file: the run, the output
-/// directory's holder, and the signature image's digest in the bundle.
-fn deploy_with_signatures(
-    key: &str,
-    site_extra: &str,
-) -> (test_support::Run, tempfile::TempDir, String) {
-    test_support::require("helm", "scripts/install-helm.sh");
-    let work = tempfile::tempdir().unwrap();
-    let (public, secret) = test_support::test_key(key);
-    let signatures = format!("{CLAMAV}-db.main-62.daily-27500.bytecode-339");
-    let mut images = listed_images();
-    assert!(
-        images.iter().any(|i| i == CLAMAV),
-        "images.toml pins another {CLAMAV}"
-    );
-    images.push(signatures.clone());
-    let digests = pack_with(work.path(), "bundle.tar.zst", &images, &secret, &[]);
-    let out = work.path().join("out");
-    let site = site(work.path(), "1k", site_extra);
-    let bundle = work.path().join("bundle.tar.zst");
-    let run = dry_run_of(
-        work.path(),
-        &bundle,
-        &public,
-        &site,
-        &out,
-        &["--only=messenger"],
-    );
-    (run, work, digests[&signatures].clone())
-}
+const SIGNATURES: &str = "docker.io/clamav/clamav:1.4_base-db.main-62.daily-27500.bytecode-339";
 
 #[test]
 fn deploy_runs_clamd_from_the_bundles_signature_image() {
-    let (run, work, digest) = deploy_with_signatures("signature-image", "");
-    run.ok();
-    let out = work.path().join("out");
-    let manifests = std::fs::read_to_string(out.join("03-messenger.yaml")).unwrap();
-    let deployment = serde_norway::Deserializer::from_str(&manifests)
-        .map(|d| Value::deserialize(d).unwrap())
-        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "messenger-clamd")
-        .expect("the clamd Deployment");
-    let containers = deployment["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .unwrap();
-    let clamd = containers
-        .iter()
-        .find(|c| c["name"] == "clamd")
-        .expect("the clamd container");
+    let d = dry_run("signature-image", CLAMAV, SIGNATURES, &[], "").ok();
     assert_eq!(
-        clamd["image"],
-        format!("{REGISTRY}/{PREFIX}/clamav/clamav@{digest}"),
+        d.image("messenger-clamd", "clamd"),
+        format!(
+            "{REGISTRY}/{PREFIX}/clamav/clamav@{}",
+            d.digests[SIGNATURES]
+        ),
         "clamd runs from the signature-database image the bundle carries"
     );
-    let plan = crate::deploy::plan_json(&out);
-    let stack = crate::deploy::planned_step(&plan, "stack");
     assert_eq!(
-        stack["releases"][0]["values"],
+        d.values_files(),
         serde_json::json!(["site-1k.yaml", "profile-1k.yaml", "built-images.yaml"])
     );
 }
@@ -137,20 +140,22 @@ fn deploy_runs_clamd_from_the_bundles_signature_image() {
 fn a_signature_image_the_bundle_does_not_carry_is_refused() {
     // The site file names the image of a later signature update: the deploy runs only what
     // its bundle carries, and says which tags it has (docs/antivirus.md).
-    let (run, _work, digest) = deploy_with_signatures(
+    let d = dry_run(
         "signature-refused",
+        CLAMAV,
+        SIGNATURES,
+        &[],
         "antivirus:\n  databaseImage: docker.io/clamav/clamav:1.4_base-db.main-62.daily-27600\n",
     );
-    let run = run.failed();
+    let stderr = d.run.failed().stderr;
     for expected in [
         "Deployment/messenger-clamd",
         "1.4_base-db.main-62.daily-27600",
-        &format!("tag 1.4_base-db.main-62.daily-27500.bytecode-339 ({digest})"),
+        &format!(
+            "tag 1.4_base-db.main-62.daily-27500.bytecode-339 ({})",
+            d.digests[SIGNATURES]
+        ),
     ] {
-        assert!(
-            run.stderr.contains(expected),
-            "{expected} in {}",
-            run.stderr
-        );
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
     }
 }

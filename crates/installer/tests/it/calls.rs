@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Calls on with NodePort media (the default network), one call node.
-const NODE_PORT: &str = "calls:
+pub(crate) const NODE_PORT: &str = "calls:
   enabled: true
   externalIPs: [203.0.113.20]
   nodeSelector: {messenger.example.test/calls: \"true\"}

@@ -30,20 +30,14 @@ const LI_ON: &[&str] = &[
     "--set",
     "li.keyVault.image=registry.example.test/site/key-vault:1.0",
 ];
-const EXTERNAL_S3: &[&str] = &[
-    "--set",
-    "objectStorage.mode=external",
-    "--set",
-    "objectStorage.external.endpoint=https://s3.example.test:9000",
-    "--set",
-    "objectStorage.external.region=site-1",
-    "--set",
-    "objectStorage.external.credentialsSecret=site-s3",
-    "--set",
-    "objectStorage.external.cidr=10.40.0.0/24",
-    "--set",
-    "li.mediaSync.credentialsSecret=site-s3-read",
-];
+/// The site's S3 store (the core stack's external variant) and its read-only key for LI.
+fn external_s3() -> Vec<&'static str> {
+    [
+        crate::stack_chart::EXTERNAL_S3,
+        &["--set", "li.mediaSync.credentialsSecret=site-s3-read"],
+    ]
+    .concat()
+}
 
 fn li_docs(profile: &str, extra: &[&str]) -> Vec<Value> {
     let args: Vec<&str> = LI_ON.iter().chain(extra).copied().collect();
@@ -176,9 +170,10 @@ fn every_profile_with_li_on_renders_and_validates_strictly() {
     );
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
+    let external = external_s3();
     let variants: &[(&str, &[&str])] = &[
         ("garage", &[]),
-        ("external-s3", EXTERNAL_S3),
+        ("external-s3", &external),
         ("no-key-vault", &["--set", "li.keyVault.enabled=false"]),
         (
             "sources",
@@ -273,7 +268,7 @@ fn li_settings_that_cannot_work_are_refused_naming_the_field() {
         e.contains("backup.media.enabled: the LI media sync copies"),
         "{e}"
     );
-    let mut external: Vec<&str> = EXTERNAL_S3[..EXTERNAL_S3.len() - 2].to_vec();
+    let mut external: Vec<&str> = crate::stack_chart::EXTERNAL_S3.to_vec();
     external.extend(["--set", "li.keyVault.enabled=false"]);
     let e = refused(&external);
     assert!(
@@ -824,7 +819,7 @@ fn the_rendered_network_policies_allow_exactly_the_li_flows() {
     assert!(main_pods > 15, "only {main_pods} main pods");
 
     // External object storage: the media sync reaches the store's range on its port only.
-    let external = li_docs("1k", EXTERNAL_S3);
+    let external = li_docs("1k", &external_s3());
     #[rustfmt::skip]
     let flows: Vec<Flow> = vec![
         (MEDIA_SYNC, "external-s3", "TCP", 9000, true),
@@ -1305,6 +1300,7 @@ fn synapse_li_and_the_media_sync_are_wired_as_the_contract_says() {
         }
     }
 
+    let external = external_s3();
     for (variant, extra, secret, endpoint) in [
         (
             "garage",
@@ -1314,7 +1310,7 @@ fn synapse_li_and_the_media_sync_are_wired_as_the_contract_says() {
         ),
         (
             "external",
-            EXTERNAL_S3,
+            &external[..],
             "site-s3-read",
             "https://s3.example.test:9000",
         ),
@@ -1434,7 +1430,8 @@ fn the_garage_setup_grants_the_li_media_key_read_only() {
 /// the wrong namespace.
 #[test]
 fn every_secret_li_references_is_made_in_its_namespace() {
-    for (variant, extra) in [("garage", &[][..]), ("external", EXTERNAL_S3)] {
+    let external = external_s3();
+    for (variant, extra) in [("garage", &[][..]), ("external", &external[..])] {
         let docs = li_docs("1k", extra);
         let mut provided: BTreeSet<(String, String)> =
             crate::harness::chart::installer_secrets(RELEASE, NAMESPACE, &docs)

@@ -18,7 +18,8 @@
 //!   read-only credentials to the LI media store, which the LI Synapse serves.
 
 use crate::harness::chart::{self, Rendered};
-use crate::harness::postgres::{self, Postgres, BIN};
+use crate::harness::encode;
+use crate::harness::postgres::{self, psql, Postgres, BIN};
 use crate::harness::stack::{self, Source, Stack};
 use crate::harness::synapse;
 use installer::smoke::registration_mac;
@@ -64,27 +65,6 @@ fn values(dir: &Path) -> Vec<PathBuf> {
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL as CloudNativePG drives it
 // ---------------------------------------------------------------------------------------------
-
-/// `psql` as `user` on `database`, every statement in one session; the output.
-fn psql(port: u16, user: &str, database: &str, statements: &[String]) -> Output {
-    let mut command = Command::new("psql");
-    command
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            user,
-            "-d",
-            database,
-        ])
-        .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"]);
-    for statement in statements {
-        command.arg("-c").arg(statement);
-    }
-    command.output().unwrap()
-}
 
 /// [`psql`] that must succeed; its standard output, trimmed.
 fn sql(port: u16, user: &str, database: &str, statement: &str) -> String {
@@ -417,17 +397,6 @@ async fn login(port: u16, user: &str, password: &str) -> (u16, Json) {
         Some(body),
     )
     .await
-}
-
-fn segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Waits until `check` holds on LI; how long it took.
@@ -766,7 +735,7 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
     let (status, _) = call(
         front,
         reqwest::Method::POST,
-        &format!("/_matrix/client/v3/rooms/{}/join", segment(&room)),
+        &format!("/_matrix/client/v3/rooms/{}/join", encode(&room)),
         Some(&bob_token),
         Some(json!({})),
     )
@@ -775,7 +744,7 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
     let send = |token: String, txn: String, body: String| {
         let path = format!(
             "/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}",
-            segment(&room)
+            encode(&room)
         );
         async move {
             let (status, done) = call(
@@ -808,8 +777,8 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
         reqwest::Method::PUT,
         &format!(
             "/_matrix/client/v3/rooms/{}/redact/{}/r1",
-            segment(&room),
-            segment(&secret_event)
+            encode(&room),
+            encode(&secret_event)
         ),
         Some(&alice_token),
         Some(json!({"reason": "oops"})),
@@ -858,7 +827,7 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
         reqwest::Method::PUT,
         &format!(
             "/_matrix/client/v3/rooms/{}/state/m.room.name/",
-            segment(&room)
+            encode(&room)
         ),
         Some(&alice_token),
         Some(json!({"name": "case 15 (renamed)"})),
@@ -868,7 +837,7 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
     let (status, _) = call(
         front,
         reqwest::Method::PUT,
-        &format!("/_matrix/client/v3/profile/{}/displayname", segment(&alice)),
+        &format!("/_matrix/client/v3/profile/{}/displayname", encode(&alice)),
         Some(&alice_token),
         Some(json!({"displayname": "Alice A."})),
     )
@@ -924,7 +893,7 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
     let (status, purge) = call(
         stack.admin_port,
         reqwest::Method::POST,
-        &format!("/_synapse/admin/v1/purge_history/{}", segment(&room)),
+        &format!("/_synapse/admin/v1/purge_history/{}", encode(&room)),
         Some(&admin_token),
         Some(json!({"delete_local_events": true, "purge_up_to_event_id": last})),
     )
@@ -1075,7 +1044,7 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
     };
     let (status, messages) = get(format!(
         "/_synapse/admin/v1/rooms/{}/messages?dir=b&limit=100",
-        segment(&room)
+        encode(&room)
     ))
     .await;
     assert_eq!(status, 200, "{messages}");
@@ -1090,7 +1059,7 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
     let redaction_event = by_id(&redaction).expect("the redaction is served");
     assert_eq!(redaction_event["sender"].as_str(), Some(alice.as_str()));
     assert!(by_id(&last).is_some());
-    let (status, state) = get(format!("/_synapse/admin/v1/rooms/{}/state", segment(&room))).await;
+    let (status, state) = get(format!("/_synapse/admin/v1/rooms/{}/state", encode(&room))).await;
     assert_eq!(status, 200, "{state}");
     assert!(state["state"]
         .as_array()
@@ -1099,7 +1068,7 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
         .any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "case 15 (renamed)"));
     let (status, members) = get(format!(
         "/_synapse/admin/v1/rooms/{}/members",
-        segment(&room)
+        encode(&room)
     ))
     .await;
     assert_eq!(status, 200, "{members}");
@@ -1110,11 +1079,11 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
         .filter_map(Json::as_str)
         .collect();
     assert_eq!(members, BTreeSet::from([alice.as_str(), bob.as_str()]));
-    let (status, details) = get(format!("/_synapse/admin/v1/rooms/{}", segment(&room))).await;
+    let (status, details) = get(format!("/_synapse/admin/v1/rooms/{}", encode(&room))).await;
     assert_eq!(status, 200, "{details}");
     let (status, joined) = get(format!(
         "/_synapse/admin/v1/users/{}/joined_rooms",
-        segment(&bob)
+        encode(&bob)
     ))
     .await;
     assert_eq!(status, 200, "{joined}");
@@ -1146,7 +1115,7 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
             reqwest::Method::PUT,
             format!(
                 "/_matrix/client/v3/rooms/{}/state/m.room.topic/",
-                segment(&room)
+                encode(&room)
             ),
             json!({"topic": "x"}),
         ),
@@ -1163,7 +1132,7 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
         reqwest::Method::PUT,
         &format!(
             "/_matrix/client/v3/rooms/{}/send/m.room.message/x1",
-            segment(&room)
+            encode(&room)
         ),
         Some(&token),
         Some(json!({"msgtype": "m.text", "body": "x"})),
@@ -1174,7 +1143,7 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
     let (status, refused) = call(
         li_port,
         reqwest::Method::POST,
-        &format!("/_matrix/client/v3/join/{}", segment(&room)),
+        &format!("/_matrix/client/v3/join/{}", encode(&room)),
         Some(&token),
         Some(json!({})),
     )

@@ -17,11 +17,7 @@ use std::collections::BTreeSet;
 const TURN_NAMESPACE: &str = "matrix-turn";
 
 /// Calls on with NodePort media: LiveKit in the release namespace.
-const NODE_PORT: &str = "calls:
-  enabled: true
-  externalIPs: [203.0.113.20]
-  nodeSelector: {messenger.example.test/calls: \"true\"}
-";
+use crate::calls::NODE_PORT;
 
 /// Calls on the host network: LiveKit in the TURN namespace.
 const HOST_NETWORK: &str = "calls:

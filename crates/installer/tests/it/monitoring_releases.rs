@@ -303,14 +303,7 @@ fn rendered_with_the_pinned_charts_logs_are_kept_and_shipped_as_the_site_says() 
 
 /// The cert-manager release as releases.toml deploys it: (name, namespace).
 fn cert_manager_release() -> (String, String) {
-    let releases: toml::Value =
-        toml::from_str(&std::fs::read_to_string(root().join("releases.toml")).unwrap()).unwrap();
-    let release = releases["release"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["chart"].as_str() == Some("locked:cert-manager"))
-        .expect("cert-manager in releases.toml");
+    let release = crate::stack_chart::locked_release("cert-manager");
     let field = |k: &str| release[k].as_str().unwrap().to_string();
     (field("name"), field("namespace"))
 }

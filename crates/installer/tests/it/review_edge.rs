@@ -775,14 +775,7 @@ fn egress_ranges_are_required_and_never_every_address_unless_allowed() {
 /// charts/upstream/monitoring.yaml (the chart's default: `release: <release name>` unless the
 /// values set a selector, or turn `<kind>SelectorNilUsesHelmValues` off to select all).
 fn prometheus_selector(kind: &str) -> BTreeMap<String, String> {
-    let releases: toml::Value =
-        toml::from_str(&std::fs::read_to_string(root().join("releases.toml")).unwrap()).unwrap();
-    let release = releases["release"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["chart"].as_str() == Some("locked:kube-prometheus-stack"))
-        .expect("kube-prometheus-stack in releases.toml");
+    let release = crate::stack_chart::locked_release("kube-prometheus-stack");
     let name = release["name"].as_str().unwrap();
     assert!(release["values"]
         .as_array()

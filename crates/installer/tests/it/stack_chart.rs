@@ -22,6 +22,20 @@ pub(crate) const NAMESPACE: &str = "matrix";
 const SITE_DOMAIN: &str = "example.test";
 
 /// Optional parts of the stack, each rendered on top of every profile.
+/// The site's own S3 store instead of Garage (`objectStorage.mode: external`).
+pub(crate) const EXTERNAL_S3: &[&str] = &[
+    "--set",
+    "objectStorage.mode=external",
+    "--set",
+    "objectStorage.external.endpoint=https://s3.example.test:9000",
+    "--set",
+    "objectStorage.external.region=site-1",
+    "--set",
+    "objectStorage.external.credentialsSecret=site-s3",
+    "--set",
+    "objectStorage.external.cidr=10.40.0.0/24",
+];
+
 const VARIANTS: &[(&str, &[&str])] = &[
     ("defaults", &[]),
     (
@@ -33,21 +47,7 @@ const VARIANTS: &[(&str, &[&str])] = &[
             r#"federation.allowList=["partner.example.test"]"#,
         ],
     ),
-    (
-        "external-s3",
-        &[
-            "--set",
-            "objectStorage.mode=external",
-            "--set",
-            "objectStorage.external.endpoint=https://s3.example.test:9000",
-            "--set",
-            "objectStorage.external.region=site-1",
-            "--set",
-            "objectStorage.external.credentialsSecret=site-s3",
-            "--set",
-            "objectStorage.external.cidr=10.40.0.0/24",
-        ],
-    ),
+    ("external-s3", EXTERNAL_S3),
     ("no-turn", &["--set", "turn.enabled=false"]),
     // Group calls (off by default), with as many call nodes as the largest profile's LiveKit.
     (
@@ -2307,4 +2307,17 @@ pub(crate) fn assert_rclone_s3_env(container: &Value, endpoint: &str, secret: &s
             "{variant}"
         );
     }
+}
+
+/// The `[[release]]` of releases.toml that installs the locked upstream chart `chart`.
+pub(crate) fn locked_release(chart: &str) -> toml::Value {
+    let releases: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("releases.toml")).unwrap()).unwrap();
+    releases["release"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["chart"].as_str() == Some(&format!("locked:{chart}")))
+        .unwrap_or_else(|| panic!("{chart} in releases.toml"))
+        .clone()
 }

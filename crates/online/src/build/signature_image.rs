@@ -79,6 +79,16 @@ pub fn signature_tag(base: &Reference, databases: &[LockedDatabase]) -> String {
     format!("db-{}", &hex::encode(hasher.finalize())[..32])
 }
 
+/// Whether `tag` is one [`signature_tag`] gives for a base tagged `base` (any databases):
+/// `<base>-db.…`, or `db-` and 32 hex digits when that was too long.
+pub fn is_signature_tag(tag: &str, base: Option<&str>) -> bool {
+    let long = format!("{}-db.", base.unwrap_or("base"));
+    let hashed = tag
+        .strip_prefix("db-")
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    tag.starts_with(&long) || hashed
+}
+
 /// Builds the signature image from the cached `base` (its manifests and configs must be in
 /// `cache`) and the database `files`, writing new blobs into `cache`.
 pub fn signature_image(
@@ -282,4 +292,48 @@ fn write_layer(
     let incoming = gzip.finish().map_err(|e| layer_error(cache.root(), e))?;
     let (digest, size) = incoming.commit()?;
     Ok((digest, size, diff_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_signature_tag, signature_tag};
+    use crate::spec::LockedDatabase;
+    use oci::{Digest, Reference};
+
+    fn database(file: &str, version: u32) -> LockedDatabase {
+        LockedDatabase {
+            file: file.into(),
+            url: format!("https://mirror.example.test/{file}"),
+            version,
+            signatures: 1,
+            functionality_level: 1,
+            build_time: 0,
+            sha256: Digest::of(file.as_bytes()),
+            size: 1,
+            sign_sha256: None,
+            sign_size: None,
+        }
+    }
+
+    #[test]
+    fn the_tags_signature_tag_gives_are_recognised_and_no_others() {
+        let base = Reference::parse("docker.io/clamav/clamav:1.4_base").unwrap();
+        let short = [database("main.cvd", 62), database("daily.cvd", 27500)];
+        let long: Vec<_> = (0..20)
+            .map(|i| database(&format!("custom-signatures-{i}.cud"), 1_000_000 + i))
+            .collect();
+        for databases in [&short[..], &long[..]] {
+            let tag = signature_tag(&base, databases);
+            assert!(is_signature_tag(&tag, Some("1.4_base")), "{tag}");
+        }
+        assert!(signature_tag(&base, &long).starts_with("db-"));
+        for other in [
+            "1.4_base",
+            "1.5_base-db.main-62",
+            "db-0123",
+            "1.4_base-files.0123456789ab",
+        ] {
+            assert!(!is_signature_tag(other, Some("1.4_base")), "{other}");
+        }
+    }
 }

@@ -104,7 +104,9 @@ pub fn start_with(
     );
     wait_for("postgres", Duration::from_secs(30), || {
         service.assert_running();
-        psql(port, user, "postgres", &create).status.success()
+        psql(port, user, "postgres", std::slice::from_ref(&create))
+            .status
+            .success()
     });
     Postgres {
         port,
@@ -112,8 +114,11 @@ pub fn start_with(
     }
 }
 
-fn psql(port: u16, user: &str, database: &str, sql: &str) -> std::process::Output {
-    Command::new("psql")
+/// `psql` as `user` on `database`, every statement in one session, stopping at the first
+/// error; unaligned, tuples only, quiet (no command tags).
+pub fn psql(port: u16, user: &str, database: &str, statements: &[String]) -> std::process::Output {
+    let mut command = Command::new("psql");
+    command
         .args([
             "-h",
             "127.0.0.1",
@@ -124,9 +129,11 @@ fn psql(port: u16, user: &str, database: &str, sql: &str) -> std::process::Outpu
             "-d",
             database,
         ])
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .unwrap()
+        .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"]);
+    for statement in statements {
+        command.arg("-c").arg(statement);
+    }
+    command.output().unwrap()
 }
 
 /// `program`, run as the `postgres` user when the test runs as root.

@@ -2,6 +2,7 @@
 //! the targets its ServiceMonitors and PodMonitors select among the rendered objects, the
 //! metric names a PromQL expression reads, and `promtool check rules`.
 
+use super::encode;
 use serde_json::Value as Json;
 use serde_norway::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -110,18 +111,6 @@ impl Prometheus {
             std::thread::sleep(Duration::from_millis(500));
         }
     }
-}
-
-/// Percent-encodes a query parameter.
-pub fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `promtool check rules` on a rule file's text: Ok, or promtool's message.
