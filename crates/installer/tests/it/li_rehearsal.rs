@@ -399,8 +399,8 @@ async fn login(port: u16, user: &str, password: &str) -> (u16, Json) {
     .await
 }
 
-/// Waits until `check` holds on LI; how long it took.
-async fn until_on_li(what: &str, mut check: impl FnMut() -> bool) -> Duration {
+/// Waits until `check` holds on LI (at most 60 s).
+async fn until_on_li(what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
         assert!(
@@ -409,7 +409,6 @@ async fn until_on_li(what: &str, mut check: impl FnMut() -> bool) -> Duration {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    start.elapsed()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -711,10 +710,8 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
         "every replicated table is published once"
     );
     assert_eq!(subscriptions, 3);
-    let copy_started = Instant::now();
     let li_sql = |q: &str| sql(li.port, "postgres", "synapse", q);
     replicated_sync(&li_sql, replicated.len()).await;
-    let initial_copy = copy_started.elapsed();
 
     // --- history on main: a room, messages, a file, a redaction ---
     let secret = stack.registration_secret.clone();
@@ -761,8 +758,7 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
     };
     let secret_text = "the meeting moved to the north gate at dawn";
     let secret_event = send(alice_token.clone(), "t1".into(), secret_text.into()).await;
-    // Replication delay: each message until its row is in the LI database.
-    let mut delays = Vec::new();
+    // Each message reaches the LI database.
     let exists = |event: &str| {
         li_sql(&format!(
             "SELECT count(*) FROM event_json WHERE event_id = '{event}'"
@@ -770,7 +766,7 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
     };
     for i in 0..10 {
         let event = send(bob_token.clone(), format!("d{i}"), format!("reply {i}")).await;
-        delays.push(until_on_li("a message", || exists(&event)).await);
+        until_on_li("a message", || exists(&event)).await;
     }
     let (status, redaction) = call(
         front,
@@ -1216,23 +1212,6 @@ async fn the_li_instance_replicates_main_history_serves_it_read_only_and_audits_
         }
     }
 
-    let mut sorted = delays.clone();
-    sorted.sort();
-    eprintln!(
-        "LI rehearsal: initial copy of {} tables {:?}; replication delay over {} messages: \
-         median {:?}, max {:?}; {} audit events",
-        replicated.len(),
-        initial_copy,
-        sorted.len(),
-        sorted[sorted.len() / 2],
-        sorted[sorted.len() - 1],
-        audit.len()
-    );
-    assert!(
-        sorted[sorted.len() - 1] < Duration::from_secs(10),
-        "replication delay {:?}",
-        sorted[sorted.len() - 1]
-    );
     let log = li_synapse.log_text();
     let errors: Vec<&str> = log
         .lines()
