@@ -15,6 +15,7 @@ mod error;
 pub mod external;
 pub mod extract;
 pub mod inspect;
+mod member_hashes;
 pub mod open;
 pub mod pack;
 pub mod sign;
@@ -25,6 +26,7 @@ pub mod stream;
 pub mod toc;
 pub mod trust;
 pub mod verify;
+mod writeback;
 
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ use crate::toc::{
     FIRST_SIGNATURE_PATH, FORMAT, TOC_PATH,
 };
 use crate::trust::trusted_comment;
+use crate::writeback::Writeback;
 use crate::{BundleError, Progress};
 use oci::error_chain;
 use sha2::{Digest, Sha256};
@@ -140,6 +141,7 @@ pub fn pack_inputs(
     let total = staged.iter().map(|s| s.size).sum();
     let mut report = None;
     let compressed = write_atomically(out, |file| {
+        let file = Writeback::new(file).map_err(|e| BundleError::io(out, e))?;
         let mut writer = Writer::new(BufWriter::with_capacity(1 << 20, file), writer_options);
         writer.write_stored_members(&[
             Member::bytes(TOC_PATH, skeleton_toc.to_bytes()),
@@ -178,7 +180,9 @@ pub fn pack_inputs(
         let (buf, _) = writer.finish()?;
         let mut file = buf
             .into_inner()
-            .map_err(|e| BundleError::io(out, e.into_error()))?;
+            .map_err(|e| e.into_error())
+            .and_then(Writeback::into_file)
+            .map_err(|e| BundleError::io(out, e))?;
         overwrite_stored(
             &mut file,
             out,

@@ -586,3 +586,109 @@ fn unknown_extra_signers_are_ignored_when_the_threshold_is_met() {
     assert_eq!(report.signers.trusted, vec![key(1).id()]);
     assert_eq!(report.signers.unknown, vec![key(4).id()]);
 }
+
+/// A signed bundle of `count` members of `len` pseudo-random bytes each (stored frames, so
+/// cheap to build), its parts cut into frames by `cut` (a part's length to its frames'
+/// sizes). `tamper` flips one data byte (member, offset) after `bundle.json` was made.
+fn large_bundle(
+    count: usize,
+    len: usize,
+    cut: impl Fn(usize) -> Vec<usize>,
+    tamper: Option<(usize, usize)>,
+) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut datas: Vec<(String, Vec<u8>)> = (0..count)
+        .map(|i| {
+            let data = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            (format!("blobs/sha256/{i:02}"), data)
+        })
+        .collect();
+    let files: Vec<(&str, &[u8])> = datas
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.as_slice()))
+        .collect();
+    let (toc, sums) = toc_for("large", &files);
+    let toc_bytes = toc.to_bytes();
+    if let Some((member, at)) = tamper {
+        datas[member].1[at] ^= 0x01;
+    }
+    let mut parts = vec![
+        tar_member(TOC_PATH, &toc_bytes),
+        tar_member(CHECKSUMS_PATH, &sums),
+    ];
+    parts.extend(datas.iter().map(|(p, d)| tar_member(p, d)));
+    let signature = sign_toc(&key(1), &toc, &toc_bytes);
+    parts.push(tar_member(FIRST_SIGNATURE_PATH, signature.as_bytes()));
+    let mut chunks: Vec<&[u8]> = Vec::new();
+    for part in &parts {
+        let mut rest = part.bytes.as_slice();
+        for size in cut(rest.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            chunks.push(chunk);
+            rest = tail;
+        }
+    }
+    chunks.push(&END_OF_ARCHIVE);
+    frame_chunks(chunks)
+}
+
+/// Frames as the writer cuts them: full frames, the last one shorter.
+fn writer_cut(len: usize) -> Vec<usize> {
+    let full = crate::archive::FRAME_SIZE;
+    let mut sizes = vec![full; len / full];
+    if !len.is_multiple_of(full) {
+        sizes.push(len % full);
+    }
+    sizes
+}
+
+fn assert_changed(file: Vec<u8>, expected: &str) {
+    match check(file, &policy(&[&key(1)], 1)).unwrap_err() {
+        BundleError::Changed { path, .. } => assert_eq!(path, expected),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn members_hashed_on_several_cores_are_each_checked() {
+    // 12 members of 1.5 MiB, one short frame each: three segments of at least 8 MiB.
+    let len = 3 << 19;
+    let report = check(
+        large_bundle(12, len, writer_cut, None),
+        &policy(&[&key(1)], 1),
+    )
+    .unwrap();
+    assert_eq!(report.members, 12 + 3);
+    assert!(report.bytes > 12 * len as u64);
+    assert_changed(
+        large_bundle(12, len, writer_cut, Some((10, 1000))),
+        "blobs/sha256/10",
+    );
+}
+
+#[test]
+fn frames_cut_inside_members_are_checked_in_one_pass_instead() {
+    // Each 3 MiB member in a 1 MiB frame and a 2 MiB one: a segment cut after the short frame
+    // starts inside a member, so the check falls back to one sequential pass.
+    let cut = |len: usize| {
+        if len > 1 << 20 {
+            vec![1 << 20, len - (1 << 20)]
+        } else {
+            vec![len]
+        }
+    };
+    let len = 3 << 20;
+    let report = check(large_bundle(6, len, cut, None), &policy(&[&key(1)], 1)).unwrap();
+    assert_eq!(report.members, 6 + 3);
+    assert_changed(
+        large_bundle(6, len, cut, Some((4, (2 << 20) + 5))),
+        "blobs/sha256/04",
+    );
+}

@@ -1,8 +1,10 @@
-//! Full verification: signatures first, then one streaming pass over every frame (decompressed
-//! in parallel) that checks each member's header, place, size and SHA-256 against `bundle.json`.
+//! Full verification: signatures first, then a pass over every frame that checks each member's
+//! header, place, size and SHA-256 against `bundle.json`: whole members hashed on every core
+//! when nothing needs them in order, else one streaming pass (decompressed in parallel).
 
 use crate::archive::tar::{MemberHeader, Parser, Visitor};
 use crate::archive::{ArchiveError, ReadAt, SeekTable};
+use crate::member_hashes::{self, HashedMember, Interrupted};
 use crate::open::FoundSignature;
 use crate::toc::{is_signature_path, TOC_PATH};
 use crate::trust::{Signers, TrustPolicy};
@@ -76,19 +78,27 @@ pub fn check_members<S: ReadAt>(
     let table = bundle.archive().table();
     progress.start("verify", table.data_len());
     let mut checker = Checker::new(bundle, sink);
-    let mut parser = Parser::new();
-    let result = bundle
-        .archive()
-        .for_each_frame(0..table.frames().len(), threads, |_, data| {
-            let data = data.map_err(|e| checker.in_context(e))?;
-            parser.feed(&data, &mut checker).map_err(|e| match e {
-                BundleError::Archive(source) => checker.in_context(source),
-                other => other,
-            })?;
-            progress.advance(data.len() as u64);
+    let mut result = None;
+    if checker.sink.is_none() && threads > 1 {
+        // Whole members hashed on every core; a bundle not framed as the segments assume
+        // is checked again below, sequentially, which names what is wrong.
+        let hashed = member_hashes::each_segment(bundle, threads, |members, bytes| {
+            for member in members {
+                checker.hashed(member)?;
+            }
+            progress.advance(bytes);
             Ok::<(), BundleError>(())
-        })
-        .and_then(|()| parser.finish().map_err(|e| checker.in_context(e)));
+        });
+        match hashed {
+            Ok(()) => result = Some(Ok(())),
+            Err(Interrupted::Sink(e)) => result = Some(Err(e)),
+            Err(Interrupted::Layout) => checker = Checker::new(bundle, None),
+        }
+    }
+    let result = match result {
+        Some(result) => result,
+        None => check_sequentially(bundle, threads, progress, &mut checker),
+    };
     progress.finish();
     if let Some(diagnosis) = checker.diagnose() {
         return Err(diagnosis);
@@ -105,6 +115,30 @@ pub fn check_members<S: ReadAt>(
         }
     }
     Ok((checker.members, checker.bytes))
+}
+
+/// One pass over the frames in order: decompressed on `threads` workers, parsed and hashed on
+/// this thread (the only way when a sink must see the members in order).
+fn check_sequentially<S: ReadAt>(
+    bundle: &Bundle<S>,
+    threads: usize,
+    progress: &dyn Progress,
+    checker: &mut Checker<'_, '_>,
+) -> Result<(), BundleError> {
+    let table = bundle.archive().table();
+    let mut parser = Parser::new();
+    bundle
+        .archive()
+        .for_each_frame(0..table.frames().len(), threads, |_, data| {
+            let data = data.map_err(|e| checker.in_context(e))?;
+            parser.feed(&data, checker).map_err(|e| match e {
+                BundleError::Archive(source) => checker.in_context(source),
+                other => other,
+            })?;
+            progress.advance(data.len() as u64);
+            Ok::<(), BundleError>(())
+        })
+        .and_then(|()| parser.finish().map_err(|e| checker.in_context(e)))
 }
 
 fn first_difference(expected: &[FoundSignature], found: &[FoundSignature]) -> Option<String> {
@@ -223,6 +257,41 @@ impl<'a, 's> Checker<'a, 's> {
         Some(BundleError::OutOfOrder { path, expected })
     }
 
+    /// A member a worker parsed and hashed: checked as if its bytes had streamed through.
+    fn hashed(&mut self, member: HashedMember) -> Result<(), BundleError> {
+        self.member(&member.header)?;
+        match self.current.take() {
+            Some(Current::Listed { index, .. }) => {
+                self.members += 1;
+                self.bytes += member.header.size;
+                self.compare(index, hex::encode(member.sha256))
+            }
+            other => {
+                self.current = other;
+                self.data(&member.signature)?;
+                self.member_end()
+            }
+        }
+    }
+
+    /// Compares listed member `index`'s hash with `bundle.json`.
+    fn compare(&self, index: usize, actual: String) -> Result<(), BundleError> {
+        let (path, _, listed) = self.expected[index];
+        let expected = if index == 0 {
+            self.toc_sha256.as_str()
+        } else {
+            listed
+        };
+        if actual != expected {
+            return Err(BundleError::Changed {
+                path: path.to_string(),
+                expected: expected.to_string(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+
     fn start_mismatch(&mut self) {
         if !self.mismatch {
             self.mismatch = true;
@@ -328,20 +397,7 @@ impl Visitor for Checker<'_, '_> {
         self.members += 1;
         match self.current.take() {
             Some(Current::Listed { index, hasher }) => {
-                let actual = hex::encode(hasher.finalize());
-                let (path, _, listed) = self.expected[index];
-                let expected = if index == 0 {
-                    self.toc_sha256.as_str()
-                } else {
-                    listed
-                };
-                if actual != expected {
-                    return Err(BundleError::Changed {
-                        path: path.to_string(),
-                        expected: expected.to_string(),
-                        actual,
-                    });
-                }
+                self.compare(index, hex::encode(hasher.finalize()))?
             }
             Some(Current::Signature(sig)) => self.signatures.push(sig),
             _ => return Ok(()),

@@ -424,6 +424,12 @@ impl Parser {
         matches!(self.state, State::Ended)
     }
 
+    /// Whether the parser stands between two members: the bytes so far ended a member (or
+    /// nothing was fed yet), and the next block must be a header.
+    pub fn between_members(&self) -> bool {
+        matches!(self.state, State::Header) && self.buf.is_empty()
+    }
+
     /// Uncompressed offset of the next byte the parser expects.
     pub fn offset(&self) -> u64 {
         self.offset

@@ -1,6 +1,7 @@
 //! What to push, and in which order, from the bundle's `index.json` and the manifests: per
-//! image, its blobs, then its platform manifests, then its index (all by digest), and the tag
-//! last, so an interrupted load never leaves a tag pointing at an incomplete image.
+//! image, its blobs, then its platform manifests (by digest), then its root (an index or a
+//! manifest) by its tag, last, so an interrupted load never leaves a tag pointing at an
+//! incomplete image.
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,8 @@
-//! The executor: first every image's blobs (HEAD first; mounted from another repository this
-//! run already pushed it to; else uploaded), several in flight, while the bundle's member check
-//! may still be running; then, once it passed, per image the manifests by digest (HEAD
-//! first) and the tag.
+//! The executor: first every image's blobs (mounted straight away from another repository this
+//! run uploaded it to; else HEAD first, then mounted from a repository holding it or
+//! uploaded), several in flight, while the bundle's member check may still be running; then,
+//! once it passed, per image the child manifests by digest and the root by its tag, asking
+//! first (HEAD) only when no blob of the image had to be sent.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,9 +53,9 @@ pub struct Summary {
     pub bytes_pushed: u64,
     /// Bytes not uploaded because the registry had them or mounted them.
     pub bytes_skipped: u64,
-    /// Manifests and indexes pushed by digest.
+    /// Manifests and indexes pushed (by digest, or a tagged root by its tag).
     pub manifests_pushed: u64,
-    /// Manifests and indexes the registry already had.
+    /// Manifests and indexes the registry already had (a root: under its tag).
     pub manifests_skipped: u64,
     /// Tags set (or moved).
     pub tags_pushed: u64,
@@ -143,8 +144,8 @@ pub async fn load<S: ReadAt + 'static>(
     };
     for (plan, blobs) in plans.iter().zip(blobs) {
         let pushed = match (blobs, not_tried(&plan.target, &counters)) {
-            (Err(error), _) | (Ok(()), Some(error)) => Err(error),
-            (Ok(()), None) => push_manifests(client, plan)
+            (Err(error), _) | (Ok(_), Some(error)) => Err(error),
+            (Ok(sent), None) => push_manifests(client, plan, sent)
                 .await
                 .inspect_err(|e| note_unreachable(e, &counters)),
         };
@@ -206,13 +207,23 @@ fn is_chart(plan: &ImagePlan) -> bool {
 }
 
 /// Where a blob already is in the target registry: the repository it was found in or put
-/// into. A task holds its blob's slot while it puts the blob there, so a task for the same
-/// blob in another repository waits and then mounts it instead of uploading it again.
-type Landing = tokio::sync::Mutex<Option<String>>;
+/// into, and whether this load uploaded it there. A task holds its blob's slot while it puts
+/// the blob there, so a task for the same blob in another repository waits and then mounts it
+/// instead of uploading it again.
+type Landing = tokio::sync::Mutex<Option<Landed>>;
+
+/// A repository holding a blob.
+struct Landed {
+    repository: String,
+    /// This load uploaded it: no repository had it before, so another repository needs no
+    /// asking (HEAD) before the mount.
+    uploaded: bool,
+}
 
 /// Puts every blob of every image in the target, `options.jobs` at once across images; the
-/// result per image. Each blob's first use goes first, largest first, so the long uploads
-/// start early; its other uses (mounts, mostly) follow.
+/// result per image: whether anything was sent into its repository (an upload or a mount).
+/// Each blob's first use goes first, largest first, so the long uploads start early; its other
+/// uses (mounts, mostly) follow.
 async fn push_blobs<S: ReadAt + 'static>(
     client: &Client,
     bundle: &Arc<Bundle<S>>,
@@ -220,7 +231,7 @@ async fn push_blobs<S: ReadAt + 'static>(
     options: &LoadOptions,
     progress: &dyn Progress,
     counters: &Counters,
-) -> Vec<Result<()>> {
+) -> Vec<Result<bool>> {
     let mut landings: HashMap<&Digest, Landing> = HashMap::new();
     let (mut firsts, mut repeats) = (Vec::new(), Vec::new());
     for (index, plan) in plans.iter().enumerate() {
@@ -237,7 +248,7 @@ async fn push_blobs<S: ReadAt + 'static>(
     }
     firsts.sort_by_key(|&(_, _, size)| std::cmp::Reverse(size));
     let landings = &landings;
-    let pushed: Vec<(usize, Result<()>)> = stream::iter(firsts.into_iter().chain(repeats))
+    let pushed: Vec<(usize, Result<bool>)> = stream::iter(firsts.into_iter().chain(repeats))
         .map(|(index, digest, size)| async move {
             let target = &plans[index].target;
             let landing = &landings[digest];
@@ -255,10 +266,12 @@ async fn push_blobs<S: ReadAt + 'static>(
         .buffer_unordered(options.jobs.max(1))
         .collect()
         .await;
-    let mut results: Vec<Result<()>> = plans.iter().map(|_| Ok(())).collect();
+    let mut results: Vec<Result<bool>> = plans.iter().map(|_| Ok(false)).collect();
     for (index, result) in pushed {
-        if let (Err(error), Ok(())) = (result, &results[index]) {
-            results[index] = Err(error);
+        match (result, &mut results[index]) {
+            (Err(error), Ok(_)) => results[index] = Err(error),
+            (Ok(sent), Ok(any)) => *any |= sent,
+            (_, Err(_)) => {}
         }
     }
     results
@@ -319,24 +332,30 @@ async fn check_left_to_site<S: ReadAt + 'static>(
     })
 }
 
-/// Pushes one image's manifests (children first) and its tag (the blobs it leaves to the site
-/// were checked first); returns manifests pushed, manifests skipped, tags set.
-async fn push_manifests(client: &Client, plan: &ImagePlan) -> Result<(u64, u64, u64)> {
+/// Pushes one image's manifests (children first, by digest) and its tag (the blobs it leaves
+/// to the site were checked first); returns manifests pushed, manifests skipped, tags set. A
+/// tagged root goes up by its tag only. When `fresh` (this load sent some of the image's
+/// blobs into its repository, so none of its manifests can be there yet), nothing is asked
+/// before it is put.
+async fn push_manifests(client: &Client, plan: &ImagePlan, fresh: bool) -> Result<(u64, u64, u64)> {
     let target = &plan.target;
     let (mut pushed, mut skipped) = (0, 0);
-    for manifest in &plan.manifests {
+    let by_digest = plan.manifests.len() - usize::from(target.tag.is_some());
+    for manifest in &plan.manifests[..by_digest] {
         let by_digest = Reference {
             tag: None,
             digest: Some(manifest.digest.clone()),
             ..target.clone()
         };
-        let present = client
-            .head_manifest(&by_digest)
-            .await
-            .within(|| format!("checking {by_digest}"))?;
-        if present.is_some() {
-            skipped += 1;
-            continue;
+        if !fresh {
+            let present = client
+                .head_manifest(&by_digest)
+                .await
+                .within(|| format!("checking {by_digest}"))?;
+            if present.is_some() {
+                skipped += 1;
+                continue;
+            }
         }
         client
             .put_manifest(&by_digest, &manifest.media_type, manifest.bytes.clone())
@@ -347,23 +366,31 @@ async fn push_manifests(client: &Client, plan: &ImagePlan) -> Result<(u64, u64, 
     let mut tagged = 0;
     if target.tag.is_some() {
         let root = plan.root();
-        let current = client
-            .head_manifest(target)
-            .await
-            .within(|| format!("checking {target}"))?;
-        if current.map(|(_, digest, _)| digest) != Some(root.digest.clone()) {
+        let current = match fresh {
+            true => None,
+            false => client
+                .head_manifest(target)
+                .await
+                .within(|| format!("checking {target}"))?
+                .map(|(_, digest, _)| digest),
+        };
+        if current.as_ref() == Some(&root.digest) {
+            skipped += 1;
+        } else {
             client
                 .put_manifest(target, &root.media_type, root.bytes.clone())
                 .await
                 .within(|| format!("tagging {target}"))?;
+            pushed += 1;
             tagged = 1;
         }
     }
     Ok((pushed, skipped, tagged))
 }
 
-/// Puts one blob in `target`'s repository: nothing if it is there, a mount if `landing`
-/// knows another repository holding it, else an upload.
+/// Puts one blob in `target`'s repository: a mount, without asking first, if this load
+/// uploaded it to another repository; else nothing if it is there, a mount if `landing` knows
+/// another repository holding it, else an upload. Returns whether anything was sent.
 #[allow(clippy::too_many_arguments)]
 async fn push_blob<S: ReadAt + 'static>(
     client: &Client,
@@ -375,21 +402,28 @@ async fn push_blob<S: ReadAt + 'static>(
     options: &LoadOptions,
     progress: &dyn Progress,
     counters: &Counters,
-) -> Result<()> {
+) -> Result<bool> {
     let mut landed = landing.lock().await;
-    if client.has_blob(target, digest, size).await? {
+    let elsewhere = landed
+        .as_ref()
+        .filter(|l| l.repository != target.repository);
+    let uploaded_elsewhere = elsewhere.is_some_and(|l| l.uploaded);
+    if !uploaded_elsewhere && client.has_blob(target, digest, size).await? {
         counters.blobs_skipped.fetch_add(1, Ordering::Relaxed);
         counters.bytes_skipped.fetch_add(size, Ordering::Relaxed);
         progress.advance(size);
-        landed.get_or_insert_with(|| target.repository.clone());
-        return Ok(());
+        landed.get_or_insert_with(|| Landed {
+            repository: target.repository.clone(),
+            uploaded: false,
+        });
+        return Ok(false);
     }
-    if let Some(from) = landed.as_deref().filter(|repo| *repo != target.repository) {
+    if let Some(from) = elsewhere.map(|l| l.repository.as_str()) {
         if client.mount_blob(target, digest, from).await? {
             counters.blobs_mounted.fetch_add(1, Ordering::Relaxed);
             counters.bytes_skipped.fetch_add(size, Ordering::Relaxed);
             progress.advance(size);
-            return Ok(());
+            return Ok(true);
         }
     }
     let path = blob_path(digest);
@@ -406,6 +440,9 @@ async fn push_blob<S: ReadAt + 'static>(
         .await?;
     counters.blobs_pushed.fetch_add(1, Ordering::Relaxed);
     counters.bytes_pushed.fetch_add(size, Ordering::Relaxed);
-    *landed = Some(target.repository.clone());
-    Ok(())
+    *landed = Some(Landed {
+        repository: target.repository.clone(),
+        uploaded: true,
+    });
+    Ok(true)
 }

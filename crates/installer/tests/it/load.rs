@@ -447,6 +447,63 @@ fn load_pushes_exact_digests_is_idempotent_and_honours_prefix() {
     assert_eq!(tags.len(), 2 * IMAGES);
 }
 
+/// Requests of one load through a recording proxy, counted by method and kind of path.
+fn requests(seen: &[(String, String, u16)], method: &str, part: &str) -> u64 {
+    seen.iter()
+        .filter(|(m, path, _)| m == method && path.contains(part))
+        .count() as u64
+}
+
+/// Issue 18: a first load into an empty registry asks nothing it cannot already know the answer
+/// to (no manifest HEADs, no HEAD before a mount of a blob it just uploaded); a second load
+/// asks and sends nothing.
+#[test]
+fn a_first_load_asks_only_what_it_cannot_know_and_a_second_sends_nothing() {
+    use test_support::push_proxy::PushProxy;
+    let target = TestRegistry::plain();
+    let proxy = PushProxy::start(&target.url());
+    let first = summary_of(&load_json(&proxy.host(), &[]).ok());
+    let seen = proxy.seen();
+    assert_eq!(requests(&seen, "HEAD", "/manifests/"), 0, "{seen:?}");
+    assert_eq!(
+        requests(&seen, "PUT", "/manifests/"),
+        n(&first, "manifests_pushed"),
+        "{seen:?}"
+    );
+    assert_eq!(n(&first, "tags_pushed"), IMAGES as u64, "{first}");
+    // One HEAD per blob uploaded, none before the mounts into team/copy.
+    assert!(n(&first, "blobs_mounted") > 0, "{first}");
+    assert_eq!(
+        requests(&seen, "HEAD", "/blobs/"),
+        n(&first, "blobs_pushed"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        requests(&seen, "POST", "mount="),
+        n(&first, "blobs_mounted"),
+        "{seen:?}"
+    );
+    assert_digests(&target, "");
+
+    let before = seen.len();
+    let second = summary_of(&load_json(&proxy.host(), &[]).ok());
+    let again = &proxy.seen()[before..];
+    for method in ["POST", "PUT", "PATCH"] {
+        assert_eq!(requests(again, method, "/"), 0, "{again:?}");
+    }
+    assert_eq!(
+        requests(again, "HEAD", "/manifests/"),
+        n(&second, "manifests_skipped"),
+        "{again:?}"
+    );
+    assert_eq!(n(&second, "manifests_pushed"), 0, "{second}");
+    assert_eq!(
+        n(&second, "manifests_skipped"),
+        n(&first, "manifests_pushed"),
+        "{second}"
+    );
+}
+
 /// Story 2: an unsigned bundle is refused, and loaded only with `--insecure-skip-verify`,
 /// which warns loudly.
 #[test]
