@@ -9,7 +9,7 @@
 
 use crate::archive::parallel::ordered_map;
 use crate::archive::tar::{MemberHeader, Parser, Visitor};
-use crate::archive::{ArchiveError, ReadAt, SeekTable, FRAME_SIZE};
+use crate::archive::{clone_io, ArchiveError, ReadAt, SeekTable, FRAME_SIZE};
 use crate::open::MAX_SIGNATURE_LEN;
 use crate::toc::is_signature_path;
 use crate::Bundle;
@@ -151,10 +151,6 @@ impl Visitor for Hashing {
         }
         Ok(())
     }
-}
-
-fn clone_io(e: &std::io::Error) -> std::io::Error {
-    std::io::Error::new(e.kind(), e.to_string())
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod writer;
 mod tests;
 
 pub use error::ArchiveError;
+pub(crate) use reader::clone_io;
 pub use reader::{Archive, RangeReader};
 pub use seek_table::{Frame, SeekTable};
 pub use source::ReadAt;

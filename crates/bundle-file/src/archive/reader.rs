@@ -225,6 +225,8 @@ fn new_decompressor() -> Result<FrameDecompressor, ArchiveError> {
     FrameDecompressor::new().map_err(|e| ArchiveError::io("creating a zstd context", e))
 }
 
-fn clone_io(e: &std::io::Error) -> std::io::Error {
+/// A copy of an I/O error: a worker whose zstd context could not be made reports the error
+/// for every job it takes.
+pub(crate) fn clone_io(e: &std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), e.to_string())
 }
