@@ -61,13 +61,15 @@ mkdir "$WORK/empty"
 measure "key decryption (pack of nothing)" "$BIN" -q pack "$WORK/empty" -o "$WORK/e.tar.zst" --sign-key "$WORK/k.key"
 measure "bundle sign (checks, then appends)" "$BIN" -q sign "$WORK/b.tar.zst" --key "$WORK/k.key"
 
+# The pipeline's extracted copy is removed right after its run, so the next run (either side)
+# starts after that clean-up, not during it.
 verify_ref() {
-  rm -rf "$WORK/x"; mkdir "$WORK/x"
+  mkdir "$WORK/x"
   measure "zstd -d | tar x && sha256sum -c (run $1)" sh -c "zstd -dc '$WORK/b.tar.zst' | tar -xf - -C '$WORK/x' && cd '$WORK/x' && sha256sum --quiet -c SHA256SUMS"
   REF_VRUNS+=("$SECS")
+  rm -rf "$WORK/x"
 }
 verify_ours() {
-  rm -rf "$WORK/x"
   measure "bundle verify      (run $1)" "$BIN" -q verify "$WORK/b.tar.zst" --key "$WORK/k.pub"
   OUR_VRUNS+=("$SECS")
   if [ "$RSS" -gt "$VERIFY_RSS" ]; then VERIFY_RSS=$RSS; fi
@@ -77,7 +79,6 @@ REF_VRUNS=(); OUR_VRUNS=(); VERIFY_RSS=0
 for run in $(seq "$RUNS"); do
   if [ $((run % 2)) = 1 ]; then verify_ref "$run"; verify_ours "$run"; else verify_ours "$run"; verify_ref "$run"; fi
 done
-rm -rf "$WORK/x"
 REF_VERIFY=$(median "${REF_VRUNS[@]}"); OUR_VERIFY=$(median "${OUR_VRUNS[@]}")
 echo "  median: extract + sha256sum ${REF_VERIFY} s, bundle verify ${OUR_VERIFY} s"
 
