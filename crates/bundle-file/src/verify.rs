@@ -92,7 +92,10 @@ pub fn check_members<S: ReadAt>(
         match hashed {
             Ok(()) => result = Some(Ok(())),
             Err(Interrupted::Sink(e)) => result = Some(Err(e)),
-            Err(Interrupted::Layout) => checker = Checker::new(bundle, None),
+            Err(Interrupted::Layout) => {
+                checker = Checker::new(bundle, None);
+                progress.start("verify", table.data_len());
+            }
         }
     }
     let result = match result {
