@@ -215,8 +215,8 @@ type Landing = tokio::sync::Mutex<Option<Landed>>;
 /// A repository holding a blob.
 struct Landed {
     repository: String,
-    /// This load uploaded it: no repository had it before, so another repository needs no
-    /// asking (HEAD) before the mount.
+    /// This load uploaded it (the first repository asked lacked it): another repository
+    /// mounts it without asking (HEAD) first; a mount of a blob already there does no harm.
     uploaded: bool,
 }
 
@@ -335,8 +335,8 @@ async fn check_left_to_site<S: ReadAt + 'static>(
 /// Pushes one image's manifests (children first, by digest) and its tag (the blobs it leaves
 /// to the site were checked first); returns manifests pushed, manifests skipped, tags set. A
 /// tagged root goes up by its tag only. When `fresh` (this load sent some of the image's
-/// blobs into its repository, so none of its manifests can be there yet), nothing is asked
-/// before it is put.
+/// blobs into its repository, which a registry holding its manifests would not have needed),
+/// nothing is asked before it is put: putting a manifest again does no harm.
 async fn push_manifests(client: &Client, plan: &ImagePlan, fresh: bool) -> Result<(u64, u64, u64)> {
     let target = &plan.target;
     let (mut pushed, mut skipped) = (0, 0);
