@@ -90,7 +90,7 @@ pub fn each_segment<S: ReadAt, E>(
 
 /// The frames cut into segments of at least [`SEGMENT_BYTES`] (the last may be smaller), each
 /// cut after a frame shorter than [`FRAME_SIZE`].
-fn segments(table: &SeekTable) -> Vec<Range<usize>> {
+pub(crate) fn segments(table: &SeekTable) -> Vec<Range<usize>> {
     let frames = table.frames();
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0u64);
@@ -119,21 +119,24 @@ fn span(table: &SeekTable, frames: &Range<usize>) -> u64 {
 #[derive(Default)]
 struct Hashing {
     done: Vec<HashedMember>,
-    current: Option<(MemberHeader, Sha256, Vec<u8>)>,
+    /// The member being read: its header, its hash so far and, for a signature member, its
+    /// bytes so far.
+    current: Option<(MemberHeader, Sha256, Option<Vec<u8>>)>,
 }
 
 impl Visitor for Hashing {
     type Error = ArchiveError;
 
     fn member(&mut self, header: &MemberHeader) -> Result<(), ArchiveError> {
-        self.current = Some((header.clone(), Sha256::new(), Vec::new()));
+        let signature = is_signature_path(&header.path).then(Vec::new);
+        self.current = Some((header.clone(), Sha256::new(), signature));
         Ok(())
     }
 
     fn data(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
-        if let Some((header, hasher, signature)) = &mut self.current {
+        if let Some((_, hasher, signature)) = &mut self.current {
             hasher.update(bytes);
-            if is_signature_path(&header.path) {
+            if let Some(signature) = signature {
                 let room = (MAX_SIGNATURE_LEN as usize + 1).saturating_sub(signature.len());
                 signature.extend_from_slice(&bytes[..room.min(bytes.len())]);
             }
@@ -146,7 +149,7 @@ impl Visitor for Hashing {
             self.done.push(HashedMember {
                 header,
                 sha256: hasher.finalize().into(),
-                signature,
+                signature: signature.unwrap_or_default(),
             });
         }
         Ok(())

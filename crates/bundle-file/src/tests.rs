@@ -649,6 +649,12 @@ fn writer_cut(len: usize) -> Vec<usize> {
     sizes
 }
 
+/// How many segments the parallel check cuts `file` into.
+fn segment_count(file: &[u8]) -> usize {
+    let bundle = Bundle::open(file.to_vec()).unwrap();
+    crate::member_hashes::segments(bundle.archive().table()).len()
+}
+
 fn assert_changed(file: Vec<u8>, expected: &str) {
     match check(file, &policy(&[&key(1)], 1)).unwrap_err() {
         BundleError::Changed { path, .. } => assert_eq!(path, expected),
@@ -660,11 +666,9 @@ fn assert_changed(file: Vec<u8>, expected: &str) {
 fn members_hashed_on_several_cores_are_each_checked() {
     // 12 members of 1.5 MiB, one short frame each: three segments of at least 8 MiB.
     let len = 3 << 19;
-    let report = check(
-        large_bundle(12, len, writer_cut, None),
-        &policy(&[&key(1)], 1),
-    )
-    .unwrap();
+    let file = large_bundle(12, len, writer_cut, None);
+    assert_eq!(segment_count(&file), 3);
+    let report = check(file, &policy(&[&key(1)], 1)).unwrap();
     assert_eq!(report.members, 12 + 3);
     assert!(report.bytes > 12 * len as u64);
     assert_changed(
@@ -685,7 +689,9 @@ fn frames_cut_inside_members_are_checked_in_one_pass_instead() {
         }
     };
     let len = 3 << 20;
-    let report = check(large_bundle(6, len, cut, None), &policy(&[&key(1)], 1)).unwrap();
+    let file = large_bundle(6, len, cut, None);
+    assert!(segment_count(&file) > 1);
+    let report = check(file, &policy(&[&key(1)], 1)).unwrap();
     assert_eq!(report.members, 6 + 3);
     assert_changed(
         large_bundle(6, len, cut, Some((4, (2 << 20) + 5))),

@@ -78,27 +78,12 @@ pub fn check_members<S: ReadAt>(
     let table = bundle.archive().table();
     progress.start("verify", table.data_len());
     let mut checker = Checker::new(bundle, sink);
-    let mut result = None;
-    if checker.sink.is_none() && threads > 1 {
-        // Whole members hashed on every core; a bundle not framed as the segments assume
-        // is checked again below, sequentially, which names what is wrong.
-        let hashed = member_hashes::each_segment(bundle, threads, |members, bytes| {
-            for member in members {
-                checker.hashed(member)?;
-            }
-            progress.advance(bytes);
-            Ok::<(), BundleError>(())
-        });
-        match hashed {
-            Ok(()) => result = Some(Ok(())),
-            Err(Interrupted::Sink(e)) => result = Some(Err(e)),
-            Err(Interrupted::Layout) => {
-                checker = Checker::new(bundle, None);
-                progress.start("verify", table.data_len());
-            }
-        }
-    }
-    let result = match result {
+    let in_segments = if checker.sink.is_none() && threads > 1 {
+        check_in_segments(bundle, threads, progress, &mut checker)
+    } else {
+        None
+    };
+    let result = match in_segments {
         Some(result) => result,
         None => check_sequentially(bundle, threads, progress, &mut checker),
     };
@@ -118,6 +103,33 @@ pub fn check_members<S: ReadAt>(
         }
     }
     Ok((checker.members, checker.bytes))
+}
+
+/// Whole members hashed on every core ([`member_hashes`]), checked in order by `checker`;
+/// `None` when the bundle is not framed as the segments assume, with `checker` and the
+/// progress reset for the sequential pass, which names what is wrong.
+fn check_in_segments<'a, S: ReadAt>(
+    bundle: &'a Bundle<S>,
+    threads: usize,
+    progress: &dyn Progress,
+    checker: &mut Checker<'a, '_>,
+) -> Option<Result<(), BundleError>> {
+    let hashed = member_hashes::each_segment(bundle, threads, |members, bytes| {
+        for member in members {
+            checker.hashed(member)?;
+        }
+        progress.advance(bytes);
+        Ok::<(), BundleError>(())
+    });
+    match hashed {
+        Ok(()) => Some(Ok(())),
+        Err(Interrupted::Sink(e)) => Some(Err(e)),
+        Err(Interrupted::Layout) => {
+            *checker = Checker::new(bundle, None);
+            progress.start("verify", bundle.archive().table().data_len());
+            None
+        }
+    }
 }
 
 /// One pass over the frames in order: decompressed on `threads` workers, parsed and hashed on

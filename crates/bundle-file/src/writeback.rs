@@ -10,12 +10,13 @@ use std::thread::JoinHandle;
 /// New bytes after which the flushing thread is woken (if it is not still busy).
 const STEP: u64 = 32 << 20;
 
-/// A file being written, flushed to disk in the background as it grows.
+/// A file being written, flushed to disk in the background as it grows. Dropped without
+/// [`Writeback::into_file`] (an error path), the flushing thread ends after its current flush.
 pub struct Writeback {
     file: File,
     since_wake: u64,
     wake: Option<SyncSender<()>>,
-    flusher: Option<JoinHandle<io::Result<()>>>,
+    flusher: JoinHandle<io::Result<()>>,
 }
 
 impl Writeback {
@@ -35,24 +36,24 @@ impl Writeback {
             file,
             since_wake: 0,
             wake: Some(wake),
-            flusher: Some(flusher),
+            flusher,
         })
     }
 
     /// Stops the flushing thread and hands the file back; an error the thread met (a failing
     /// disk) is returned here.
-    pub fn into_file(mut self) -> io::Result<File> {
-        self.stop()?;
-        self.file.try_clone()
-    }
-
-    fn stop(&mut self) -> io::Result<()> {
-        drop(self.wake.take());
-        match self.flusher.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("the writeback thread failed")),
-            None => Ok(()),
-        }
+    pub fn into_file(self) -> io::Result<File> {
+        let Writeback {
+            file,
+            wake,
+            flusher,
+            ..
+        } = self;
+        drop(wake);
+        flusher
+            .join()
+            .map_err(|_| io::Error::other("the writeback thread failed"))??;
+        Ok(file)
     }
 }
 
@@ -78,13 +79,6 @@ impl Write for Writeback {
 
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
-    }
-}
-
-impl Drop for Writeback {
-    fn drop(&mut self) {
-        // On an error path the file is being abandoned: only the thread needs to end.
-        let _ = self.stop();
     }
 }
 

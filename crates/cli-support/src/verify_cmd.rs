@@ -19,7 +19,7 @@ pub struct VerifyArgs {
     pub bundle: PathBuf,
     #[command(flatten)]
     pub trust: TrustArgs,
-    /// Decompression threads (default: one per core).
+    /// Threads that decompress and hash members (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 }

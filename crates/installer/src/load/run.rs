@@ -340,8 +340,8 @@ async fn check_left_to_site<S: ReadAt + 'static>(
 async fn push_manifests(client: &Client, plan: &ImagePlan, fresh: bool) -> Result<(u64, u64, u64)> {
     let target = &plan.target;
     let (mut pushed, mut skipped) = (0, 0);
-    let by_digest = plan.manifests.len() - usize::from(target.tag.is_some());
-    for manifest in &plan.manifests[..by_digest] {
+    let untagged = plan.manifests.len() - usize::from(target.tag.is_some());
+    for manifest in &plan.manifests[..untagged] {
         let by_digest = Reference {
             tag: None,
             digest: Some(manifest.digest.clone()),
@@ -366,13 +366,14 @@ async fn push_manifests(client: &Client, plan: &ImagePlan, fresh: bool) -> Resul
     let mut tagged = 0;
     if target.tag.is_some() {
         let root = plan.root();
-        let current = match fresh {
-            true => None,
-            false => client
+        let current = if fresh {
+            None
+        } else {
+            client
                 .head_manifest(target)
                 .await
                 .within(|| format!("checking {target}"))?
-                .map(|(_, digest, _)| digest),
+                .map(|(_, digest, _)| digest)
         };
         if current.as_ref() == Some(&root.digest) {
             skipped += 1;
