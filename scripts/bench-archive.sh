@@ -10,12 +10,8 @@
 # minisign format's default); it is reported on its own line, apart from the packing itself.
 set -euo pipefail
 SIZE_MIB=${SIZE_MIB:-2048}
-cd "$(dirname "$0")/.."
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
-cargo build --release -q
-BIN=$PWD/target/release/bundle
-WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/bench-archive.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+. "$(dirname "$0")/bench-common.sh"
+bench_start archive zstd tar sha256sum python3
 echo "generating ${SIZE_MIB} MiB of mixed content in $WORK ..."
 python3 scripts/gen-mixed-content.py "$WORK/in" "$SIZE_MIB"
 export BUNDLE_KEY_PASSPHRASE=bench
@@ -24,18 +20,8 @@ export BUNDLE_KEY_PASSPHRASE=bench
 cat $(find "$WORK/in" -type f) > /dev/null
 
 RUNS=${RUNS:-5}
-measure() { # name, command... -> seconds and peak RSS (KiB) in $SECS / $RSS
-  local log="$WORK/time.log"
-  sync # start each run without the previous run's dirty pages to write back
-  /usr/bin/time -f '%e %M' -o "$log" "${@:2}"
-  read -r SECS RSS < "$log"
-  printf '  %-34s %7.2f s  %8d KiB peak RSS\n' "$1" "$SECS" "$RSS"
-}
-median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
 
-# Each side removes its previous output before it runs, and the order alternates: writing the
-# output takes fresh pages, and on a virtual machine that hands idle memory back to its host a
-# page touched for the first time costs far more than one just freed.
+# Each side removes its previous output just before it runs (see `alternate`).
 pack_ref() {
   rm -f "$WORK/ref.tar.zst"
   measure "tar | zstd -T0 -3   (run $1)" sh -c "tar -cf - -C '$WORK/in' . | zstd -T0 -3 -q -f -o '$WORK/ref.tar.zst'"
@@ -51,7 +37,7 @@ pack_ours() {
 echo "pack ($RUNS alternating runs each, the median counts; this machine's timing is noisy):"
 REF_RUNS=(); OUR_RUNS=(); PACK_RSS=0
 for run in $(seq "$RUNS"); do
-  if [ $((run % 2)) = 1 ]; then pack_ref "$run"; pack_ours "$run"; else pack_ours "$run"; pack_ref "$run"; fi
+  alternate "$run" pack_ref pack_ours
 done
 REF_PACK=$(median "${REF_RUNS[@]}"); OUR_PACK=$(median "${OUR_RUNS[@]}")
 echo "  median: tar|zstd ${REF_PACK} s, bundle pack ${OUR_PACK} s"
@@ -77,7 +63,7 @@ verify_ours() {
 echo "verify ($RUNS alternating runs each, the median counts):"
 REF_VRUNS=(); OUR_VRUNS=(); VERIFY_RSS=0
 for run in $(seq "$RUNS"); do
-  if [ $((run % 2)) = 1 ]; then verify_ref "$run"; verify_ours "$run"; else verify_ours "$run"; verify_ref "$run"; fi
+  alternate "$run" verify_ref verify_ours
 done
 REF_VERIFY=$(median "${REF_VRUNS[@]}"); OUR_VERIFY=$(median "${OUR_VRUNS[@]}")
 echo "  median: extract + sha256sum ${REF_VERIFY} s, bundle verify ${OUR_VERIFY} s"

@@ -8,7 +8,7 @@
 #   warm: bundle build, cache filled  vs  the same skopeo pipeline again (it has no cache)
 # skopeo 1.9 syncs from a YAML source listing every repository and tag of the registry
 # (`--src yaml`); `--src docker` takes one repository per run.
-# Each side runs RUNS (default 3) times, alternating; the medians count. Prints times, ratios,
+# Each side runs RUNS (default 3) times, the order alternating; the medians count. Prints times, ratios,
 # sizes and our peak memory. Targets: cold >= 4x faster, warm >= 15x faster, bundle no larger
 # than the skopeo pipeline's output, peak memory < 128 MiB.
 # The bundle is not signed: decrypting a minisign key is a fixed cost (scrypt, ~1 GiB for a
@@ -38,39 +38,33 @@ done
 rm -rf "$WORK/layout"
 "$BIN" -q lock --images "$WORK/images.toml" --lock "$WORK/manifests.lock"
 
-measure() { # name, command... -> seconds and peak RSS (KiB) in $SECS / $RSS
-  local log="$WORK/time.log"
-  sync # start each run without the previous run's dirty pages to write back
-  /usr/bin/time -f '%e %M' -o "$log" "${@:2}"
-  read -r SECS RSS < "$log"
-  printf '  %-40s %7.2f s  %8d KiB peak RSS\n' "$1" "$SECS" "$RSS"
-}
 BUILD=("$BIN" -q build --images "$WORK/images.toml" --lock "$WORK/manifests.lock" --locked --cache "$WORK/cache")
 # skopeo sync has no --quiet in 1.9: its progress goes to a log, shown if it fails.
 PIPELINE="{ env HOME='$WORK/home' skopeo --insecure-policy sync --all --src yaml --dest dir \
   '$WORK/sync.yaml' '$WORK/sync' > '$WORK/sync.log' 2>&1 || { cat '$WORK/sync.log'; exit 1; }; } \
   && tar -cf - -C '$WORK/sync' . | zstd -T0 -3 -q -f -o '$WORK/ref.tar.zst'"
 
-median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
 RUNS=${RUNS:-3}
 OUR_RSS=0; OUR_COLDS=(); REF_COLDS=(); OUR_WARMS=(); REF_WARMS=()
+# Each side removes its previous output (and bundle its cache, when cold) just before it runs.
+ours() { # run, kind (cold or warm)
+  if [ "$2" = cold ]; then rm -rf "$WORK/cache"; fi
+  rm -f "$WORK/$2.tar.zst"
+  measure "bundle build ($2 cache, run $1)" "${BUILD[@]}" -o "$WORK/$2.tar.zst"
+  if [ "$RSS" -gt "$OUR_RSS" ]; then OUR_RSS=$RSS; fi
+}
+theirs() { # run
+  rm -rf "$WORK/sync" "$WORK/ref.tar.zst"
+  measure "skopeo sync + tar | zstd -T0 -3 (run $1)" sh -c "$PIPELINE"
+}
+cold_ours() { ours "$1" cold; OUR_COLDS+=("$SECS"); }
+cold_theirs() { theirs "$1"; REF_COLDS+=("$SECS"); }
+warm_ours() { ours "$1" warm; OUR_WARMS+=("$SECS"); }
+warm_theirs() { theirs "$1"; REF_WARMS+=("$SECS"); }
 echo "cold (bundle with an empty cache; skopeo always fetches everything), $RUNS alternating runs:"
-for run in $(seq "$RUNS"); do
-  rm -rf "$WORK/cache"
-  measure "bundle build (empty cache, run $run)" "${BUILD[@]}" -o "$WORK/cold.tar.zst"
-  OUR_COLDS+=("$SECS"); [ "$RSS" -gt "$OUR_RSS" ] && OUR_RSS=$RSS
-  rm -rf "$WORK/sync" "$WORK/ref.tar.zst"
-  measure "skopeo sync + tar | zstd -T0 -3 (run $run)" sh -c "$PIPELINE"
-  REF_COLDS+=("$SECS")
-done
+for run in $(seq "$RUNS"); do alternate "$run" cold_ours cold_theirs; done
 echo "warm (bundle with the cache filled), $RUNS alternating runs:"
-for run in $(seq "$RUNS"); do
-  measure "bundle build (warm cache, run $run)" "${BUILD[@]}" -o "$WORK/warm.tar.zst"
-  OUR_WARMS+=("$SECS"); [ "$RSS" -gt "$OUR_RSS" ] && OUR_RSS=$RSS
-  rm -rf "$WORK/sync" "$WORK/ref.tar.zst"
-  measure "skopeo sync + tar | zstd -T0 -3 (run $run)" sh -c "$PIPELINE"
-  REF_WARMS+=("$SECS")
-done
+for run in $(seq "$RUNS"); do alternate "$run" warm_ours warm_theirs; done
 OUR_COLD=$(median "${OUR_COLDS[@]}"); REF_COLD=$(median "${REF_COLDS[@]}")
 OUR_WARM=$(median "${OUR_WARMS[@]}"); REF_WARM=$(median "${REF_WARMS[@]}")
 echo "medians: cold $OUR_COLD s vs $REF_COLD s, warm $OUR_WARM s vs $REF_WARM s"

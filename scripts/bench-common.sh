@@ -1,4 +1,4 @@
-# Sourced by the load, serve and build benchmarks (not run), after `set -euo pipefail`:
+# Sourced by the benchmarks (not run), after `set -euo pipefail`:
 #   bench_start NAME TOOL...  goes to the repository root, checks the TOOLs (and GNU time),
 #                        builds the release binaries ($BIN: bundle, $INSTALLER: installer),
 #                        and makes the work dir $WORK; at exit every registry started with
@@ -8,6 +8,14 @@
 #                        (scripts/gen-bench-images.py), pushes them to a local registry
 #                        ($SOURCE), and builds the signed bundle $WORK/b.tar.zst with key
 #                        $WORK/k.pub; the cache and the layout are removed after.
+#   measure NAME CMD...  runs CMD under GNU time after a `sync` (so no run writes back the
+#                        previous one's dirty pages), prints NAME, seconds and peak RSS, and
+#                        sets $SECS and $RSS (KiB).
+#   median N...          the median of the numbers (the lower middle one for an even count).
+#   alternate RUN A B    calls A RUN then B RUN when RUN is odd, B first when it is even:
+#                        writing output takes fresh pages, and on a virtual machine that hands
+#                        idle memory back to its host a page touched for the first time costs
+#                        far more than one just freed, so neither side may always go second.
 BENCH_PIDS=()
 bench_start() {
   local name=$1 tool
@@ -50,4 +58,15 @@ build_bench_bundle() {
   rm -rf "$WORK/cache"
   ls -l "$WORK/b.tar.zst"
   SOURCE=$source
+}
+measure() {
+  local log="$WORK/time.log"
+  sync
+  /usr/bin/time -f '%e %M' -o "$log" "${@:2}"
+  read -r SECS RSS < "$log"
+  printf '  %-44s %7.2f s  %8d KiB peak RSS\n' "$1" "$SECS" "$RSS"
+}
+median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
+alternate() {
+  if [ $(( $1 % 2 )) = 1 ]; then "$2" "$1"; "$3" "$1"; else "$3" "$1"; "$2" "$1"; fi
 }

@@ -59,13 +59,6 @@ for i in $(seq -f '%02g' 0 $((IMAGES - 1))); do
   printf '\n[[images]]\nref = "%s/bench/img-%s:v1"\n' "$HOST" "$i" >> "$WORK/images.toml"
 done
 
-measure() { # name, command... -> seconds and peak RSS (KiB) in $SECS / $RSS
-  local log="$WORK/time.log"
-  sync
-  /usr/bin/time -f '%e %M' -o "$log" "${@:2}"
-  read -r SECS RSS < "$log"
-  printf '  %-44s %7.2f s  %8d KiB peak RSS\n' "$1" "$SECS" "$RSS"
-}
 BUILD=("$BIN" -q build --images "$WORK/images.toml" --lock "$WORK/manifests.lock" --locked --cache "$WORK/cache")
 LOAD=("$INSTALLER" -q load --insecure-skip-verify --insecure-registry)
 

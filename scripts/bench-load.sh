@@ -18,14 +18,6 @@ bench_start load docker-registry skopeo zstd python3
 build_bench_bundle
 RUNS=${RUNS:-3}
 
-measure() { # name, command... -> seconds and peak RSS (KiB) in $SECS / $RSS
-  local log="$WORK/time.log"
-  sync
-  /usr/bin/time -f '%e %M' -o "$log" "${@:2}"
-  read -r SECS RSS < "$log"
-  printf '  %-44s %7.2f s  %8d KiB peak RSS\n' "$1" "$SECS" "$RSS"
-}
-median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
 
 mkdir "$WORK/tmp"
 load_ours() { # run
@@ -45,8 +37,8 @@ load_theirs() { # run
   EXTRACTED=$(du -sk "$x" | cut -f1)
   rm -rf "$x"
 }
-# Each run loads into two new, empty registries; the order alternates, so neither side always
-# runs on the memory the other just freed. The first run's registries log every request.
+# Each run loads into two new, empty registries, the order alternating (see `alternate`). The
+# first run's registries log every request.
 echo "load into an empty registry ($RUNS alternating runs each, the median counts):"
 OUR_RUNS=(); REF_RUNS=(); OUR_RSS=0
 for run in $(seq "$RUNS"); do
@@ -54,7 +46,7 @@ for run in $(seq "$RUNS"); do
   if [ "$run" = 1 ]; then log=1; fi
   REGISTRY_ACCESS_LOG=$log start_registry "ours$run"; OURS=$REGISTRY
   REGISTRY_ACCESS_LOG=$log start_registry "theirs$run"; THEIRS=$REGISTRY
-  if [ $((run % 2)) = 1 ]; then load_ours "$run"; load_theirs "$run"; else load_theirs "$run"; load_ours "$run"; fi
+  alternate "$run" load_ours load_theirs
   if [ "$run" = 1 ]; then FIRST_OURS=$OURS; FIRST_LINES=$(wc -l < "$WORK/ours1.log"); fi
 done
 OUR_SECS=$(median "${OUR_RUNS[@]}"); REF_SECS=$(median "${REF_RUNS[@]}")
