@@ -34,6 +34,12 @@ fuzz_target!(|data: &[u8]| {
     let _ = check_members(&bundle, None, 1, &NoProgress, None);
     let key = SecretKey::from_seed(KeyId([1; 8]), &[1; 32]);
     if let Ok(policy) = TrustPolicy::new(vec![key.public_key()], 1) {
-        let _ = bundle_file::verify::verify(&bundle, &policy, 1, &NoProgress);
+        let _ = bundle_file::verify::verify(
+            &bundle,
+            &policy,
+            1,
+            bundle_file::verify::Depth::Stored,
+            &NoProgress,
+        );
     }
 });

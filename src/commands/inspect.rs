@@ -93,6 +93,16 @@ fn human(s: &Summary, all: bool) -> String {
         for m in &s.members {
             let _ = writeln!(t, "  {:>14}  {}", m.size, m.path);
         }
+        if !s.stored_runs.is_empty() {
+            let _ = writeln!(t, "stored runs (file offset, length, sha256, members)");
+        }
+        for r in &s.stored_runs {
+            let _ = writeln!(
+                t,
+                "  {:>14} {:>12}  {}  {} .. {}",
+                r.offset, r.length, r.sha256, r.first, r.last
+            );
+        }
     }
     if let Some(problem) = &s.signature_problem {
         let _ = writeln!(t, "signers  unreadable: {problem}");

@@ -6,11 +6,16 @@ use test_support::{bundle, key_id, p, pack_signed, require, sh, stage, test_key}
 
 /// The shell block after the `audit-script` marker in docs/auditing.md.
 fn audit_script() -> String {
+    doc_block("audit-script")
+}
+
+/// The shell block after the `<!-- marker -->` line in docs/auditing.md.
+fn doc_block(marker: &str) -> String {
     let doc =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/auditing.md"))
             .unwrap();
     let after = doc
-        .split("<!-- audit-script -->")
+        .split(&format!("<!-- {marker} -->"))
         .nth(1)
         .expect("marker in docs/auditing.md");
     let block = after
@@ -57,6 +62,62 @@ fn the_documented_audit_passes_on_a_signed_bundle() {
         run.stdout
     );
     assert!(run.stdout.contains("bundle audited"), "{}", run.stdout);
+}
+
+/// The documented check of the stored runs, with `bundle` on PATH only for the map: passes on
+/// the signed bundle (two runs), and fails, naming the run, once a byte of a compressed frame
+/// is changed.
+#[test]
+fn the_documented_stored_run_check_passes_and_catches_a_changed_frame() {
+    require_tools();
+    require("jq", "jq");
+    let dir = tempfile::tempdir().unwrap();
+    let (public, secret) = test_key("auditor-test");
+    stage(&dir.path().join("stage"));
+    let big: Vec<u8> = (0..17u32 << 20)
+        .map(|i| (i % 251) as u8 ^ (i >> 12) as u8)
+        .collect();
+    std::fs::write(dir.path().join("stage/docs/big.bin"), big).unwrap();
+    pack_signed(dir.path(), "b.tar.zst", &secret, &[]);
+    let file = dir.path().join("b.tar.zst");
+    run_audit(dir.path(), &file, &public).ok();
+    let bin_dir = test_support::bin("bundle");
+    let runs = |bundle_file: &Path| {
+        let script = format!(
+            "PATH='{}':\"$PATH\" BUNDLE='{}'\n{}",
+            p(bin_dir.parent().unwrap()),
+            p(bundle_file),
+            doc_block("stored-runs")
+        );
+        sh(&script, dir.path())
+    };
+    let run = runs(&file).ok();
+    assert!(
+        run.stdout.contains("stored runs: 2 runs match"),
+        "{}",
+        run.stdout
+    );
+
+    // A byte in the middle of the first run.
+    let offset = {
+        let listing = bundle(&["inspect", p(&file), "--json"], dir.path())
+            .ok()
+            .stdout;
+        let summary: serde_json::Value = serde_json::from_str(&listing).unwrap();
+        let first = &summary["stored_runs"][0];
+        first["offset"].as_u64().unwrap() + first["length"].as_u64().unwrap() / 2
+    };
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[offset as usize] ^= 0x40;
+    let tampered = dir.path().join("tampered.tar.zst");
+    std::fs::write(&tampered, bytes).unwrap();
+    let run = runs(&tampered).failed();
+    assert!(
+        run.stdout.contains("stored run at byte") && !run.stdout.contains("match"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
 }
 
 #[test]

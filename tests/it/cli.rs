@@ -112,6 +112,31 @@ fn pack_then_verify_reports_the_signer() {
     assert_eq!(doc["signers"][0].as_str().unwrap(), key_id(&public));
     // bundle.json, SHA256SUMS, six staged files and the signature.
     assert_eq!(doc["members"], 9);
+    assert_eq!(doc["checked"], "stored");
+    let by_content = bundle(
+        &[
+            "--json",
+            "verify",
+            "b.tar.zst",
+            "--key",
+            p(&public),
+            "--content",
+        ],
+        dir.path(),
+    )
+    .ok();
+    let content: Value = serde_json::from_str(&by_content.stdout).unwrap();
+    assert_eq!(content["checked"], "content");
+    assert_eq!(
+        (&content["members"], &content["bytes"]),
+        (&doc["members"], &doc["bytes"])
+    );
+    let human = bundle(&["verify", "b.tar.zst", "--key", p(&public)], dir.path()).ok();
+    assert!(
+        human.stdout.contains("(frames as stored)"),
+        "{}",
+        human.stdout
+    );
 }
 
 #[test]

@@ -125,6 +125,18 @@ pub enum BundleError {
     /// Members and frames are not laid out as the format requires.
     #[error("layout: {0}")]
     Layout(String),
+    /// A run of members whose frames, as stored, are not the bytes `bundle.json` pins, though
+    /// their content checks out: the frames were rewritten (e.g. compressed again).
+    #[error(
+        "members {first} to {last}: their frames as stored are not those bundle.json pins \
+         (sha256 {expected}): {found}; their content matches, so the frames were rewritten"
+    )]
+    StoredChanged {
+        first: String,
+        last: String,
+        expected: String,
+        found: String,
+    },
 
     /// A blob given to pack (`blobs/sha256/<hex>`) does not hash to its name; nothing was
     /// written at the output.

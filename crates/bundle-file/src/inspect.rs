@@ -2,6 +2,7 @@
 
 use crate::archive::ReadAt;
 use crate::sign::Signature;
+use crate::stored_runs;
 use crate::toc::Kind;
 use crate::Bundle;
 use serde::Serialize;
@@ -29,6 +30,9 @@ pub struct Summary {
     pub toc_sha256: String,
     /// Every member, `bundle.json` first.
     pub members: Vec<MemberSummary>,
+    /// Where each run of stored bytes that `bundle.json` pins lies in the file (format v2;
+    /// empty for v1, or when the members are not where `bundle.json` puts them).
+    pub stored_runs: Vec<RunSummary>,
     /// Signature members.
     pub signatures: Vec<SignatureSummary>,
     /// Why signatures could not be read, if so.
@@ -48,6 +52,24 @@ pub struct MemberSummary {
     pub kind: Option<Kind>,
     /// SHA-256 from `bundle.json`.
     pub sha256: Option<String>,
+}
+
+/// One run of stored bytes (docs/format.md §6.5): the file's bytes `[offset, offset + length)`
+/// must hash to `sha256`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// First member of the run.
+    pub first: String,
+    /// Last member of the run.
+    pub last: String,
+    /// Members in the run.
+    pub members: usize,
+    /// File offset of the run's first frame.
+    pub offset: u64,
+    /// Bytes the run's frames take in the file.
+    pub length: u64,
+    /// SHA-256 that `bundle.json` pins for those bytes.
+    pub sha256: String,
 }
 
 /// One signature member (not verified here).
@@ -86,6 +108,7 @@ pub fn summarize<S: ReadAt>(bundle: &Bundle<S>) -> Summary {
             }
         })
         .collect();
+    let stored_runs = runs(bundle);
     let (signatures, signature_problem) = match bundle.signatures() {
         Ok(found) => (
             found
@@ -114,7 +137,44 @@ pub fn summarize<S: ReadAt>(bundle: &Bundle<S>) -> Summary {
         frames: table.frames().len(),
         toc_sha256: bundle.toc_sha256(),
         members,
+        stored_runs,
         signatures,
         signature_problem,
     }
+}
+
+/// The stored runs of `bundle` with their places in the file.
+fn runs<S: ReadAt>(bundle: &Bundle<S>) -> Vec<RunSummary> {
+    let Some(pinned) = bundle.toc().stored.as_deref() else {
+        return Vec::new();
+    };
+    let Ok(frames) = stored_runs::frames(bundle, pinned) else {
+        return Vec::new();
+    };
+    let table = bundle.archive().table().frames();
+    let content = bundle.members().get(2..).unwrap_or_default();
+    let mut first = 0;
+    let mut out = Vec::with_capacity(pinned.len());
+    for (run, range) in pinned.iter().zip(frames) {
+        let (Some(start), Some(end), Some(a), Some(b)) = (
+            table.get(range.start),
+            range.end.checked_sub(1).and_then(|i| table.get(i)),
+            content.get(first),
+            (first + run.members)
+                .checked_sub(1)
+                .and_then(|i| content.get(i)),
+        ) else {
+            return Vec::new();
+        };
+        out.push(RunSummary {
+            first: a.path.clone(),
+            last: b.path.clone(),
+            members: run.members,
+            offset: start.offset,
+            length: end.offset + u64::from(end.compressed) - start.offset,
+            sha256: run.sha256.clone(),
+        });
+        first += run.members;
+    }
+    out
 }

@@ -22,6 +22,7 @@ pub mod sign;
 pub mod signed;
 pub mod signing;
 pub mod split;
+mod stored_runs;
 pub mod stream;
 pub mod toc;
 pub mod trust;

@@ -7,8 +7,9 @@ use crate::archive::writer::{stored_member_frames, Content, Member, Written};
 use crate::archive::ArchiveError;
 use crate::archive::{Writer, WriterOptions};
 use crate::sign::SecretKey;
+use crate::stored_runs::{self, RunHashers};
 use crate::toc::{
-    is_signature_path, with_checksums, Entry, Kind, TableOfContents, CHECKSUMS_PATH,
+    is_signature_path, with_checksums, Entry, Kind, StoredRun, TableOfContents, CHECKSUMS_PATH,
     FIRST_SIGNATURE_PATH, FORMAT, TOC_PATH,
 };
 use crate::trust::trusted_comment;
@@ -90,7 +91,8 @@ pub struct PackReport {
 ///
 /// One pass over the inputs: `bundle.json` and `SHA256SUMS` are first written as stored frames
 /// with placeholder hashes (their sizes do not depend on the hashes), the members are hashed as
-/// they are compressed and written, and the two stored frames are then overwritten in place.
+/// they are compressed and written, and so are their frames as written, in the runs planned
+/// from the members' sizes; the two stored frames are then overwritten in place.
 pub fn pack(
     dir: &Path,
     out: &Path,
@@ -130,8 +132,17 @@ pub fn pack_inputs(
             kind: Kind::of_path(&s.path),
         })
         .collect();
+    let plan = stored_runs::plan(staged.iter().map(|s| (s.path.as_str(), s.size)));
+    let skeleton_runs: Vec<StoredRun> = plan
+        .iter()
+        .map(|&members| StoredRun {
+            members,
+            sha256: placeholder.clone(),
+        })
+        .collect();
     let created = oci::time::format_rfc3339(timestamp)?;
-    let (skeleton_toc, skeleton_sums) = describe(options, &created, skeleton.clone());
+    let (skeleton_toc, skeleton_sums) =
+        describe(options, &created, skeleton.clone(), skeleton_runs.clone());
     let writer_options = WriterOptions {
         level: options.level,
         threads: options.threads,
@@ -153,9 +164,11 @@ pub fn pack_inputs(
             size: s.size,
             content: Content::File(s.file.clone()),
         });
+        let mut runs = RunHashers::new(&plan);
         let hashes = hash_alongside(staged.len(), |hash| {
-            writer.write_members(members, &mut |w| {
+            writer.write_members(members, &mut |w, frame| {
                 progress.advance(w.data().len() as u64);
+                runs.update(w.member, frame);
                 hash(w);
             })
         })?;
@@ -165,7 +178,11 @@ pub fn pack_inputs(
         for (entry, sha256) in entries.iter_mut().zip(hashes) {
             entry.sha256 = sha256;
         }
-        let (toc, sums) = describe(options, &created, entries);
+        let mut stored = skeleton_runs.clone();
+        for (run, sha256) in stored.iter_mut().zip(runs.finish()) {
+            run.sha256 = sha256;
+        }
+        let (toc, sums) = describe(options, &created, entries, stored);
         let toc_bytes = toc.to_bytes();
         if toc_bytes.len() != skeleton_toc.to_bytes().len() || sums.len() != skeleton_sums.len() {
             return Err(BundleError::Layout(
@@ -255,11 +272,12 @@ fn check_blob_names(staged: &[Input], hashes: &[String]) -> Result<(), BundleErr
     Ok(())
 }
 
-/// `bundle.json` and `SHA256SUMS` for the staged `entries`.
+/// `bundle.json` and `SHA256SUMS` for the staged `entries`, whose stored bytes `runs` pin.
 fn describe(
     options: &PackOptions,
     created: &str,
     entries: Vec<Entry>,
+    runs: Vec<StoredRun>,
 ) -> (TableOfContents, Vec<u8>) {
     let (members, checksums) = with_checksums(entries);
     let toc = TableOfContents {
@@ -270,6 +288,7 @@ fn describe(
         tool: concat!("bundle ", env!("CARGO_PKG_VERSION")).into(),
         platforms: options.platforms.clone(),
         members,
+        stored: Some(runs),
     };
     (toc, checksums)
 }

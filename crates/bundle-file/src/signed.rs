@@ -9,7 +9,7 @@ use crate::archive::parallel::default_threads;
 use crate::archive::source::FileSource;
 use crate::open::{Bundle, FoundSignature};
 use crate::trust::{Signers, TrustPolicy};
-use crate::verify::check_members;
+use crate::verify::{check_bundle, Depth};
 use crate::{BundleError, NoProgress, Progress};
 
 /// A bundle whose signatures passed the trust policy (or were skipped on request); its
@@ -85,7 +85,7 @@ impl SignedBundle {
         &self.path
     }
 
-    /// Checks every member against bundle.json in one streaming pass.
+    /// Checks every member against bundle.json (by stored bytes where the bundle pins them).
     pub fn check_members(&self, progress: &dyn Progress) -> Result<(), BundleError> {
         check(
             &self.bundle,
@@ -123,10 +123,16 @@ fn check(
     path: &Path,
     progress: &dyn Progress,
 ) -> Result<(), BundleError> {
-    check_members(bundle, signatures, default_threads(), progress, None)
-        .map(|_| ())
-        .map_err(|source| BundleError::Verification {
-            path: path.display().to_string(),
-            source: Box::new(source),
-        })
+    check_bundle(
+        bundle,
+        signatures,
+        default_threads(),
+        Depth::Stored,
+        progress,
+    )
+    .map(|_| ())
+    .map_err(|source| BundleError::Verification {
+        path: path.display().to_string(),
+        source: Box::new(source),
+    })
 }

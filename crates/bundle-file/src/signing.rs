@@ -10,7 +10,7 @@ use crate::open::Bundle;
 use crate::pack::{sign_toc, write_atomically, write_sidecar};
 use crate::sign::{KeyId, SecretKey, Signature};
 use crate::toc::{countersignature_path, FIRST_SIGNATURE_PATH};
-use crate::verify::check_members;
+use crate::verify::{check_bundle, Depth};
 use crate::{BundleError, Progress};
 use oci::time::parse_rfc3339;
 use std::io::{Read, Seek, SeekFrom};
@@ -44,7 +44,7 @@ pub fn add_signature(
         texts.push(text);
     }
     let sigs: Vec<_> = existing.iter().map(|(_, s)| s.clone()).collect();
-    check_members(&bundle, Some(&sigs), threads, progress, None)?;
+    check_bundle(&bundle, Some(&sigs), threads, Depth::Stored, progress)?;
 
     let member = if existing.is_empty() {
         FIRST_SIGNATURE_PATH.to_string()

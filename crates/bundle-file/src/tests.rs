@@ -8,11 +8,11 @@ use crate::open::Bundle;
 use crate::pack::sign_toc;
 use crate::sign::{KeyId, SecretKey};
 use crate::toc::{
-    countersignature_path, with_checksums, Entry, Kind, TableOfContents, CHECKSUMS_PATH,
-    FIRST_SIGNATURE_PATH, FORMAT, TOC_PATH,
+    countersignature_path, with_checksums, Entry, Kind, StoredRun, TableOfContents, CHECKSUMS_PATH,
+    FIRST_SIGNATURE_PATH, FORMAT, FORMAT_V1, TOC_PATH,
 };
 use crate::trust::TrustPolicy;
-use crate::verify::{verify, Report};
+use crate::verify::{verify, Depth, Report};
 use crate::{BundleError, NoProgress, SignatureError};
 use sha2::{Digest, Sha256};
 
@@ -88,7 +88,50 @@ fn key(n: u8) -> SecretKey {
     SecretKey::from_seed(KeyId([n; 8]), &[n; 32])
 }
 
-fn toc_for(name: &str, files: &[(&str, &[u8])]) -> (TableOfContents, Vec<u8>) {
+/// The members' parts cut into frames by `cut` (a part's length to its frames' sizes).
+fn cut_parts<'a>(parts: &'a [Part], cut: &dyn Fn(usize) -> Vec<usize>) -> Vec<&'a [u8]> {
+    let mut chunks: Vec<&[u8]> = Vec::new();
+    for part in parts {
+        let mut rest = part.bytes.as_slice();
+        for size in cut(rest.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            chunks.push(chunk);
+            rest = tail;
+        }
+    }
+    chunks
+}
+
+/// One frame per part.
+fn whole(len: usize) -> Vec<usize> {
+    vec![len]
+}
+
+/// `bundle.json` (format v2, the content members in one stored run, framed by `cut` as
+/// [`frame_chunks`] compresses them) and `SHA256SUMS` for `files`.
+fn toc_for(
+    name: &str,
+    files: &[(&str, &[u8])],
+    cut: &dyn Fn(usize) -> Vec<usize>,
+) -> (TableOfContents, Vec<u8>) {
+    let parts: Vec<Part> = files.iter().map(|(p, d)| tar_member(p, d)).collect();
+    let mut c = FrameCompressor::new(3).unwrap();
+    let mut stored = Sha256::new();
+    for chunk in cut_parts(&parts, cut) {
+        stored.update(c.compress(chunk).unwrap());
+    }
+    let runs = vec![StoredRun {
+        members: files.len(),
+        sha256: hex::encode(stored.finalize()),
+    }];
+    let (mut toc, sums) = toc_v1(name, files);
+    toc.format = FORMAT.into();
+    toc.stored = Some(runs);
+    (toc, sums)
+}
+
+/// `bundle.json` of format v1 (no stored runs) and `SHA256SUMS` for `files`.
+fn toc_v1(name: &str, files: &[(&str, &[u8])]) -> (TableOfContents, Vec<u8>) {
     let entries: Vec<Entry> = files
         .iter()
         .map(|(path, data)| Entry {
@@ -100,13 +143,14 @@ fn toc_for(name: &str, files: &[(&str, &[u8])]) -> (TableOfContents, Vec<u8>) {
         .collect();
     let (members, sums) = with_checksums(entries);
     let toc = TableOfContents {
-        format: FORMAT.into(),
+        format: FORMAT_V1.into(),
         name: name.into(),
         version: "1.0.0".into(),
         created: oci::time::format_rfc3339(1_700_000_000).unwrap(),
         tool: "test".into(),
         platforms: vec!["linux/amd64".into()],
         members,
+        stored: None,
     };
     (toc, sums)
 }
@@ -122,7 +166,10 @@ fn fixture(signers: &[SecretKey]) -> Fixture {
 }
 
 fn fixture_named(name: &str, signers: &[SecretKey]) -> Fixture {
-    let (toc, sums) = toc_for(name, FILES);
+    fixture_of(toc_for(name, FILES, &whole), signers)
+}
+
+fn fixture_of((toc, sums): (TableOfContents, Vec<u8>), signers: &[SecretKey]) -> Fixture {
     let toc_bytes = toc.to_bytes();
     let mut content = vec![
         tar_member(TOC_PATH, &toc_bytes),
@@ -164,8 +211,12 @@ fn policy(keys: &[&SecretKey], threshold: usize) -> TrustPolicy {
 }
 
 fn check(file: Vec<u8>, policy: &TrustPolicy) -> Result<Report, BundleError> {
+    check_to(file, policy, Depth::Stored)
+}
+
+fn check_to(file: Vec<u8>, policy: &TrustPolicy, depth: Depth) -> Result<Report, BundleError> {
     let bundle = Bundle::open(file)?;
-    verify(&bundle, policy, 2, &NoProgress)
+    verify(&bundle, policy, 2, depth, &NoProgress)
 }
 
 fn check_parts(parts: &[Part]) -> Result<Report, BundleError> {
@@ -181,6 +232,21 @@ fn an_intact_bundle_verifies_and_names_its_signer() {
     let report = check_parts(&fixture(&[key(1)]).parts()).unwrap();
     assert_eq!(report.signers.trusted, vec![key(1).id()]);
     assert_eq!(report.members, 6);
+    assert_eq!(report.depth, Depth::Stored);
+}
+
+#[test]
+fn a_format_v1_bundle_is_checked_by_content() {
+    let f = fixture_of(toc_v1("sample", FILES), &[key(1)]);
+    let report = check_parts(&f.parts()).unwrap();
+    assert_eq!((report.members, report.depth), (6, Depth::Content));
+    let mut parts = f.parts();
+    let i = index_of(&parts, "docs/readme.md");
+    parts[i].bytes[512] ^= 0x01;
+    match check_parts(&parts).unwrap_err() {
+        BundleError::Changed { path, .. } => assert_eq!(path, "docs/readme.md"),
+        other => panic!("{other}"),
+    }
 }
 
 #[test]
@@ -614,7 +680,7 @@ fn large_bundle(
         .iter()
         .map(|(p, d)| (p.as_str(), d.as_slice()))
         .collect();
-    let (toc, sums) = toc_for("large", &files);
+    let (toc, sums) = toc_for("large", &files, &cut);
     let toc_bytes = toc.to_bytes();
     if let Some((member, at)) = tamper {
         datas[member].1[at] ^= 0x01;
@@ -626,15 +692,7 @@ fn large_bundle(
     parts.extend(datas.iter().map(|(p, d)| tar_member(p, d)));
     let signature = sign_toc(&key(1), &toc, &toc_bytes);
     parts.push(tar_member(FIRST_SIGNATURE_PATH, signature.as_bytes()));
-    let mut chunks: Vec<&[u8]> = Vec::new();
-    for part in &parts {
-        let mut rest = part.bytes.as_slice();
-        for size in cut(rest.len()) {
-            let (chunk, tail) = rest.split_at(size);
-            chunks.push(chunk);
-            rest = tail;
-        }
-    }
+    let mut chunks = cut_parts(&parts, &cut);
     chunks.push(&END_OF_ARCHIVE);
     frame_chunks(chunks)
 }
@@ -668,9 +726,14 @@ fn members_hashed_on_several_cores_are_each_checked() {
     let len = 3 << 19;
     let file = large_bundle(12, len, writer_cut, None);
     assert_eq!(segment_count(&file), 3);
-    let report = check(file, &policy(&[&key(1)], 1)).unwrap();
-    assert_eq!(report.members, 12 + 3);
+    let report = check_to(file.clone(), &policy(&[&key(1)], 1), Depth::Content).unwrap();
+    assert_eq!((report.members, report.depth), (12 + 3, Depth::Content));
     assert!(report.bytes > 12 * len as u64);
+    let stored = check(file, &policy(&[&key(1)], 1)).unwrap();
+    assert_eq!(
+        (stored.members, stored.bytes),
+        (report.members, report.bytes)
+    );
     assert_changed(
         large_bundle(12, len, writer_cut, Some((10, 1000))),
         "blobs/sha256/10",
@@ -691,8 +754,8 @@ fn frames_cut_inside_members_are_checked_in_one_pass_instead() {
     let len = 3 << 20;
     let file = large_bundle(6, len, cut, None);
     assert!(segment_count(&file) > 1);
-    let report = check(file, &policy(&[&key(1)], 1)).unwrap();
-    assert_eq!(report.members, 6 + 3);
+    let report = check_to(file, &policy(&[&key(1)], 1), Depth::Content).unwrap();
+    assert_eq!((report.members, report.depth), (6 + 3, Depth::Content));
     assert_changed(
         large_bundle(6, len, cut, Some((4, (2 << 20) + 5))),
         "blobs/sha256/04",

@@ -6,8 +6,12 @@ use oci::layout::{INDEX_FILE, LAYOUT_FILE};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Format identifier written in, and required of, every `bundle.json`.
-pub const FORMAT: &str = "messenger-bundle/v1";
+/// Format identifier written in every `bundle.json`: the members' stored bytes are pinned in
+/// runs ([`TableOfContents::stored`]).
+pub const FORMAT: &str = "messenger-bundle/v2";
+/// The earlier format, still read: no stored-byte digests, so its members are checked by
+/// their content only.
+pub const FORMAT_V1: &str = "messenger-bundle/v1";
 /// Path of the table of contents, always the first member.
 pub const TOC_PATH: &str = "bundle.json";
 /// Path of the GNU-format checksum list, always the second member.
@@ -101,6 +105,22 @@ pub struct TableOfContents {
     pub platforms: Vec<String>,
     /// Every member after `bundle.json`, in archive order, starting with `SHA256SUMS`.
     pub members: Vec<Entry>,
+    /// The SHA-256 of the bytes stored in the file for the content members (every member
+    /// after `SHA256SUMS`), in runs of consecutive members; required in [`FORMAT`], absent in
+    /// [`FORMAT_V1`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<Vec<StoredRun>>,
+}
+
+/// The frames of `members` consecutive content members, pinned by the SHA-256 of their bytes
+/// exactly as the file stores them (compressed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredRun {
+    /// How many members the run covers (at least one).
+    pub members: usize,
+    /// Lower-case hex SHA-256 of the run's frames as stored.
+    pub sha256: String,
 }
 
 /// Why a `bundle.json` is not acceptable.
@@ -110,7 +130,7 @@ pub enum TocError {
     #[error("bundle.json is not valid: {0}")]
     Json(#[from] serde_json::Error),
     /// Another format version.
-    #[error("bundle.json has format {found:?}; this tool reads {FORMAT:?}")]
+    #[error("bundle.json has format {found:?}; this tool reads {FORMAT:?} and {FORMAT_V1:?}")]
     Format { found: String },
     /// A rule of the format is broken.
     #[error("bundle.json: {0}")]
@@ -119,13 +139,33 @@ pub enum TocError {
 
 impl TableOfContents {
     /// Parses and checks `bundle.json` bytes: format version, safe unique paths, well-formed
-    /// hashes, `SHA256SUMS` first, no reserved names.
+    /// hashes, `SHA256SUMS` first, no reserved names, stored runs (v2) covering exactly the
+    /// content members.
     pub fn parse(bytes: &[u8]) -> Result<TableOfContents, TocError> {
         let toc: TableOfContents = serde_json::from_slice(bytes)?;
-        if toc.format != FORMAT {
-            return Err(TocError::Format { found: toc.format });
-        }
         let invalid = |msg: String| Err(TocError::Invalid(msg));
+        match (toc.format.as_str(), &toc.stored) {
+            (FORMAT, Some(runs)) => {
+                let covered: usize = runs.iter().map(|r| r.members).sum();
+                if runs
+                    .iter()
+                    .any(|r| r.members == 0 || !is_hex_sha256(&r.sha256))
+                    || covered != toc.members.len().saturating_sub(1)
+                {
+                    return invalid(format!(
+                        "the stored runs must each cover at least one member, carry a sha256, \
+                         and together cover the {} content members (they cover {covered})",
+                        toc.members.len().saturating_sub(1)
+                    ));
+                }
+            }
+            (FORMAT, None) => return invalid(format!("format {FORMAT} requires \"stored\"")),
+            (FORMAT_V1, None) => {}
+            (FORMAT_V1, Some(_)) => {
+                return invalid(format!("format {FORMAT_V1} has no \"stored\""))
+            }
+            _ => return Err(TocError::Format { found: toc.format }),
+        }
         match toc.members.first() {
             Some(e) if e.path == CHECKSUMS_PATH && e.kind == Kind::Checksums => {}
             _ => return invalid(format!("the first member must be {CHECKSUMS_PATH}")),
@@ -148,12 +188,7 @@ impl TableOfContents {
             if !seen.insert(entry.path.as_str()) {
                 return invalid(format!("member {:?} is listed twice", entry.path));
             }
-            if entry.sha256.len() != 64
-                || !entry
-                    .sha256
-                    .bytes()
-                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-            {
+            if !is_hex_sha256(&entry.sha256) {
                 return invalid(format!(
                     "member {:?} has a malformed sha256 {:?}",
                     entry.path, entry.sha256
@@ -172,6 +207,14 @@ impl TableOfContents {
     pub fn entry(&self, path: &str) -> Option<&Entry> {
         self.members.iter().find(|e| e.path == path)
     }
+}
+
+/// Whether `text` is 64 lower-case hex digits.
+fn is_hex_sha256(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 /// The member list of a bundle: the `SHA256SUMS` entry for `entries`, then `entries`; and
@@ -261,6 +304,10 @@ mod tests {
             created: "1970-01-01T00:00:00Z".into(),
             tool: "t".into(),
             platforms: vec![],
+            stored: Some(vec![StoredRun {
+                members: paths.len() - 1,
+                sha256: "c".repeat(64),
+            }]),
             members,
         }
     }
@@ -306,5 +353,46 @@ mod tests {
     }
 
     #[test]
-    fn times_round_trip() {}
+    fn stored_runs_are_required_in_v2_refused_in_v1_and_cover_the_content_members() {
+        let v2 = toc(&["SHA256SUMS", "docs/a.md", "docs/b.md"]);
+        assert_eq!(TableOfContents::parse(&v2.to_bytes()).unwrap(), v2);
+
+        let mut v1 = v2.clone();
+        v1.format = FORMAT_V1.into();
+        v1.stored = None;
+        assert_eq!(TableOfContents::parse(&v1.to_bytes()).unwrap(), v1);
+        assert!(!String::from_utf8(v1.to_bytes()).unwrap().contains("stored"));
+
+        let refused = |toc: &TableOfContents, needle: &str| {
+            let err = TableOfContents::parse(&toc.to_bytes()).unwrap_err();
+            assert!(err.to_string().contains(needle), "{needle}: {err}");
+        };
+        let mut m = v1.clone();
+        m.stored = v2.stored.clone();
+        refused(&m, "has no \"stored\"");
+        let mut m = v2.clone();
+        m.stored = None;
+        refused(&m, "requires \"stored\"");
+        let run = |members, sha256: &str| StoredRun {
+            members,
+            sha256: sha256.into(),
+        };
+        let c = "c".repeat(64);
+        for runs in [
+            vec![run(1, &c)],
+            vec![run(1, &c), run(2, &c)],
+            vec![run(2, &c), run(0, &c)],
+            vec![run(2, "C")],
+        ] {
+            let mut m = v2.clone();
+            m.stored = Some(runs);
+            refused(&m, "stored runs");
+        }
+        let mut m = v2;
+        m.format = "messenger-bundle/v3".into();
+        assert!(matches!(
+            TableOfContents::parse(&m.to_bytes()),
+            Err(TocError::Format { .. })
+        ));
+    }
 }

@@ -1,11 +1,15 @@
-//! Full verification: signatures first, then a pass over every frame that checks each member's
-//! header, place, size and SHA-256 against `bundle.json`: whole members hashed on every core
-//! when nothing needs them in order, else one streaming pass (decompressed in parallel).
+//! Full verification: signatures first, then the members. In a format v2 bundle the content
+//! members' frames are hashed as stored, in the runs `bundle.json` pins, on every core and
+//! without decompressing them ([`stored_runs`]). Otherwise, and to name the member at fault
+//! when a run does not match, a pass over every frame checks each member's header, place, size
+//! and SHA-256 against `bundle.json`: whole members hashed on every core when nothing needs
+//! them in order, else one streaming pass (decompressed in parallel).
 
-use crate::archive::tar::{MemberHeader, Parser, Visitor};
+use crate::archive::tar::{MemberHeader, Parser, Visitor, END_OF_ARCHIVE};
 use crate::archive::{ArchiveError, ReadAt, SeekTable};
 use crate::member_hashes::{self, HashedMember, Interrupted};
 use crate::open::FoundSignature;
+use crate::stored_runs::{self, RunMismatch};
 use crate::toc::{is_signature_path, TOC_PATH};
 use crate::trust::{Signers, TrustPolicy};
 use crate::{Bundle, BundleError, Progress};
@@ -21,18 +25,45 @@ pub struct Report {
     pub version: String,
     /// Members checked, `bundle.json` and signatures included.
     pub members: usize,
-    /// Decompressed bytes of member data checked.
+    /// Bytes of member data the check covered.
     pub bytes: u64,
+    /// How the content members were checked.
+    pub depth: Depth,
     /// Who signed.
     pub signers: Signers,
 }
 
-/// Verifies `bundle` under `policy`: signatures, then every member, failing on the first
-/// problem with an error that names the member. `threads` workers decompress frames.
+/// What is compared with `bundle.json` for each content member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Depth {
+    /// Its frames exactly as stored, against the SHA-256 of their run (format v2): under a
+    /// signature as strong as its content, since the content is what those bytes decompress
+    /// to. A format v1 bundle, which pins no stored bytes, is checked by content.
+    Stored,
+    /// Its content, decompressed, against its own SHA-256, with every tar header parsed.
+    Content,
+}
+
+/// What a member check covered.
+#[derive(Debug, Clone, Copy)]
+pub struct Checked {
+    /// Members checked, `bundle.json` and signatures included.
+    pub members: usize,
+    /// Bytes of member data covered.
+    pub bytes: u64,
+    /// How the content members were checked.
+    pub depth: Depth,
+}
+
+/// Verifies `bundle` under `policy`: signatures, then every member to `depth`, failing on the
+/// first problem with an error that names the member. `threads` workers hash (and, by
+/// content, decompress) frames.
 pub fn verify<S: ReadAt>(
     bundle: &Bundle<S>,
     policy: &TrustPolicy,
     threads: usize,
+    depth: Depth,
     progress: &dyn Progress,
 ) -> Result<Report, BundleError> {
     let signatures: Vec<FoundSignature> = match bundle.signatures() {
@@ -45,14 +76,110 @@ pub fn verify<S: ReadAt>(
         }
     };
     let signers = policy.check(bundle.toc_bytes(), &signatures)?;
-    let (members, bytes) = check_members(bundle, Some(&signatures), threads, progress, None)?;
+    let checked = check_bundle(bundle, Some(&signatures), threads, depth, progress)?;
     Ok(Report {
         name: bundle.toc().name.clone(),
         version: bundle.toc().version.clone(),
-        members,
-        bytes,
+        members: checked.members,
+        bytes: checked.bytes,
+        depth: checked.depth,
         signers,
     })
+}
+
+/// Checks every member of `bundle` to `depth` (by content when the bundle pins no stored
+/// bytes); `signatures`, when given, must be exactly the signature members found. When a run
+/// of stored bytes does not match, the content pass runs to name the member at fault.
+pub fn check_bundle<S: ReadAt>(
+    bundle: &Bundle<S>,
+    signatures: Option<&[FoundSignature]>,
+    threads: usize,
+    depth: Depth,
+    progress: &dyn Progress,
+) -> Result<Checked, BundleError> {
+    if depth == Depth::Stored {
+        if let Some(checked) = check_stored(bundle, signatures, threads, progress)? {
+            return Ok(checked);
+        }
+    }
+    let (members, bytes) = check_members(bundle, signatures, threads, progress, None)?;
+    Ok(Checked {
+        members,
+        bytes,
+        depth: Depth::Content,
+    })
+}
+
+/// The check by stored bytes: `bundle.json` and `SHA256SUMS` parsed and hashed as the content
+/// pass does, then every run of content members hashed as stored. `None` when the bundle
+/// cannot be checked this way (format v1, or members and signatures not where `bundle.json`
+/// puts them): the content pass then checks it and names what is wrong.
+fn check_stored<S: ReadAt>(
+    bundle: &Bundle<S>,
+    signatures: Option<&[FoundSignature]>,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<Option<Checked>, BundleError> {
+    let (Some(pinned), Ok(found)) = (bundle.toc().stored.as_deref(), bundle.signatures()) else {
+        return Ok(None);
+    };
+    let found: Vec<FoundSignature> = found.iter().map(|(_, sig)| sig.clone()).collect();
+    if signatures.is_some_and(|expected| first_difference(expected, &found).is_some()) {
+        return Ok(None);
+    }
+    let Ok(runs) = stored_runs::frames(bundle, pinned) else {
+        return Ok(None);
+    };
+    let table = bundle.archive().table();
+    let first_content = runs.first().map_or(bundle.content_frames(), |r| r.start);
+    progress.start("verify", table.data_len());
+    let mut checker = Checker::new(bundle, None);
+    let mut parser = Parser::new();
+    let prefix = bundle
+        .archive()
+        .for_each_frame(0..first_content, 1, |_, data| {
+            let data = data.map_err(|e| checker.in_context(e))?;
+            progress.advance(data.len() as u64);
+            parser.feed(&data, &mut checker)
+        });
+    if prefix.is_err() || checker.mismatch || checker.next != 2 || !parser.between_members() {
+        return Ok(None);
+    }
+    // Open found the end marker alone in the last frame; it must be all zeros, as the parse
+    // of the streaming pass would see it.
+    let mut marker = [1u8; END_OF_ARCHIVE.len()];
+    let end = table.data_len().saturating_sub(marker.len() as u64);
+    if bundle.archive().read_at(end, &mut marker).is_err() || marker != END_OF_ARCHIVE {
+        return Ok(None);
+    }
+    let checked = stored_runs::check(bundle, &runs, pinned, threads, |bytes| {
+        progress.advance(bytes)
+    });
+    progress.finish();
+    if let Err(RunMismatch { run, found }) = checked {
+        // The content pass names the member at fault; if it finds none, the frames were
+        // rewritten with the same content.
+        check_members(bundle, signatures, threads, progress, None)?;
+        let members = &bundle.members()[2..];
+        let first = pinned[..run].iter().map(|r| r.members).sum::<usize>();
+        let last = first + pinned[run].members - 1;
+        return Err(BundleError::StoredChanged {
+            first: members[first].path.clone(),
+            last: members[last].path.clone(),
+            expected: pinned[run].sha256.clone(),
+            found: match found {
+                Ok(sha256) => format!("they hash to {sha256}"),
+                Err(e) => oci::error_chain(&e),
+            },
+        });
+    }
+    let bytes = bundle.members().iter().map(|m| m.size).sum::<u64>()
+        + found.iter().map(|s| s.bytes.len() as u64).sum::<u64>();
+    Ok(Some(Checked {
+        members: bundle.members().len() + found.len(),
+        bytes,
+        depth: Depth::Stored,
+    }))
 }
 
 /// Receives members that pass their checks, e.g. to write them out.

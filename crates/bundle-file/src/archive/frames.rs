@@ -122,35 +122,12 @@ impl FrameDecompressor {
         compressed: &[u8],
         mut out: Vec<u8>,
     ) -> Result<Vec<u8>, ArchiveError> {
+        check_frame(index, frame, compressed)?;
         let fail = |reason: String| ArchiveError::Frame {
             index,
             offset: frame.offset,
             reason,
         };
-        match zstd_safe::find_frame_compressed_size(compressed) {
-            Ok(n) if n == compressed.len() => {}
-            Ok(n) => {
-                return Err(fail(format!(
-                    "the frame is {n} bytes but the seek table says {}",
-                    compressed.len()
-                )))
-            }
-            Err(code) => return Err(fail(zstd_safe::get_error_name(code).to_string())),
-        }
-        // Frame header descriptor, after the 4-byte magic: bit 2 is the checksum flag.
-        if compressed.get(4).is_none_or(|d| d & 0x04 == 0) {
-            return Err(fail("the frame has no content checksum".into()));
-        }
-        match zstd_safe::get_frame_content_size(compressed) {
-            Ok(Some(n)) if n == u64::from(frame.decompressed) => {}
-            Ok(Some(n)) => {
-                return Err(fail(format!(
-                    "the frame holds {n} bytes but the seek table says {}",
-                    frame.decompressed
-                )))
-            }
-            _ => return Err(fail("the frame header does not state its size".into())),
-        }
         out.clear();
         out.reserve(frame.decompressed as usize);
         let n = self
@@ -162,6 +139,42 @@ impl FrameDecompressor {
         }
         Ok(out)
     }
+}
+
+/// Checks, without decompressing, that `compressed` (frame `index` as stored) is exactly one
+/// zstd frame with a content checksum, whose header states the decompressed size the seek
+/// table promises.
+pub fn check_frame(index: usize, frame: &Frame, compressed: &[u8]) -> Result<(), ArchiveError> {
+    let fail = |reason: String| ArchiveError::Frame {
+        index,
+        offset: frame.offset,
+        reason,
+    };
+    match zstd_safe::find_frame_compressed_size(compressed) {
+        Ok(n) if n == compressed.len() => {}
+        Ok(n) => {
+            return Err(fail(format!(
+                "the frame is {n} bytes but the seek table says {}",
+                compressed.len()
+            )))
+        }
+        Err(code) => return Err(fail(zstd_safe::get_error_name(code).to_string())),
+    }
+    // Frame header descriptor, after the 4-byte magic: bit 2 is the checksum flag.
+    if compressed.get(4).is_none_or(|d| d & 0x04 == 0) {
+        return Err(fail("the frame has no content checksum".into()));
+    }
+    match zstd_safe::get_frame_content_size(compressed) {
+        Ok(Some(n)) if n == u64::from(frame.decompressed) => {}
+        Ok(Some(n)) => {
+            return Err(fail(format!(
+                "the frame holds {n} bytes but the seek table says {}",
+                frame.decompressed
+            )))
+        }
+        _ => return Err(fail("the frame header does not state its size".into())),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ fn write(members: &[(String, Vec<u8>)], threads: usize) -> Vec<u8> {
     let list = members
         .iter()
         .map(|(p, d)| Member::bytes(p.clone(), d.clone()));
-    writer.write_members(list, &mut |_| {}).unwrap();
+    writer.write_members(list, &mut |_, _| {}).unwrap();
     writer.finish().unwrap().0
 }
 
@@ -119,7 +119,7 @@ fn a_source_that_shrinks_is_an_error_naming_the_member() {
         size: 10,
         content: super::writer::Content::Bytes(vec![1; 5]),
     };
-    match writer.write_members([member], &mut |_| {}) {
+    match writer.write_members([member], &mut |_, _| {}) {
         Err(ArchiveError::SourceSize {
             path,
             expected,

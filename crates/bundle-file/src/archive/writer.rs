@@ -136,12 +136,13 @@ impl<W: Write> Writer<W> {
     }
 
     /// Writes `members` in order. After each frame is written, `written` receives it: which
-    /// member (by index in `members`) it belonged to and its uncompressed bytes. Workers read
-    /// and compress slices in parallel; this thread only writes frames out, in order.
+    /// member (by index in `members`) it belonged to and its uncompressed bytes, and the frame
+    /// as written (lent for the call only). Workers read and compress slices in parallel; this
+    /// thread only writes frames out, in order.
     pub fn write_members(
         &mut self,
         members: impl IntoIterator<Item = Member>,
-        written: &mut dyn FnMut(Written),
+        written: &mut dyn FnMut(Written, &[u8]),
     ) -> Result<(), ArchiveError> {
         let slices = Slicer {
             members: members.into_iter().enumerate(),
@@ -172,14 +173,15 @@ impl<W: Write> Writer<W> {
                 out.write_all(&frame)
                     .map_err(|e| ArchiveError::io("writing the bundle", e))?;
                 table.push(frame.len() as u32, chunk.len() as u32);
-                pool.give(frame);
                 let start = slice.header.len();
-                written(Written {
+                let done = Written {
                     member: slice.member,
                     chunk,
                     data: start..start + slice.len,
                     pool: Arc::clone(&pool),
-                });
+                };
+                written(done, &frame);
+                pool.give(frame);
                 Ok(())
             },
         )

@@ -1,10 +1,12 @@
 //! Property: any staged directory packs into a bundle that verifies and extracts back to the
 //! same files, through the library API.
 
+use bundle_file::archive::SeekTable;
 use bundle_file::extract::extract;
 use bundle_file::pack::{pack, PackOptions};
 use bundle_file::sign::{KeyId, SecretKey};
-use bundle_file::verify::verify;
+use bundle_file::verify::{verify, Depth};
+use bundle_file::BundleError;
 use bundle_file::{Bundle, NoProgress, TrustPolicy};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -73,8 +75,12 @@ proptest! {
         pack(&stage, &out, &options, Some(&key), &NoProgress).unwrap();
         let bundle = Bundle::open_path(&out).unwrap();
         let policy = TrustPolicy::new(vec![key.public_key()], 1).unwrap();
-        let report = verify(&bundle, &policy, 2, &NoProgress).unwrap();
+        let report = verify(&bundle, &policy, 2, Depth::Stored, &NoProgress).unwrap();
         prop_assert_eq!(report.members, files.len() + 3);
+        prop_assert_eq!(report.depth, Depth::Stored);
+        let by_content = verify(&bundle, &policy, 2, Depth::Content, &NoProgress).unwrap();
+        prop_assert_eq!(by_content.depth, Depth::Content);
+        prop_assert_eq!((by_content.members, by_content.bytes), (report.members, report.bytes));
         let target = dir.path().join("out");
         extract(&bundle, &target, 2, &NoProgress).unwrap();
         let mut back = BTreeMap::new();
@@ -114,4 +120,84 @@ fn a_blob_that_does_not_hash_to_its_name_is_refused() {
         "{message}"
     );
     assert!(!out.exists(), "a bundle was left at the output");
+}
+
+/// The file of `bundle` with frame `index` compressed again at another level (same content,
+/// other bytes) and the seek table rewritten to match: a bundle whose members all still hash
+/// right, but whose stored bytes are not those signed.
+fn recompressed(file: &[u8], index: usize) -> Vec<u8> {
+    let table = Bundle::open(file.to_vec())
+        .unwrap()
+        .archive()
+        .table()
+        .clone();
+    let mut out = Vec::new();
+    let mut rewritten = SeekTable::default();
+    for (i, frame) in table.frames().iter().enumerate() {
+        let start = frame.offset as usize;
+        let stored = &file[start..start + frame.compressed as usize];
+        let bytes = if i == index {
+            let content = zstd::bulk::decompress(stored, frame.decompressed as usize).unwrap();
+            let mut c = zstd::bulk::Compressor::new(19).unwrap();
+            c.include_checksum(true).unwrap();
+            c.include_contentsize(true).unwrap();
+            let again = c.compress(&content).unwrap();
+            assert_ne!(again, stored, "level 19 gave the same bytes");
+            again
+        } else {
+            stored.to_vec()
+        };
+        rewritten.push(bytes.len() as u32, frame.decompressed);
+        out.extend(bytes);
+    }
+    out.extend(rewritten.encode());
+    out
+}
+
+/// A bundle whose content members' frames were compressed again after signing: every member
+/// still hashes right (the check by content passes), but the check by stored bytes fails,
+/// naming the run of members, as the signed bundle.json pins other bytes. An intact bundle
+/// passes both.
+#[test]
+fn frames_rewritten_with_the_same_content_fail_the_check_by_stored_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = dir.path().join("stage/docs");
+    std::fs::create_dir_all(&stage).unwrap();
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        let text = format!("{name}: a line of text that compresses well\n").repeat(500);
+        std::fs::write(stage.join(name), text).unwrap();
+    }
+    let key = SecretKey::from_seed(KeyId([7; 8]), &[7; 32]);
+    let out = dir.path().join("b.tar.zst");
+    pack(
+        &dir.path().join("stage"),
+        &out,
+        &options("runs"),
+        Some(&key),
+        &NoProgress,
+    )
+    .unwrap();
+    let policy = TrustPolicy::new(vec![key.public_key()], 1).unwrap();
+    let file = std::fs::read(&out).unwrap();
+    let intact = Bundle::open(file.clone()).unwrap();
+    assert_eq!(intact.toc().format, "messenger-bundle/v2");
+    assert_eq!(intact.toc().stored.as_ref().map(Vec::len), Some(1));
+    for depth in [Depth::Stored, Depth::Content] {
+        verify(&intact, &policy, 2, depth, &NoProgress).unwrap();
+    }
+
+    // Frames 0 and 1 are bundle.json and SHA256SUMS; frame 3 holds docs/b.txt.
+    let b_frame = intact.member("docs/b.txt").unwrap().frames.start;
+    let bundle = Bundle::open(recompressed(&file, b_frame)).unwrap();
+    let by_content = verify(&bundle, &policy, 2, Depth::Content, &NoProgress).unwrap();
+    assert_eq!(by_content.depth, Depth::Content);
+    match verify(&bundle, &policy, 2, Depth::Stored, &NoProgress) {
+        Err(BundleError::StoredChanged { first, last, .. }) => {
+            assert_eq!(
+                (first.as_str(), last.as_str()),
+                ("docs/a.txt", "docs/c.txt")
+            );
+        }
+        other => panic!("expected StoredChanged, got {other:?}"),
+    }
 }
