@@ -148,33 +148,31 @@ fn runs<S: ReadAt>(bundle: &Bundle<S>) -> Vec<RunSummary> {
     let Some(pinned) = bundle.toc().stored.as_deref() else {
         return Vec::new();
     };
-    let Ok(frames) = stored_runs::frames(bundle, pinned) else {
+    let Ok(places) = stored_runs::places(bundle, pinned) else {
         return Vec::new();
     };
     let table = bundle.archive().table().frames();
-    let content = bundle.members().get(2..).unwrap_or_default();
-    let mut first = 0;
-    let mut out = Vec::with_capacity(pinned.len());
-    for (run, range) in pinned.iter().zip(frames) {
-        let (Some(start), Some(end), Some(a), Some(b)) = (
-            table.get(range.start),
-            range.end.checked_sub(1).and_then(|i| table.get(i)),
-            content.get(first),
-            (first + run.members)
-                .checked_sub(1)
-                .and_then(|i| content.get(i)),
-        ) else {
-            return Vec::new();
-        };
-        out.push(RunSummary {
-            first: a.path.clone(),
-            last: b.path.clone(),
-            members: run.members,
-            offset: start.offset,
-            length: end.offset + u64::from(end.compressed) - start.offset,
-            sha256: run.sha256.clone(),
-        });
-        first += run.members;
-    }
-    out
+    let bytes = |frames: &std::ops::Range<usize>| {
+        let start = table.get(frames.start)?;
+        let end = table.get(frames.end.checked_sub(1)?)?;
+        Some((
+            start.offset,
+            end.offset + u64::from(end.compressed) - start.offset,
+        ))
+    };
+    pinned
+        .iter()
+        .zip(places)
+        .filter_map(|(run, place)| {
+            let (offset, length) = bytes(&place.frames)?;
+            Some(RunSummary {
+                first: place.first,
+                last: place.last,
+                members: run.members,
+                offset,
+                length,
+                sha256: run.sha256.clone(),
+            })
+        })
+        .collect()
 }

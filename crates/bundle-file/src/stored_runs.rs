@@ -79,12 +79,23 @@ impl RunHashers {
     }
 }
 
-/// The frames each of `runs` covers in `bundle`, or why they cannot be found: a member that
-/// does not start and end on frame boundaries, or runs that do not follow one another.
-pub(crate) fn frames<S: ReadAt>(
+/// Where a run lies: its frames and its first and last member.
+#[derive(Debug, Clone)]
+pub(crate) struct RunPlace {
+    /// The frames the run's members take.
+    pub frames: Range<usize>,
+    /// Path of its first member.
+    pub first: String,
+    /// Path of its last member.
+    pub last: String,
+}
+
+/// Where each of `runs` lies in `bundle`, or why that cannot be said: a member that does not
+/// start on the frame after the previous member's, or runs that do not cover the members.
+pub(crate) fn places<S: ReadAt>(
     bundle: &Bundle<S>,
     runs: &[StoredRun],
-) -> Result<Vec<Range<usize>>, String> {
+) -> Result<Vec<RunPlace>, String> {
     // bundle.json and SHA256SUMS come first; the runs cover the members after them.
     let content = bundle.members().get(2..).unwrap_or_default();
     let mut next = bundle.members().get(1).map_or(0, |m| m.frames.end);
@@ -92,6 +103,7 @@ pub(crate) fn frames<S: ReadAt>(
     let mut members = content.iter();
     for run in runs {
         let start = next;
+        let (mut first, mut last) = (None, None);
         for member in members.by_ref().take(run.members) {
             if member.frames.is_empty() || member.frames.start != next {
                 return Err(format!(
@@ -100,8 +112,17 @@ pub(crate) fn frames<S: ReadAt>(
                 ));
             }
             next = member.frames.end;
+            first.get_or_insert_with(|| member.path.clone());
+            last = Some(member.path.clone());
         }
-        out.push(start..next);
+        let (Some(first), Some(last)) = (first, last) else {
+            return Err("a stored run covers no member".into());
+        };
+        out.push(RunPlace {
+            frames: start..next,
+            first,
+            last,
+        });
     }
     Ok(out)
 }
@@ -115,13 +136,13 @@ pub(crate) struct RunMismatch {
     pub found: Result<String, ArchiveError>,
 }
 
-/// Hashes the frames of each run in `runs` as stored, on `threads` workers, checking each
+/// Hashes the frames of each run at `places` as stored, on `threads` workers, checking each
 /// frame's header against the seek table on the way (without decompressing), and compares
 /// each hash with `pinned`. `done` hears of each run that matched, in order, with its
 /// decompressed bytes. Stops at the first run that does not match.
 pub(crate) fn check<S: ReadAt>(
     bundle: &Bundle<S>,
-    runs: &[Range<usize>],
+    places: &[RunPlace],
     pinned: &[StoredRun],
     threads: usize,
     mut done: impl FnMut(u64),
@@ -131,7 +152,11 @@ pub(crate) fn check<S: ReadAt>(
     ordered_map(
         threads,
         threads * 2,
-        runs.iter().cloned().enumerate().map(Ok),
+        places
+            .iter()
+            .map(|place| place.frames.clone())
+            .enumerate()
+            .map(Ok),
         Vec::new,
         |buf: &mut Vec<u8>, (run, range): (usize, Range<usize>)| {
             let mut hasher = Sha256::new();

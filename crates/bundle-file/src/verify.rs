@@ -127,11 +127,13 @@ fn check_stored<S: ReadAt>(
     if signatures.is_some_and(|expected| first_difference(expected, &found).is_some()) {
         return Ok(None);
     }
-    let Ok(runs) = stored_runs::frames(bundle, pinned) else {
+    let Ok(places) = stored_runs::places(bundle, pinned) else {
         return Ok(None);
     };
     let table = bundle.archive().table();
-    let first_content = runs.first().map_or(bundle.content_frames(), |r| r.start);
+    let first_content = places
+        .first()
+        .map_or(bundle.content_frames(), |r| r.frames.start);
     progress.start("verify", table.data_len());
     let mut checker = Checker::new(bundle, None);
     let mut parser = Parser::new();
@@ -152,7 +154,7 @@ fn check_stored<S: ReadAt>(
     if bundle.archive().read_at(end, &mut marker).is_err() || marker != END_OF_ARCHIVE {
         return Ok(None);
     }
-    let checked = stored_runs::check(bundle, &runs, pinned, threads, |bytes| {
+    let checked = stored_runs::check(bundle, &places, pinned, threads, |bytes| {
         progress.advance(bytes)
     });
     progress.finish();
@@ -160,13 +162,13 @@ fn check_stored<S: ReadAt>(
         // The content pass names the member at fault; if it finds none, the frames were
         // rewritten with the same content.
         check_members(bundle, signatures, threads, progress, None)?;
-        let members = &bundle.members()[2..];
-        let first = pinned[..run].iter().map(|r| r.members).sum::<usize>();
-        let last = first + pinned[run].members - 1;
+        let (Some(place), Some(expected)) = (places.get(run), pinned.get(run)) else {
+            return Err(BundleError::Layout(format!("no stored run {run}")));
+        };
         return Err(BundleError::StoredChanged {
-            first: members[first].path.clone(),
-            last: members[last].path.clone(),
-            expected: pinned[run].sha256.clone(),
+            first: place.first.clone(),
+            last: place.last.clone(),
+            expected: expected.sha256.clone(),
             found: match found {
                 Ok(sha256) => format!("they hash to {sha256}"),
                 Err(e) => oci::error_chain(&e),
