@@ -2,6 +2,7 @@
 # Benchmark of the bundle container against the standard pipeline, in one run:
 #   pack:   bundle pack DIR          vs  tar -cf - DIR | zstd -T0 -3
 #   verify: bundle verify B --key K  vs  zstd -d < B | tar x && sha256sum -c SHA256SUMS
+#           (and, for comparison only, bundle verify --content)
 # on SIZE_MIB (default 2048) of mixed content: half compressible text, half gzip blobs.
 # Prints medians of RUNS (default 5) alternating runs, ratios and our peak memory. Targets:
 # pack >= 1.2x tar|zstd -T0 -3 with a bundle at most 2% larger, verify >= 10x the
@@ -67,6 +68,14 @@ for run in $(seq "$RUNS"); do
 done
 REF_VERIFY=$(median "${REF_VRUNS[@]}"); OUR_VERIFY=$(median "${OUR_VRUNS[@]}")
 echo "  median: extract + sha256sum ${REF_VERIFY} s, bundle verify ${OUR_VERIFY} s"
+# For comparison, no target: the check of every member's content (format v1's only check).
+CONTENT_RUNS=()
+for run in $(seq "$RUNS"); do
+  measure "bundle verify --content (run $run)" "$BIN" -q verify "$WORK/b.tar.zst" --key "$WORK/k.pub" --content
+  CONTENT_RUNS+=("$SECS")
+done
+OUR_CONTENT=$(median "${CONTENT_RUNS[@]}")
+echo "  median: bundle verify --content ${OUR_CONTENT} s ($(python3 -c "print(f'{$REF_VERIFY / $OUR_CONTENT:.2f}')")x the pipeline)"
 
 echo "sizes: tar|zstd ${REF_SIZE} bytes, bundle ${OUR_SIZE} bytes"
 python3 - "$REF_PACK" "$OUR_PACK" "$REF_VERIFY" "$OUR_VERIFY" "$PACK_RSS" "$VERIFY_RSS" "$REF_SIZE" "$OUR_SIZE" <<'PY'
