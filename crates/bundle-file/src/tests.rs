@@ -236,6 +236,37 @@ fn an_intact_bundle_verifies_and_names_its_signer() {
 }
 
 #[test]
+fn a_changed_checksum_list_is_named() {
+    // SHA256SUMS is not in a stored run: its content is checked on its own.
+    let mut parts = fixture(&[key(1)]).parts();
+    let i = index_of(&parts, CHECKSUMS_PATH);
+    parts[i].bytes[512] = if parts[i].bytes[512] == b'0' {
+        b'1'
+    } else {
+        b'0'
+    };
+    match check_parts(&parts).unwrap_err() {
+        BundleError::Changed { path, .. } => assert_eq!(path, CHECKSUMS_PATH),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn an_end_marker_that_is_not_all_zeros_is_refused() {
+    // Open reads the end marker to find where the signatures end: the check by stored runs
+    // is then not used, and the streaming pass names the fault.
+    let parts = fixture(&[key(1)]).parts();
+    let mut marker = END_OF_ARCHIVE;
+    marker[700] = b'x';
+    let chunks = parts
+        .iter()
+        .map(|p| p.bytes.as_slice())
+        .chain([&marker[..]]);
+    let err = check(frame_chunks(chunks), &policy(&[&key(1)], 1)).unwrap_err();
+    assert!(err.to_string().contains("lone zero block"), "{err}");
+}
+
+#[test]
 fn a_format_v1_bundle_is_checked_by_content() {
     let f = fixture_of(toc_v1("sample", FILES), &[key(1)]);
     let report = check_parts(&f.parts()).unwrap();

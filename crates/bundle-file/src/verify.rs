@@ -5,7 +5,7 @@
 //! and SHA-256 against `bundle.json`: whole members hashed on every core when nothing needs
 //! them in order, else one streaming pass (decompressed in parallel).
 
-use crate::archive::tar::{MemberHeader, Parser, Visitor, END_OF_ARCHIVE};
+use crate::archive::tar::{MemberHeader, Parser, Visitor};
 use crate::archive::{ArchiveError, ReadAt, SeekTable};
 use crate::member_hashes::{self, HashedMember, Interrupted};
 use crate::open::FoundSignature;
@@ -135,23 +135,7 @@ fn check_stored<S: ReadAt>(
         .first()
         .map_or(bundle.content_frames(), |r| r.frames.start);
     progress.start("verify", table.data_len());
-    let mut checker = Checker::new(bundle, None);
-    let mut parser = Parser::new();
-    let prefix = bundle
-        .archive()
-        .for_each_frame(0..first_content, 1, |_, data| {
-            let data = data.map_err(|e| checker.in_context(e))?;
-            progress.advance(data.len() as u64);
-            parser.feed(&data, &mut checker)
-        });
-    if prefix.is_err() || checker.mismatch || checker.next != 2 || !parser.between_members() {
-        return Ok(None);
-    }
-    // Open found the end marker alone in the last frame; it must be all zeros, as the parse
-    // of the streaming pass would see it.
-    let mut marker = [1u8; END_OF_ARCHIVE.len()];
-    let end = table.data_len().saturating_sub(marker.len() as u64);
-    if bundle.archive().read_at(end, &mut marker).is_err() || marker != END_OF_ARCHIVE {
+    if !head_checks_out(bundle, first_content, progress) {
         return Ok(None);
     }
     let checked = stored_runs::check(bundle, &places, pinned, threads, |bytes| {
@@ -182,6 +166,27 @@ fn check_stored<S: ReadAt>(
         bytes,
         depth: Depth::Stored,
     }))
+}
+
+/// The members before the stored runs, checked as the content pass would: `bundle.json` and
+/// `SHA256SUMS` (the frames before `first_content`) parsed and hashed, ending between two
+/// members. (Open already read the signatures after the runs and the end marker: two zero
+/// blocks alone in the last frame.)
+fn head_checks_out<S: ReadAt>(
+    bundle: &Bundle<S>,
+    first_content: usize,
+    progress: &dyn Progress,
+) -> bool {
+    let mut checker = Checker::new(bundle, None);
+    let mut parser = Parser::new();
+    let head = bundle
+        .archive()
+        .for_each_frame(0..first_content, 1, |_, data| {
+            let data = data.map_err(|e| checker.in_context(e))?;
+            progress.advance(data.len() as u64);
+            parser.feed(&data, &mut checker)
+        });
+    head.is_ok() && !checker.mismatch && checker.next == 2 && parser.between_members()
 }
 
 /// Receives members that pass their checks, e.g. to write them out.
