@@ -33,13 +33,11 @@ pack_ours() {
   rm -f "$WORK/b.tar.zst"
   measure "bundle pack         (run $1)" "$BIN" -q pack "$WORK/in" -o "$WORK/b.tar.zst"
   OUR_RUNS+=("$SECS")
-  if [ "$RSS" -gt "$PACK_RSS" ]; then PACK_RSS=$RSS; fi
+  keep_peak PACK_RSS
 }
 echo "pack ($RUNS alternating runs each, the median counts; this machine's timing is noisy):"
 REF_RUNS=(); OUR_RUNS=(); PACK_RSS=0
-for run in $(seq "$RUNS"); do
-  alternate "$run" pack_ref pack_ours
-done
+alternate_runs pack_ref pack_ours
 REF_PACK=$(median "${REF_RUNS[@]}"); OUR_PACK=$(median "${OUR_RUNS[@]}")
 echo "  median: tar|zstd ${REF_PACK} s, bundle pack ${OUR_PACK} s"
 OUR_SIZE=$(stat -c %s "$WORK/b.tar.zst")
@@ -56,24 +54,21 @@ verify_ref() {
   REF_VRUNS+=("$SECS")
   rm -rf "$WORK/x"
 }
+# Ours: the default check (by stored runs), then, for comparison only, `--content` (every
+# member decompressed and hashed, format v1's only check).
 verify_ours() {
   measure "bundle verify      (run $1)" "$BIN" -q verify "$WORK/b.tar.zst" --key "$WORK/k.pub"
   OUR_VRUNS+=("$SECS")
-  if [ "$RSS" -gt "$VERIFY_RSS" ]; then VERIFY_RSS=$RSS; fi
+  keep_peak VERIFY_RSS
+  measure "bundle verify --content (run $1)" "$BIN" -q verify "$WORK/b.tar.zst" --key "$WORK/k.pub" --content
+  CONTENT_RUNS+=("$SECS")
+  keep_peak VERIFY_RSS
 }
 echo "verify ($RUNS alternating runs each, the median counts):"
-REF_VRUNS=(); OUR_VRUNS=(); VERIFY_RSS=0
-for run in $(seq "$RUNS"); do
-  alternate "$run" verify_ref verify_ours
-done
+REF_VRUNS=(); OUR_VRUNS=(); CONTENT_RUNS=(); VERIFY_RSS=0
+alternate_runs verify_ref verify_ours
 REF_VERIFY=$(median "${REF_VRUNS[@]}"); OUR_VERIFY=$(median "${OUR_VRUNS[@]}")
 echo "  median: extract + sha256sum ${REF_VERIFY} s, bundle verify ${OUR_VERIFY} s"
-# For comparison, no target: the check of every member's content (format v1's only check).
-CONTENT_RUNS=()
-for run in $(seq "$RUNS"); do
-  measure "bundle verify --content (run $run)" "$BIN" -q verify "$WORK/b.tar.zst" --key "$WORK/k.pub" --content
-  CONTENT_RUNS+=("$SECS")
-done
 OUR_CONTENT=$(median "${CONTENT_RUNS[@]}")
 echo "  median: bundle verify --content ${OUR_CONTENT} s ($(python3 -c "print(f'{$REF_VERIFY / $OUR_CONTENT:.2f}')")x the pipeline)"
 

@@ -51,7 +51,7 @@ ours() { # run, kind (cold or warm)
   if [ "$2" = cold ]; then rm -rf "$WORK/cache"; fi
   rm -f "$WORK/$2.tar.zst"
   measure "bundle build ($2 cache, run $1)" "${BUILD[@]}" -o "$WORK/$2.tar.zst"
-  if [ "$RSS" -gt "$OUR_RSS" ]; then OUR_RSS=$RSS; fi
+  keep_peak OUR_RSS
 }
 theirs() { # run
   rm -rf "$WORK/sync" "$WORK/ref.tar.zst"
@@ -62,9 +62,9 @@ cold_theirs() { theirs "$1"; REF_COLDS+=("$SECS"); }
 warm_ours() { ours "$1" warm; OUR_WARMS+=("$SECS"); }
 warm_theirs() { theirs "$1"; REF_WARMS+=("$SECS"); }
 echo "cold (bundle with an empty cache; skopeo always fetches everything), $RUNS alternating runs:"
-for run in $(seq "$RUNS"); do alternate "$run" cold_ours cold_theirs; done
+alternate_runs cold_ours cold_theirs
 echo "warm (bundle with the cache filled), $RUNS alternating runs:"
-for run in $(seq "$RUNS"); do alternate "$run" warm_ours warm_theirs; done
+alternate_runs warm_ours warm_theirs
 OUR_COLD=$(median "${OUR_COLDS[@]}"); REF_COLD=$(median "${REF_COLDS[@]}")
 OUR_WARM=$(median "${OUR_WARMS[@]}"); REF_WARM=$(median "${REF_WARMS[@]}")
 echo "medians: cold $OUR_COLD s vs $REF_COLD s, warm $OUR_WARM s vs $REF_WARM s"

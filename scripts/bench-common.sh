@@ -12,6 +12,8 @@
 #                        previous one's dirty pages), prints NAME, seconds and peak RSS, and
 #                        sets $SECS and $RSS (KiB).
 #   median N...          the median of the numbers (the lower middle one for an even count).
+#   keep_peak VAR        raises the variable named VAR to the last measure's RSS if lower.
+#   alternate_runs A B   calls `alternate RUN A B` for RUN = 1 .. $RUNS.
 #   alternate RUN A B    calls A RUN then B RUN when RUN is odd, B first when it is even:
 #                        writing output takes fresh pages, and on a virtual machine that hands
 #                        idle memory back to its host a page touched for the first time costs
@@ -67,6 +69,11 @@ measure() {
   printf '  %-44s %7.2f s  %8d KiB peak RSS\n' "$1" "$SECS" "$RSS"
 }
 median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
+keep_peak() { if [ "$RSS" -gt "${!1}" ]; then printf -v "$1" '%s' "$RSS"; fi; }
 alternate() {
   if [ $(( $1 % 2 )) = 1 ]; then "$2" "$1"; "$3" "$1"; else "$3" "$1"; "$2" "$1"; fi
+}
+alternate_runs() {
+  local run
+  for run in $(seq "$RUNS"); do alternate "$run" "$1" "$2"; done
 }

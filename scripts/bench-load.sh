@@ -24,7 +24,7 @@ load_ours() { # run
   measure "installer load               (run $1)" env TMPDIR="$WORK/tmp" sh -c \
     "'$INSTALLER' --json load '$WORK/b.tar.zst' --registry '$OURS' --insecure-registry --key '$WORK/k.pub' ${LOAD_ARGS:-} > '$WORK/first.json'"
   OUR_RUNS+=("$SECS")
-  if [ "$RSS" -gt "$OUR_RSS" ]; then OUR_RSS=$RSS; fi
+  keep_peak OUR_RSS
   TMP_USE=$(du -sk "$WORK/tmp" | cut -f1)
 }
 load_theirs() { # run

@@ -108,7 +108,7 @@ pub fn summarize<S: ReadAt>(bundle: &Bundle<S>) -> Summary {
             }
         })
         .collect();
-    let stored_runs = runs(bundle);
+    let stored_runs = runs(bundle, compressed);
     let (signatures, signature_problem) = match bundle.signatures() {
         Ok(found) => (
             found
@@ -143,8 +143,12 @@ pub fn summarize<S: ReadAt>(bundle: &Bundle<S>) -> Summary {
     }
 }
 
-/// The stored runs of `bundle` with their places in the file.
-fn runs<S: ReadAt>(bundle: &Bundle<S>) -> Vec<RunSummary> {
+/// The stored runs of `bundle` with their places in the file; `compressed` gives the bytes a
+/// range of frames takes.
+fn runs<S: ReadAt>(
+    bundle: &Bundle<S>,
+    compressed: impl Fn(&std::ops::Range<usize>) -> u64,
+) -> Vec<RunSummary> {
     let Some(pinned) = bundle.toc().stored.as_deref() else {
         return Vec::new();
     };
@@ -152,25 +156,16 @@ fn runs<S: ReadAt>(bundle: &Bundle<S>) -> Vec<RunSummary> {
         return Vec::new();
     };
     let table = bundle.archive().table().frames();
-    let bytes = |frames: &std::ops::Range<usize>| {
-        let start = table.get(frames.start)?;
-        let end = table.get(frames.end.checked_sub(1)?)?;
-        Some((
-            start.offset,
-            end.offset + u64::from(end.compressed) - start.offset,
-        ))
-    };
     pinned
         .iter()
         .zip(places)
         .filter_map(|(run, place)| {
-            let (offset, length) = bytes(&place.frames)?;
             Some(RunSummary {
+                offset: table.get(place.frames.start)?.offset,
+                length: compressed(&place.frames),
                 first: place.first,
                 last: place.last,
                 members: run.members,
-                offset,
-                length,
                 sha256: run.sha256.clone(),
             })
         })

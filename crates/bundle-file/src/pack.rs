@@ -7,7 +7,7 @@ use crate::archive::writer::{stored_member_frames, Content, Member, Written};
 use crate::archive::ArchiveError;
 use crate::archive::{Writer, WriterOptions};
 use crate::sign::SecretKey;
-use crate::stored_runs::{self, RunHashers};
+use crate::stored_runs::RunHashers;
 use crate::toc::{
     is_signature_path, with_checksums, Entry, Kind, StoredRun, TableOfContents, CHECKSUMS_PATH,
     FIRST_SIGNATURE_PATH, FORMAT, TOC_PATH,
@@ -132,17 +132,10 @@ pub fn pack_inputs(
             kind: Kind::of_path(&s.path),
         })
         .collect();
-    let plan = stored_runs::plan(staged.iter().map(|s| (s.path.as_str(), s.size)));
-    let skeleton_runs: Vec<StoredRun> = plan
-        .iter()
-        .map(|&members| StoredRun {
-            members,
-            sha256: placeholder.clone(),
-        })
-        .collect();
+    let mut runs = RunHashers::new(staged.iter().map(|s| (s.path.as_str(), s.size)));
     let created = oci::time::format_rfc3339(timestamp)?;
     let (skeleton_toc, skeleton_sums) =
-        describe(options, &created, skeleton.clone(), skeleton_runs.clone());
+        describe(options, &created, skeleton.clone(), runs.placeholders());
     let writer_options = WriterOptions {
         level: options.level,
         threads: options.threads,
@@ -164,7 +157,6 @@ pub fn pack_inputs(
             size: s.size,
             content: Content::File(s.file.clone()),
         });
-        let mut runs = RunHashers::new(&plan);
         let hashes = hash_alongside(staged.len(), |hash| {
             writer.write_members(members, &mut |w, frame| {
                 progress.advance(w.data().len() as u64);
@@ -178,11 +170,7 @@ pub fn pack_inputs(
         for (entry, sha256) in entries.iter_mut().zip(hashes) {
             entry.sha256 = sha256;
         }
-        let mut stored = skeleton_runs.clone();
-        for (run, sha256) in stored.iter_mut().zip(runs.finish()) {
-            run.sha256 = sha256;
-        }
-        let (toc, sums) = describe(options, &created, entries, stored);
+        let (toc, sums) = describe(options, &created, entries, runs.finish());
         let toc_bytes = toc.to_bytes();
         if toc_bytes.len() != skeleton_toc.to_bytes().len() || sums.len() != skeleton_sums.len() {
             return Err(BundleError::Layout(

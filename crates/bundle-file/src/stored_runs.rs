@@ -21,7 +21,7 @@ const RUN_BYTES: u64 = 16 << 20;
 /// How many members each run covers, for content members given as (path, size) in archive
 /// order: a run ends after the member that brings it to [`RUN_BYTES`] of tar stream; the last
 /// run takes what is left. No members, no runs.
-pub(crate) fn plan<'a>(members: impl IntoIterator<Item = (&'a str, u64)>) -> Vec<usize> {
+fn plan<'a>(members: impl IntoIterator<Item = (&'a str, u64)>) -> Vec<usize> {
     let mut runs = Vec::new();
     let (mut count, mut bytes) = (0, 0u64);
     for (path, size) in members {
@@ -38,25 +38,37 @@ pub(crate) fn plan<'a>(members: impl IntoIterator<Item = (&'a str, u64)>) -> Vec
     runs
 }
 
-/// Hashes the frames the writer hands over into the run of the member each belongs to.
+/// The runs of a pack: planned from the members' sizes, then filled with the SHA-256 of the
+/// frames the writer hands over, each into the run of the member it belongs to.
 pub(crate) struct RunHashers {
+    /// Members of each run.
+    plan: Vec<usize>,
     /// Run of each content member, by its index among them.
     run_of: Vec<usize>,
     hashers: Vec<Sha256>,
 }
 
 impl RunHashers {
-    /// Hashers for runs of `plan`'s lengths.
-    pub(crate) fn new(plan: &[usize]) -> Self {
+    /// Runs for content members given as (path, size) in archive order (see [`plan`]).
+    pub(crate) fn new<'a>(members: impl IntoIterator<Item = (&'a str, u64)>) -> Self {
+        let plan = plan(members);
         let run_of = plan
             .iter()
             .enumerate()
             .flat_map(|(run, &members)| std::iter::repeat_n(run, members))
             .collect();
+        let hashers = vec![Sha256::new(); plan.len()];
         RunHashers {
+            plan,
             run_of,
-            hashers: vec![Sha256::new(); plan.len()],
+            hashers,
         }
+    }
+
+    /// The runs with a placeholder for each hash (64 `0`s): what `bundle.json` holds, at its
+    /// final size, before the frames are written.
+    pub(crate) fn placeholders(&self) -> Vec<StoredRun> {
+        runs(&self.plan, std::iter::repeat_with(|| "0".repeat(64)))
     }
 
     /// `frame`, just written, of content member `member` (by index among them).
@@ -70,13 +82,19 @@ impl RunHashers {
         }
     }
 
-    /// Each run's SHA-256 in hex.
-    pub(crate) fn finish(self) -> Vec<String> {
-        self.hashers
-            .into_iter()
-            .map(|h| hex::encode(h.finalize()))
-            .collect()
+    /// The runs with the SHA-256 of the frames handed over.
+    pub(crate) fn finish(self) -> Vec<StoredRun> {
+        let hashes = self.hashers.into_iter().map(|h| hex::encode(h.finalize()));
+        runs(&self.plan, hashes)
     }
+}
+
+/// Runs of `plan`'s lengths with `hashes`.
+fn runs(plan: &[usize], hashes: impl IntoIterator<Item = String>) -> Vec<StoredRun> {
+    plan.iter()
+        .zip(hashes)
+        .map(|(&members, sha256)| StoredRun { members, sha256 })
+        .collect()
 }
 
 /// Where a run lies: its frames and its first and last member.

@@ -231,8 +231,8 @@ fn index_of(parts: &[Part], path: &str) -> usize {
 fn an_intact_bundle_verifies_and_names_its_signer() {
     let report = check_parts(&fixture(&[key(1)]).parts()).unwrap();
     assert_eq!(report.signers.trusted, vec![key(1).id()]);
-    assert_eq!(report.members, 6);
-    assert_eq!(report.depth, Depth::Stored);
+    assert_eq!(report.checked.members, 6);
+    assert_eq!(report.checked.depth, Depth::Stored);
 }
 
 #[test]
@@ -270,7 +270,10 @@ fn an_end_marker_that_is_not_all_zeros_is_refused() {
 fn a_format_v1_bundle_is_checked_by_content() {
     let f = fixture_of(toc_v1("sample", FILES), &[key(1)]);
     let report = check_parts(&f.parts()).unwrap();
-    assert_eq!((report.members, report.depth), (6, Depth::Content));
+    assert_eq!(
+        (report.checked.members, report.checked.depth),
+        (6, Depth::Content)
+    );
     let mut parts = f.parts();
     let i = index_of(&parts, "docs/readme.md");
     parts[i].bytes[512] ^= 0x01;
@@ -758,12 +761,15 @@ fn members_hashed_on_several_cores_are_each_checked() {
     let file = large_bundle(12, len, writer_cut, None);
     assert_eq!(segment_count(&file), 3);
     let report = check_to(file.clone(), &policy(&[&key(1)], 1), Depth::Content).unwrap();
-    assert_eq!((report.members, report.depth), (12 + 3, Depth::Content));
-    assert!(report.bytes > 12 * len as u64);
+    assert_eq!(
+        (report.checked.members, report.checked.depth),
+        (12 + 3, Depth::Content)
+    );
+    assert!(report.checked.bytes > 12 * len as u64);
     let stored = check(file, &policy(&[&key(1)], 1)).unwrap();
     assert_eq!(
-        (stored.members, stored.bytes),
-        (report.members, report.bytes)
+        (stored.checked.members, stored.checked.bytes),
+        (report.checked.members, report.checked.bytes)
     );
     assert_changed(
         large_bundle(12, len, writer_cut, Some((10, 1000))),
@@ -786,7 +792,10 @@ fn frames_cut_inside_members_are_checked_in_one_pass_instead() {
     let file = large_bundle(6, len, cut, None);
     assert!(segment_count(&file) > 1);
     let report = check_to(file, &policy(&[&key(1)], 1), Depth::Content).unwrap();
-    assert_eq!((report.members, report.depth), (6 + 3, Depth::Content));
+    assert_eq!(
+        (report.checked.members, report.checked.depth),
+        (6 + 3, Depth::Content)
+    );
     assert_changed(
         large_bundle(6, len, cut, Some((4, (2 << 20) + 5))),
         "blobs/sha256/04",

@@ -23,12 +23,8 @@ pub struct Report {
     pub name: String,
     /// Bundle version.
     pub version: String,
-    /// Members checked, `bundle.json` and signatures included.
-    pub members: usize,
-    /// Bytes of member data the check covered.
-    pub bytes: u64,
-    /// How the content members were checked.
-    pub depth: Depth,
+    /// What the member check covered.
+    pub checked: Checked,
     /// Who signed.
     pub signers: Signers,
 }
@@ -46,7 +42,7 @@ pub enum Depth {
 }
 
 /// What a member check covered.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checked {
     /// Members checked, `bundle.json` and signatures included.
     pub members: usize,
@@ -80,9 +76,7 @@ pub fn verify<S: ReadAt>(
     Ok(Report {
         name: bundle.toc().name.clone(),
         version: bundle.toc().version.clone(),
-        members: checked.members,
-        bytes: checked.bytes,
-        depth: checked.depth,
+        checked,
         signers,
     })
 }

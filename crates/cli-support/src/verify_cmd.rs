@@ -24,8 +24,8 @@ pub struct VerifyArgs {
     pub threads: Option<usize>,
     /// Decompress every member and check its content's SHA-256 and tar header, as `extract`
     /// does, instead of hashing the frames as stored against the SHA-256 bundle.json pins for
-    /// each run of members (the default: as strong under the signature, with no
-    /// decompression). A bundle of format v1 is always checked by content.
+    /// each run of members (the default: as strong under the signature, and only bundle.json
+    /// and SHA256SUMS are decompressed). A bundle of format v1 is always checked by content.
     #[arg(long)]
     pub content: bool,
 }
@@ -49,7 +49,8 @@ pub struct TrustedBundleArgs {
     pub bundle: PathBuf,
     #[command(flatten)]
     pub trust: TrustArgs,
-    /// Use the bundle WITHOUT checking its signatures (member hashes are still checked).
+    /// Use the bundle WITHOUT checking its signatures (the members are still checked against
+    /// bundle.json).
     #[arg(long)]
     pub insecure_skip_verify: bool,
 }
@@ -151,7 +152,7 @@ pub fn run(args: &VerifyArgs, out: Output) -> Result<ExitCode> {
         .iter()
         .map(|k| k.to_string())
         .collect();
-    let how = match report.depth {
+    let how = match report.checked.depth {
         Depth::Stored => "frames as stored",
         Depth::Content => "content",
     };
@@ -159,8 +160,8 @@ pub fn run(args: &VerifyArgs, out: Output) -> Result<ExitCode> {
         "OK {} {}: {} members, {} bytes checked ({how}); signed by {}\n",
         report.name,
         report.version,
-        report.members,
-        report.bytes,
+        report.checked.members,
+        report.checked.bytes,
         signers.join(", ")
     );
     if !unknown.is_empty() {
@@ -175,9 +176,9 @@ pub fn run(args: &VerifyArgs, out: Output) -> Result<ExitCode> {
             ok: true,
             name: report.name,
             version: report.version,
-            members: report.members,
-            bytes: report.bytes,
-            checked: report.depth,
+            members: report.checked.members,
+            bytes: report.checked.bytes,
+            checked: report.checked.depth,
             signers,
             ignored_unknown_signers: unknown,
         },

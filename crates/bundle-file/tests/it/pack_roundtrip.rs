@@ -76,11 +76,11 @@ proptest! {
         let bundle = Bundle::open_path(&out).unwrap();
         let policy = TrustPolicy::new(vec![key.public_key()], 1).unwrap();
         let report = verify(&bundle, &policy, 2, Depth::Stored, &NoProgress).unwrap();
-        prop_assert_eq!(report.members, files.len() + 3);
-        prop_assert_eq!(report.depth, Depth::Stored);
+        prop_assert_eq!(report.checked.members, files.len() + 3);
+        prop_assert_eq!(report.checked.depth, Depth::Stored);
         let by_content = verify(&bundle, &policy, 2, Depth::Content, &NoProgress).unwrap();
-        prop_assert_eq!(by_content.depth, Depth::Content);
-        prop_assert_eq!((by_content.members, by_content.bytes), (report.members, report.bytes));
+        prop_assert_eq!(by_content.checked.depth, Depth::Content);
+        prop_assert_eq!((by_content.checked.members, by_content.checked.bytes), (report.checked.members, report.checked.bytes));
         let target = dir.path().join("out");
         extract(&bundle, &target, 2, &NoProgress).unwrap();
         let mut back = BTreeMap::new();
@@ -190,7 +190,7 @@ fn frames_rewritten_with_the_same_content_fail_the_check_by_stored_bytes() {
     let b_frame = intact.member("docs/b.txt").unwrap().frames.start;
     let bundle = Bundle::open(recompressed(&file, b_frame)).unwrap();
     let by_content = verify(&bundle, &policy, 2, Depth::Content, &NoProgress).unwrap();
-    assert_eq!(by_content.depth, Depth::Content);
+    assert_eq!(by_content.checked.depth, Depth::Content);
     match verify(&bundle, &policy, 2, Depth::Stored, &NoProgress) {
         Err(BundleError::StoredChanged { first, last, .. }) => {
             assert_eq!(
